@@ -1,0 +1,41 @@
+/* State shared by the broker's modules: the main loop's watches. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "server.h"
+#include "tracer_link.h"
+
+/* An epoll registration: `fn(obj, events)` runs on the main thread. */
+struct watch {
+        void (*fn)(void *obj, uint32_t events);
+        void *obj;
+        int fd;
+};
+
+struct broker {
+        int epfd;
+        struct server *srv;
+        struct tracer_link tracer;
+        bool is_root;                  /* may switch sandboxes to client uids */
+        uint64_t next_id;
+        struct sandbox *sandboxes;
+        struct sandbox *graveyard;     /* freed after the current batch */
+};
+
+/* Add/remove `w` (w->fd) to/from the main loop for `events`.
+ * Returns 0 or -errno. */
+int broker_watch(struct broker *b, struct watch *w, uint32_t events);
+void broker_unwatch(struct broker *b, struct watch *w);
+
+/* Handle one client request (sandbox.c). Takes ownership of rq. */
+void sandbox_handle_request(struct broker *b, struct server_request *rq);
+
+/* Free sandboxes that ended during the current batch of events: a later
+ * event of the same batch may still name one of their watches. */
+void sandbox_free_ended(struct broker *b);
+
+/* End every sandbox (broker shutdown): kill, reap, reply where a client
+ * waits. */
+void sandbox_kill_all(struct broker *b);

@@ -1,0 +1,166 @@
+#include "filter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "kcompat.h"
+
+/* Flags that create namespaces; refused in BPF on clone's register
+ * argument, so the decision cannot race with the sandbox. */
+static const uint64_t ns_flags[] = {
+        CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
+        CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME,
+};
+
+/* Syscalls a sandbox never needs and that reach past it: tracing and
+ * writing other processes, loading code into the kernel, rebooting,
+ * system-wide settings, and getting descriptors out of other processes. */
+static const char *const hardening_deny[] = {
+        "ptrace", "process_vm_writev", "process_madvise", "pidfd_getfd",
+        "kexec_load", "kexec_file_load", "init_module", "finit_module",
+        "delete_module", "bpf", "perf_event_open", "reboot", "swapon",
+        "swapoff", "acct", "iopl", "ioperm", "open_by_handle_at",
+        "name_to_handle_at", "lookup_dcookie", "quotactl", "userfaultfd",
+        "keyctl", "add_key", "request_key", "mount", "umount2", "pivot_root",
+        "fsopen", "fsmount", "fsconfig", "move_mount", "open_tree",
+        "mount_setattr", "unshare", "setns",
+};
+
+#define ADD(...) do {                                   \
+                if (n >= max)                           \
+                        return -ENOSPC;                 \
+                rules[n++] = (struct filter_rule){ __VA_ARGS__ }; \
+        } while (0)
+
+int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_t max)
+{
+        size_t n = 0;
+        (void)p;
+
+        for (size_t i = 0; i < ARRAY_SIZE(hardening_deny); i++)
+                ADD(.syscall = hardening_deny[i], .action = FILTER_ERRNO, .err = EPERM);
+
+        /* clone(2): a namespace flag, or CLONE_UNTRACED (which would hide
+         * the child from fork registration), fails with EPERM. */
+        for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
+                ADD(.syscall = "clone", .action = FILTER_ERRNO, .err = EPERM,
+                    .masked = true, .argno = 0, .mask = ns_flags[i], .value = ns_flags[i]);
+        ADD(.syscall = "clone", .action = FILTER_ERRNO, .err = EPERM,
+            .masked = true, .argno = 0, .mask = CLONE_UNTRACED, .value = CLONE_UNTRACED);
+
+        /* clone3(2) keeps its flags in user memory, invisible to BPF and
+         * racy to read: ENOSYS makes glibc fall back to clone(2). */
+        ADD(.syscall = "clone3", .action = FILTER_ERRNO, .err = ENOSYS);
+
+        /* TIOCSTI pushes input into a terminal the sandbox shares with the
+         * user's shell. */
+        ADD(.syscall = "ioctl", .action = FILTER_ERRNO, .err = EPERM,
+            .masked = true, .argno = 1, .mask = 0xffffffffu, .value = TIOCSTI);
+
+        /* Every exec is an audit event. */
+        ADD(.syscall = "execve", .action = FILTER_NOTIFY);
+        ADD(.syscall = "execveat", .action = FILTER_NOTIFY);
+        return (int)n;
+}
+
+int filter_build(const struct filter_policy *p, scmp_filter_ctx *out)
+{
+        struct filter_rule rules[96];
+        int n = filter_rules(p, rules, ARRAY_SIZE(rules));
+        if (n < 0)
+                return n;
+
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                return -ENOMEM;
+        int r;
+        /* Syscalls of another ABI (i386 int 0x80, x32 numbers) are not in
+         * this filter's tables, so they are refused, not killed. */
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO(ENOSYS));
+        if (r == 0)
+                r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+        if (r == 0)
+                r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+        for (int i = 0; r == 0 && i < n; i++) {
+                const struct filter_rule *f = &rules[i];
+                int nr = seccomp_syscall_resolve_name(f->syscall);
+                if (nr == __NR_SCMP_ERROR) {
+                        r = -ENOENT;
+                        break;
+                }
+                uint32_t act = f->action == FILTER_NOTIFY ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(f->err);
+                if (f->masked)
+                        r = seccomp_rule_add(ctx, act, nr, 1,
+                                             SCMP_CMP(f->argno, SCMP_CMP_MASKED_EQ, f->mask, f->value));
+                else
+                        r = seccomp_rule_add(ctx, act, nr, 0);
+        }
+        if (r < 0) {
+                seccomp_release(ctx);
+                return r;
+        }
+        *out = ctx;
+        return 0;
+}
+
+int filter_export(const struct filter_policy *p, struct sock_fprog *prog)
+{
+        scmp_filter_ctx ctx;
+        int r = filter_build(p, &ctx);
+        if (r < 0)
+                return r;
+
+        /* libseccomp 2.5.4 exports only to a descriptor. */
+        _cleanup_close_ int fd = memfd_create("seccell-filter", MFD_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                seccomp_release(ctx);
+                return r;
+        }
+        r = seccomp_export_bpf(ctx, fd);
+        seccomp_release(ctx);
+        if (r < 0)
+                return r;
+        struct stat sb;
+        if (fstat(fd, &sb) < 0)
+                return -errno;
+        if (sb.st_size <= 0 || sb.st_size % sizeof(struct sock_filter) ||
+            sb.st_size / sizeof(struct sock_filter) > BPF_MAXINSNS)
+                return -E2BIG;
+        struct sock_filter *insns = malloc(sb.st_size);
+        if (!insns)
+                return -ENOMEM;
+        if (pread(fd, insns, sb.st_size, 0) != sb.st_size) {
+                free(insns);
+                return -EIO;
+        }
+        prog->filter = insns;
+        prog->len = sb.st_size / sizeof(struct sock_filter);
+        return 0;
+}
+
+int filter_load_listener(const struct sock_fprog *prog, bool *killable)
+{
+        unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+        long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog);
+        *killable = true;
+        if (fd < 0 && errno == EINVAL) {
+                /* Before Linux 5.19: a signal to a parked task restarts its
+                 * syscall under a new notification id. */
+                *killable = false;
+                flags &= ~SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+                fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, prog);
+        }
+        return fd < 0 ? -errno : (int)fd;
+}

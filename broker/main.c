@@ -1,0 +1,221 @@
+/* seccell-broker: the privileged part. It spawns sandboxes for clients (with
+ * the client's own credentials), owns their reapers, hands each listener fd
+ * to the unprivileged tracer and reports exit statuses. It never parses
+ * data produced by sandboxed code. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cleanup.h"
+#include "log.h"
+#include "size.h"
+
+int broker_watch(struct broker *b, struct watch *w, uint32_t events)
+{
+        struct epoll_event ev = { .events = events, .data.ptr = w };
+        return epoll_ctl(b->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0 ? -errno : 0;
+}
+
+void broker_unwatch(struct broker *b, struct watch *w)
+{
+        if (w->fn && w->fd >= 0)
+                epoll_ctl(b->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+        w->fn = NULL;
+}
+
+static bool getpwnam_exists(const char *name)
+{
+        struct passwd pw, *res;
+        char buf[4096];
+        return getpwnam_r(name, &pw, buf, sizeof(buf), &res) == 0 && res;
+}
+
+static void usage(FILE *f)
+{
+        fputs("Usage: seccell-broker [--dir DIR] [--tracer-user USER] [--socket-mode MODE]\n"
+              "                      [--embedded] [--ready-fd FD]\n"
+              "Serve 'seccell run' requests on DIR/broker.ipc (default /run/seccell).\n", f);
+}
+
+static struct broker broker;
+
+static void on_requests(void *obj, uint32_t ev)
+{
+        struct broker *b = obj;
+        (void)ev;
+        struct server_request *rq;
+        while ((rq = server_next(b->srv)))
+                sandbox_handle_request(b, rq);
+}
+
+static void on_fd_listen(void *obj, uint32_t ev)
+{
+        struct broker *b = obj;
+        (void)ev;
+        server_accept_fds(b->srv);
+}
+
+static bool stopping;
+static void on_signal(void *obj, uint32_t ev)
+{
+        struct watch *w = obj;
+        struct signalfd_siginfo si;
+        (void)ev;
+        while (read(w->fd, &si, sizeof(si)) == sizeof(si))
+                stopping = true;
+}
+
+static void on_tracer_exit(void *obj, uint32_t ev)
+{
+        struct broker *b = obj;
+        (void)ev;
+        /* Fail closed: sandboxes without a supervisor end now. */
+        log_msg("the tracer exited; ending every sandbox");
+        broker_unwatch(b, &(struct watch){ .fn = on_tracer_exit, .fd = b->tracer.pidfd });
+        stopping = true;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "dir", required_argument, NULL, 'd' },
+                { "tracer-user", required_argument, NULL, 'u' },
+                { "socket-mode", required_argument, NULL, 'm' },
+                { "embedded", no_argument, NULL, 'e' },
+                { "ready-fd", required_argument, NULL, 'r' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *dir = "/run/seccell", *user = NULL;
+        unsigned mode = 0666;
+        int ready_fd = -1, c, r;
+        bool embedded = false;
+        uint64_t v;
+
+        log_set_prog("seccell-broker");
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'd': dir = optarg; break;
+                case 'u': user = optarg; break;
+                case 'm':
+                        mode = strtoul(optarg, NULL, 8);
+                        break;
+                case 'e': embedded = true; break;
+                case 'r':
+                        if (parse_uint_range(optarg, 0, INT_MAX, &v) < 0) {
+                                log_msg("bad --ready-fd '%s'", optarg);
+                                return 125;
+                        }
+                        ready_fd = (int)v;
+                        break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 125;
+                }
+        }
+        if (optind != argc) {
+                usage(stderr);
+                return 125;
+        }
+
+        broker.is_root = geteuid() == 0;
+        if (!user) {
+                /* a dedicated account if the host has one, else nobody */
+                user = getenv("SECCELL_TRACER_USER");
+                if (!user)
+                        user = getpwnam_exists("seccell") ? "seccell" : "nobody";
+        }
+        /* Why: the broker briefly holds listener fds and runs as root; no
+         * same-uid process may read its memory or descriptors. */
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if (embedded)
+                setsid(); /* terminal signals go to the CLI, which forwards them */
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                log_errno(-errno, "cannot create %s", dir);
+                return 125;
+        }
+        /* the tracer, another uid, must traverse into its own subdirectory */
+        if (broker.is_root && chmod(dir, embedded ? 0711 : 0755) < 0) {
+                log_errno(-errno, "cannot set the mode of %s", dir);
+                return 125;
+        }
+        char exe[PATH_MAX], tracer_path[PATH_MAX + 32], tdir[PATH_MAX + 32];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n < 0) {
+                log_errno(-errno, "cannot find my own binary");
+                return 125;
+        }
+        exe[n] = 0;
+        snprintf(tracer_path, sizeof(tracer_path), "%s/seccell-tracer", dirname(exe));
+        snprintf(tdir, sizeof(tdir), "%s/tracer", dir);
+
+        broker.epfd = epoll_create1(EPOLL_CLOEXEC);
+        r = tracer_link_start(&broker.tracer, tracer_path, tdir, user, embedded);
+        if (r < 0)
+                return 125;
+
+        int wake_fd, fd_listen;
+        r = server_open(&broker.srv, dir, embedded ? 0600 : mode, &wake_fd, &fd_listen);
+        if (r < 0) {
+                log_errno(r, "cannot listen in %s", dir);
+                tracer_link_stop(&broker.tracer);
+                return 125;
+        }
+        struct watch w_req = { on_requests, &broker, wake_fd };
+        struct watch w_fd = { on_fd_listen, &broker, fd_listen };
+        struct watch w_sig = { on_signal, NULL, sfd };
+        struct watch w_tr = { on_tracer_exit, &broker, broker.tracer.pidfd };
+        w_sig.obj = &w_sig;
+        broker_watch(&broker, &w_req, EPOLLIN);
+        broker_watch(&broker, &w_fd, EPOLLIN);
+        broker_watch(&broker, &w_sig, EPOLLIN);
+        if (broker.tracer.pidfd >= 0)
+                broker_watch(&broker, &w_tr, EPOLLIN);
+
+        if (ready_fd >= 0) {
+                (void)!write(ready_fd, "r", 1);
+                close(ready_fd);
+        }
+        log_debug("serving on %s (tracer as %s)", dir, broker.is_root ? user : "my own uid");
+
+        while (!stopping) {
+                struct epoll_event evs[32];
+                int k = epoll_wait(broker.epfd, evs, 32, -1);
+                if (k < 0 && errno != EINTR) {
+                        log_errno(-errno, "epoll_wait");
+                        break;
+                }
+                for (int i = 0; i < k; i++) {
+                        struct watch *w = evs[i].data.ptr;
+                        if (w->fn)
+                                w->fn(w->obj, evs[i].events);
+                }
+                sandbox_free_ended(&broker);
+        }
+        sandbox_kill_all(&broker);
+        sandbox_free_ended(&broker);
+        server_close(broker.srv);
+        tracer_link_stop(&broker.tracer);
+        return 0;
+}

@@ -1,0 +1,359 @@
+/* Sandboxes from request to reply: spawn, hand to the tracer, watch the
+ * reaper, the client's connection and the timeout, and report the end. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "cleanup.h"
+#include "filter.h"
+#include "log.h"
+#include "msg.h"
+#include "reaper.h"
+#include "spawn.h"
+
+struct sandbox {
+        struct broker *b;
+        uint64_t id;
+        uint64_t token;                 /* the client's fd token: names the run */
+        uid_t uid;
+        struct server_request *rq;      /* the Run request awaiting its reply */
+        int client_conn;                /* hang-up ends the run */
+        int timer_fd;
+        struct spawn_result sp;
+        struct watch w_reaper, w_client, w_timer;
+        uint64_t start_ns;
+        bool timed_out, ended, client_gone;
+        int wait_status;
+        struct sandbox *next;
+};
+
+static uint64_t mono_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void sandbox_free(struct sandbox *sb)
+{
+        struct broker *b = sb->b;
+        for (struct sandbox **pp = &b->sandboxes; *pp; pp = &(*pp)->next)
+                if (*pp == sb) {
+                        *pp = sb->next;
+                        break;
+                }
+        broker_unwatch(b, &sb->w_reaper);
+        broker_unwatch(b, &sb->w_client);
+        broker_unwatch(b, &sb->w_timer);
+        spawn_result_close(&sb->sp);
+        closep(&sb->client_conn);
+        closep(&sb->timer_fd);
+        if (sb->rq)
+                server_drop(sb->rq);
+        sb->rq = NULL;
+        sb->next = b->graveyard;
+        b->graveyard = sb;
+}
+
+void sandbox_free_ended(struct broker *b)
+{
+        while (b->graveyard) {
+                struct sandbox *sb = b->graveyard;
+                b->graveyard = sb->next;
+                free(sb);
+        }
+}
+
+/* The reaper reported the root's status and has killed everything else. */
+static void sandbox_finish(struct sandbox *sb)
+{
+        Seccell__EndSandbox end = SECCELL__END_SANDBOX__INIT;
+        end.sandbox_id = sb->id;
+        end.wait_status = sb->wait_status;
+        end.timed_out = sb->timed_out;
+        end.duration_ns = mono_ns() - sb->start_ns;
+        tracer_link_end(&sb->b->tracer, &end);
+
+        waitpid(sb->sp.reaper_pid, NULL, 0);
+        if (sb->rq) {
+                Seccell__Reply rep = SECCELL__REPLY__INIT;
+                Seccell__RunResult res = SECCELL__RUN_RESULT__INIT;
+                nng_msg *m;
+                res.sandbox_id = sb->id;
+                res.wait_status = sb->wait_status;
+                res.timed_out = sb->timed_out;
+                rep.body_case = SECCELL__REPLY__BODY_RUN;
+                rep.run = &res;
+                if (msg_pack(&rep.base, &m) == 0)
+                        server_reply(steal_ptr(sb->rq), m);
+        }
+        log_debug("sandbox %llu ended, status 0x%x", (unsigned long long)sb->id, sb->wait_status);
+        sandbox_free(sb);
+}
+
+static void sandbox_kill(struct sandbox *sb)
+{
+        if (sb->ended)
+                return;
+        sb->ended = true;
+        reaper_send(sb->sp.reaper_sock, REAPER_KILL, 0);
+}
+
+static void on_reaper(void *obj, uint32_t events)
+{
+        struct sandbox *sb = obj;
+        struct reaper_msg m;
+        int r = reaper_recv(sb->sp.reaper_sock, &m);
+
+        if (r == -EAGAIN || r == -EINTR)
+                return;
+        if (r == 0 && m.type == REAPER_ROOT_EXIT) {
+                sb->wait_status = m.value;
+                sandbox_finish(sb);
+                return;
+        }
+        if (r < 0 || (events & (EPOLLHUP | EPOLLERR))) {
+                /* The reaper died without reporting: its children went to
+                 * init; nothing more can be known about them. */
+                log_msg("sandbox %llu: its reaper died", (unsigned long long)sb->id);
+                sb->wait_status = 125 << 8;
+                sandbox_finish(sb);
+        }
+}
+
+static void on_client(void *obj, uint32_t events)
+{
+        struct sandbox *sb = obj;
+        (void)events;
+        /* Whatever arrives or hangs up: the client has nothing more to say
+         * on this channel, so its hang-up is the only event. */
+        char c;
+        if (recv(sb->client_conn, &c, 1, MSG_DONTWAIT) == 0 || (events & (EPOLLHUP | EPOLLERR))) {
+                broker_unwatch(sb->b, &sb->w_client);
+                sb->client_gone = true;
+                if (sb->rq) {
+                        server_drop(sb->rq);
+                        sb->rq = NULL;
+                }
+                sandbox_kill(sb);
+        }
+}
+
+static void on_timer(void *obj, uint32_t events)
+{
+        struct sandbox *sb = obj;
+        (void)events;
+        broker_unwatch(sb->b, &sb->w_timer);
+        sb->timed_out = true;
+        sandbox_kill(sb);
+}
+
+/* Supplementary groups of `uid`, as login would set them. */
+static int user_groups(uid_t uid, gid_t gid, gid_t *groups, int *n)
+{
+        struct passwd pw, *res;
+        char buf[4096];
+        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res) {
+                groups[0] = gid;
+                *n = 1;
+                return 0;
+        }
+        if (getgrouplist(pw.pw_name, gid, groups, n) < 0)
+                return -E2BIG;
+        return 0;
+}
+
+static void handle_run(struct broker *b, struct server_request *rq, const Seccell__RunRequest *run)
+{
+        _cleanup_free_ struct sandbox *sb = NULL;
+        struct server_fds *fds = NULL;
+        struct sock_fprog prog = { 0 };
+        struct filter_policy fp = { 0 };
+        _cleanup_free_ char **argv = NULL, **envp = NULL;
+        gid_t groups[256];
+        int ngroups = ARRAY_SIZE(groups);
+        const char *what;
+        char why[512];
+        int r;
+
+        if (!b->is_root && rq->peer_uid != geteuid()) {
+                server_reply_error(rq, EPERM, "this broker runs as uid %u and cannot start sandboxes for uid %llu",
+                                   geteuid(), (unsigned long long)rq->peer_uid);
+                return;
+        }
+        fds = server_take_fds(b->srv, run->fd_token, (uid_t)rq->peer_uid);
+        size_t want = run->audit ? 4 : 3;
+        if (!fds || fds->nfds != want) {
+                server_reply_error(rq, EBADF, "no descriptors (%zu expected) were received for this request", want);
+                server_fds_free(fds);
+                return;
+        }
+        if (run->policy) {
+                fp.max_procs = run->policy->max_procs;
+                fp.max_memory = run->policy->max_memory;
+        }
+        r = filter_export(&fp, &prog);
+        if (r < 0) {
+                server_reply_error(rq, -r, "cannot build the seccomp filter: %s", strerror(-r));
+                server_fds_free(fds);
+                return;
+        }
+        if (b->is_root && rq->peer_uid != 0 &&
+            user_groups(rq->peer_uid, rq->peer_gid, groups, &ngroups) < 0) {
+                server_reply_error(rq, E2BIG, "uid %llu has too many groups", (unsigned long long)rq->peer_uid);
+                goto out;
+        }
+
+        /* argv and env arrays, NULL-terminated (protobuf-c's are not) */
+        argv = calloc(run->n_argv + 1, sizeof(char *));
+        envp = calloc(run->n_env + 1, sizeof(char *));
+        sb = calloc(1, sizeof(*sb));
+        if (!argv || !envp || !sb) {
+                server_reply_error(rq, ENOMEM, "out of memory");
+                goto out;
+        }
+        memcpy(argv, run->argv, run->n_argv * sizeof(char *));
+        memcpy(envp, run->env, run->n_env * sizeof(char *));
+
+        struct spawn_request sr = {
+                .argv = argv, .envp = envp, .cwd = run->cwd,
+                .uid = rq->peer_uid, .gid = rq->peer_gid,
+                .groups = groups, .ngroups = b->is_root && rq->peer_uid != 0 ? (size_t)ngroups : 0,
+                .switch_user = b->is_root,
+                .stdio = { fds->fds[0], fds->fds[1], fds->fds[2] },
+                .filter = &prog,
+        };
+        sb->b = b;
+        sb->id = ++b->next_id;
+        sb->uid = rq->peer_uid;
+        sb->token = run->fd_token;
+        sb->timer_fd = -1;
+        sb->client_conn = -1;
+        sb->start_ns = mono_ns();
+        r = spawn_sandbox(&sr, &sb->sp, &what);
+        /* the sandbox holds its stdio now; the broker must not, or readers
+         * of the sandbox's output would never see EOF */
+        fds_close(fds->fds, 3);
+        if (r < 0) {
+                if (what && strcmp(what, "chdir") == 0)
+                        server_reply_error(rq, -r, "cannot change directory to %s: %s", run->cwd, strerror(-r));
+                else
+                        server_reply_error(rq, -r, "cannot start the sandbox%s%s: %s", what ? ": " : "",
+                                           what ? what : "", strerror(-r));
+                goto out;
+        }
+
+        Seccell__AddSandbox add = SECCELL__ADD_SANDBOX__INIT;
+        int handed[2] = { sb->sp.listener_fd, run->audit ? fds->fds[3] : -1 };
+        add.sandbox_id = sb->id;
+        add.fd_token = fdchan_new_token();
+        add.root_pid = sb->sp.root_pid;
+        add.uid = rq->peer_uid;
+        add.gid = rq->peer_gid;
+        add.policy = run->policy;
+        add.n_argv = run->n_argv;
+        add.argv = run->argv;
+        add.audit = run->audit;
+        add.cwd = run->cwd;
+        r = tracer_link_add(&b->tracer, &add, handed, run->audit ? 2 : 1, why, sizeof(why));
+        /* The listener lives in the tracer only. */
+        closep(&sb->sp.listener_fd);
+        sb->sp.listener_fd = -1;
+        if (r < 0) {
+                /* fail closed: no supervisor, no sandbox */
+                server_reply_error(rq, -r, "cannot hand the sandbox to the tracer: %s", why);
+                spawn_result_close(&sb->sp);
+                waitpid(sb->sp.reaper_pid, NULL, 0);
+                goto out;
+        }
+
+        if (run->policy && run->policy->timeout_ms) {
+                sb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+                struct itimerspec its = { .it_value = {
+                        .tv_sec = run->policy->timeout_ms / 1000,
+                        .tv_nsec = (run->policy->timeout_ms % 1000) * 1000000 } };
+                if (sb->timer_fd < 0 || timerfd_settime(sb->timer_fd, 0, &its, NULL) < 0) {
+                        server_reply_error(rq, errno, "cannot arm the timeout: %s", strerror(errno));
+                        spawn_result_close(&sb->sp);
+                        waitpid(sb->sp.reaper_pid, NULL, 0);
+                        goto out;
+                }
+        }
+        sb->client_conn = steal_fd(fds->conn);
+        sb->rq = rq;
+        sb->w_reaper = (struct watch){ on_reaper, sb, sb->sp.reaper_sock };
+        sb->w_client = (struct watch){ on_client, sb, sb->client_conn };
+        sb->w_timer = (struct watch){ on_timer, sb, sb->timer_fd };
+        broker_watch(b, &sb->w_reaper, EPOLLIN);
+        broker_watch(b, &sb->w_client, EPOLLIN | EPOLLRDHUP);
+        if (sb->timer_fd >= 0)
+                broker_watch(b, &sb->w_timer, EPOLLIN);
+        sb->next = b->sandboxes;
+        b->sandboxes = sb;
+
+        spawn_release(&sb->sp);
+        steal_ptr(sb);
+out:
+        free(prog.filter);
+        server_fds_free(fds);
+}
+
+static void handle_signal(struct broker *b, struct server_request *rq, const Seccell__SignalRequest *sig)
+{
+        for (struct sandbox *sb = b->sandboxes; sb; sb = sb->next) {
+                if (sb->token != sig->fd_token || sb->uid != rq->peer_uid)
+                        continue;
+                if (!sb->ended)
+                        reaper_send(sb->sp.reaper_sock, REAPER_SIGNAL, sig->signo);
+                nng_msg *m;
+                if (msg_error_reply(&m, 0, "ok") == 0)
+                        server_reply(rq, m);
+                else
+                        server_drop(rq);
+                return;
+        }
+        server_reply_error(rq, ESRCH, "no such sandbox");
+}
+
+void sandbox_handle_request(struct broker *b, struct server_request *rq)
+{
+        Seccell__Request *req;
+        char why[256];
+
+        if (msg_unpack_request(rq->msg, &req, why, sizeof(why)) < 0) {
+                log_msg("malformed request from pid %llu (uid %llu): %s", (unsigned long long)rq->peer_pid,
+                        (unsigned long long)rq->peer_uid, why);
+                server_reply_error(rq, EBADMSG, "malformed request: %s", why);
+                return;
+        }
+        if (req->body_case == SECCELL__REQUEST__BODY_RUN)
+                handle_run(b, rq, req->run);
+        else
+                handle_signal(b, rq, req->signal);
+        seccell__request__free_unpacked(req, NULL);
+}
+
+void sandbox_kill_all(struct broker *b)
+{
+        while (b->sandboxes) {
+                struct sandbox *sb = b->sandboxes;
+                /* closing the reaper's socket makes it kill and reap all */
+                sandbox_kill(sb);
+                struct reaper_msg m;
+                while (reaper_recv(sb->sp.reaper_sock, &m) == 0 && m.type != REAPER_ROOT_EXIT)
+                        ;
+                sb->wait_status = m.value;
+                sandbox_finish(sb);
+        }
+}

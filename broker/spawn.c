@@ -1,0 +1,295 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <limits.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "fdpass.h"
+#include "filter.h"
+#include "kcompat.h"
+#include "reaper.h"
+
+#define FD_SPAWN 3
+#define FD_BROKER 4
+#define SPAWN_TIMEOUT_MS 10000
+
+/* Steps of the root's set-up, named in the error the user sees. */
+static const char *const stage_names[] = {
+        "", "no_new_privs", "setgroups", "setresgid", "setresuid",
+        "capabilities", "parent death signal", "chdir", "seccomp",
+        "listener hand-over",
+};
+enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND };
+
+/* Capabilities a root-owned sandbox must not keep: each reaches the
+ * supervisor or the kernel past the filter (CAP_SYS_PTRACE opens
+ * /proc/<tracer>/fd and pidfd_getfd on other processes). */
+static const cap_value_t root_drop_caps[] = {
+        CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO,
+        CAP_SYS_BOOT, CAP_BPF, CAP_PERFMON, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE,
+        CAP_SETPCAP, CAP_SYS_RESOURCE,
+};
+
+_Noreturn static void root_fail(int stage, int err)
+{
+        /* errno in the low half, the stage in the high half of the token */
+        fdchan_send(FD_SPAWN, ((uint64_t)stage << 32) | (uint32_t)err, NULL, 0);
+        _exit(125);
+}
+
+static int drop_root_caps(void)
+{
+        cap_t caps = cap_get_proc();
+        if (!caps)
+                return -errno;
+        int n = ARRAY_SIZE(root_drop_caps);
+        int r = cap_set_flag(caps, CAP_EFFECTIVE, n, root_drop_caps, CAP_CLEAR);
+        if (r == 0)
+                r = cap_set_flag(caps, CAP_PERMITTED, n, root_drop_caps, CAP_CLEAR);
+        if (r == 0)
+                r = cap_set_flag(caps, CAP_INHERITABLE, n, root_drop_caps, CAP_CLEAR);
+        /* bounding set first: dropping it needs CAP_SETPCAP, which goes too */
+        for (int i = 0; r == 0 && i < n; i++)
+                if (prctl(PR_CAPBSET_DROP, root_drop_caps[i], 0, 0, 0) < 0 && errno != EINVAL)
+                        r = -1;
+        if (r == 0)
+                r = cap_set_proc(caps);
+        int e = errno;
+        cap_free(caps);
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        return r < 0 ? -e : 0;
+}
+
+/* The PATH search of execvp(3), done before the exec so that only the
+ * program that runs is an exec in the audit record. PATH comes from the
+ * command's environment (default as glibc's). Returns 0 with the file in
+ * out[len], or the errno execvp would report: ENOENT when nothing was
+ * found, EACCES when only non-executable candidates were. */
+static int resolve_command(const char *cmd, char *const *envp, char *out, size_t len)
+{
+        if (strchr(cmd, '/')) {
+                if (strlen(cmd) >= len)
+                        return ENAMETOOLONG;
+                strcpy(out, cmd);
+                return 0;
+        }
+        const char *path = "/bin:/usr/bin";
+        for (char *const *e = envp; *e; e++)
+                if (strncmp(*e, "PATH=", 5) == 0)
+                        path = *e + 5;
+        int err = ENOENT;
+        for (const char *p = path;; p++) {
+                const char *end = strchrnul(p, ':');
+                size_t dl = end - p;
+                /* an empty entry means the current directory */
+                int n = dl ? snprintf(out, len, "%.*s/%s", (int)dl, p, cmd) : snprintf(out, len, "%s", cmd);
+                if (n > 0 && (size_t)n < len) {
+                        struct stat st;
+                        if (stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+                                if (access(out, X_OK) == 0)
+                                        return 0;
+                                err = EACCES;
+                        } else if (errno == EACCES && err == ENOENT) {
+                                err = EACCES;
+                        }
+                }
+                if (!*end)
+                        return err;
+                p = end;
+        }
+}
+
+/* Runs in the root process, after the reaper laid out 0-2 and FD_SPAWN. */
+static void root_main(void *ud)
+{
+        const struct spawn_request *rq = ud;
+        pid_t reaper = getppid();
+        bool killable;
+        char go;
+
+        /* own process group: signals forwarded to the group reach the
+         * whole job, and the kill at the end starts there */
+        setpgid(0, 0);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                root_fail(ST_NNP, errno);
+        if (rq->switch_user && rq->uid != 0) {
+                if (setgroups(rq->ngroups, rq->groups) < 0)
+                        root_fail(ST_GROUPS, errno);
+                if (setresgid(rq->gid, rq->gid, rq->gid) < 0)
+                        root_fail(ST_GID, errno);
+                if (setresuid(rq->uid, rq->uid, rq->uid) < 0)
+                        root_fail(ST_UID, errno);
+        } else if (geteuid() == 0) {
+                int r = drop_root_caps();
+                if (r < 0)
+                        root_fail(ST_CAPS, -r);
+        }
+        /* after the credential change, which clears it */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                root_fail(ST_PDEATH, errno);
+        if (getppid() != reaper)
+                _exit(125);
+        if (chdir(rq->cwd) < 0)
+                root_fail(ST_CHDIR, errno);
+
+        /* From here until the tracer holds the listener, nothing may make a
+         * notified syscall: it would wait for a supervisor that has no fd. */
+        int lfd = filter_load_listener(rq->filter, &killable);
+        if (lfd < 0)
+                root_fail(ST_SECCOMP, -lfd);
+        if (fdchan_send(FD_SPAWN, killable ? 1 : 0, &lfd, 1) < 0)
+                root_fail(ST_SEND, errno);
+        /* The listener fd must never stay in a sandboxed process. */
+        close(lfd);
+
+        ssize_t n;
+        do
+                n = read(FD_SPAWN, &go, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+                _exit(125); /* broker gave up on us */
+        syscall(__NR_close_range, FD_SPAWN, ~0U, 0);
+
+        char path[PATH_MAX];
+        int e = resolve_command(rq->argv[0], rq->envp, path, sizeof(path));
+        if (e == 0) {
+                execve(path, rq->argv, rq->envp);
+                e = errno;
+        }
+        dprintf(2, "seccell: cannot run '%s': %s\n", rq->argv[0], strerror(e));
+        _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
+}
+
+/* Move `fds[i]` to descriptor i for every i, then close everything above. */
+static int fd_layout(int *fds, int n)
+{
+        for (int i = 0; i < n; i++) {
+                int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
+                if (d < 0)
+                        return -errno;
+                fds[i] = d;
+        }
+        for (int i = 0; i < n; i++)
+                if (dup2(fds[i], i) < 0)
+                        return -errno;
+        syscall(__NR_close_range, n, ~0U, 0);
+        return 0;
+}
+
+static int wait_readable(int fd, int ms)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r;
+        do
+                r = poll(&p, 1, ms);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        return r == 0 ? -ETIMEDOUT : 0;
+}
+
+void spawn_result_close(struct spawn_result *res)
+{
+        int *fds[] = { &res->reaper_pidfd, &res->reaper_sock, &res->listener_fd, &res->go_sock };
+        for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+                closep(fds[i]), *fds[i] = -1;
+}
+
+int spawn_sandbox(const struct spawn_request *rq, struct spawn_result *res, const char **what)
+{
+        int sp[2], rp[2];
+        int r;
+
+        *what = NULL;
+        *res = (struct spawn_result){ .reaper_pidfd = -1, .reaper_sock = -1, .listener_fd = -1, .go_sock = -1 };
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+                return -errno;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rp) < 0) {
+                r = -errno;
+                close(sp[0]), close(sp[1]);
+                return r;
+        }
+
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(sp[0]), close(sp[1]), close(rp[0]), close(rp[1]);
+                return r;
+        }
+        if (pid == 0) {
+                int fds[5] = { rq->stdio[0], rq->stdio[1], rq->stdio[2], sp[1], rp[1] };
+                /* default dispositions: the broker's handlers mean nothing here */
+                for (int s = 1; s < NSIG; s++)
+                        signal(s, SIG_DFL);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                if (fd_layout(fds, 5) < 0)
+                        _exit(125);
+                reaper_main(root_main, (void *)rq);
+        }
+        close(sp[1]);
+        close(rp[1]);
+        res->reaper_pid = pid;
+        res->reaper_sock = rp[0];
+        res->go_sock = sp[0];
+        res->reaper_pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+        if (res->reaper_pidfd < 0) {
+                r = -errno;
+                goto fail;
+        }
+
+        struct reaper_msg m;
+        r = wait_readable(res->reaper_sock, SPAWN_TIMEOUT_MS);
+        if (r == 0)
+                r = reaper_recv(res->reaper_sock, &m);
+        if (r == 0 && m.type != REAPER_ROOT_PID)
+                r = -ECHILD; /* the root could not even be forked */
+        if (r < 0)
+                goto fail;
+        res->root_pid = m.value;
+
+        uint64_t token;
+        size_t nfds = 0;
+        r = wait_readable(res->go_sock, SPAWN_TIMEOUT_MS);
+        if (r == 0)
+                r = fdchan_recv(res->go_sock, &token, &res->listener_fd, 1, &nfds);
+        if (r == 0 && nfds != 1) {
+                uint32_t stage = token >> 32;
+                *what = stage < ARRAY_SIZE(stage_names) ? stage_names[stage] : "set-up";
+                r = (int)(uint32_t)token ? -(int)(uint32_t)token : -EIO;
+        }
+        if (r < 0)
+                goto fail;
+        res->killable_recv = token == 1;
+        return 0;
+
+fail:
+        /* Closing the reaper's socket makes it kill and reap everything. */
+        spawn_result_close(res);
+        waitpid(pid, NULL, 0);
+        return r;
+}
+
+int spawn_release(struct spawn_result *res)
+{
+        char go = 'g';
+        ssize_t n = send(res->go_sock, &go, 1, MSG_NOSIGNAL);
+        int r = n == 1 ? 0 : -errno;
+        closep(&res->go_sock);
+        res->go_sock = -1;
+        return r;
+}

@@ -1,0 +1,287 @@
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "cleanup.h"
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+
+/* Signals a user sends to a job, forwarded to the sandbox's process group
+ * as timeout(1) does. */
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+static int connect_fdchan(const char *dir)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/broker.fd", dir) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+/* Our stdio as the sandbox's; a closed one becomes /dev/null. */
+static int stdio_fds(int fds[3])
+{
+        for (int i = 0; i < 3; i++) {
+                if (fcntl(i, F_GETFD) >= 0) {
+                        fds[i] = i;
+                        continue;
+                }
+                fds[i] = open("/dev/null", i == 0 ? O_RDONLY | O_CLOEXEC : O_WRONLY | O_CLOEXEC);
+                if (fds[i] < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+struct pending_reply {
+        nng_aio *aio;
+        int done_fd;
+};
+
+static void reply_cb(void *arg)
+{
+        struct pending_reply *p = arg;
+        uint64_t one = 1;
+        (void)!write(p->done_fd, &one, sizeof(one));
+}
+
+/* Send `req` on a new context of `sock`; the reply completes `p`. */
+static int send_request(nng_socket sock, const Seccell__Request *req, nng_ctx *ctx, struct pending_reply *p)
+{
+        nng_msg *m;
+        int r = msg_pack(&req->base, &m);
+        if (r < 0)
+                return r;
+        nng_aio *send_aio = NULL;
+        int rv = nng_aio_alloc(&send_aio, NULL, NULL);
+        if (rv == 0)
+                rv = nng_ctx_open(ctx, sock);
+        if (rv == 0) {
+                nng_aio_set_msg(send_aio, m);
+                nng_ctx_send(*ctx, send_aio);
+                nng_aio_wait(send_aio);
+                rv = nng_aio_result(send_aio);
+        }
+        nng_aio_free(send_aio);
+        if (rv != 0) {
+                nng_msg_free(m);
+                return msg_nng_errno(rv);
+        }
+        nng_ctx_recv(*ctx, p->aio);
+        return 0;
+}
+
+static void forward_signal(nng_socket sock, uint64_t token, int signo)
+{
+        Seccell__Request req = SECCELL__REQUEST__INIT;
+        Seccell__SignalRequest sig = SECCELL__SIGNAL_REQUEST__INIT;
+        struct pending_reply p = { .done_fd = -1 };
+        nng_ctx ctx;
+
+        sig.fd_token = token;
+        sig.signo = signo;
+        req.body_case = SECCELL__REQUEST__BODY_SIGNAL;
+        req.signal = &sig;
+        if (nng_aio_alloc(&p.aio, NULL, NULL) != 0)
+                return;
+        nng_aio_set_timeout(p.aio, 5000);
+        if (send_request(sock, &req, &ctx, &p) == 0) {
+                nng_aio_wait(p.aio);
+                if (nng_aio_result(p.aio) == 0)
+                        nng_msg_free(nng_aio_get_msg(p.aio));
+                nng_ctx_close(ctx);
+        }
+        nng_aio_free(p.aio);
+}
+
+static int exit_code(const Seccell__RunResult *res)
+{
+        if (res->timed_out)
+                return 124;
+        int st = res->wait_status;
+        if (WIFEXITED(st))
+                return WEXITSTATUS(st);
+        if (WIFSIGNALED(st))
+                return 128 + WTERMSIG(st);
+        return 125;
+}
+
+int client_run(const char *dir, const struct run_options *o, int broker_pidfd)
+{
+        Seccell__Request req = SECCELL__REQUEST__INIT;
+        Seccell__RunRequest run = SECCELL__RUN_REQUEST__INIT;
+        Seccell__Policy pol = SECCELL__POLICY__INIT;
+        struct pending_reply p = { .done_fd = -1 };
+        char cwd[PATH_MAX], url[PATH_MAX + 32];
+        int fds[4], status = 125, r, rv;
+        nng_socket sock = NNG_SOCKET_INITIALIZER;
+        nng_ctx ctx;
+        bool sock_open = false, ctx_open = false;
+        extern char **environ;
+
+        if (!getcwd(cwd, sizeof(cwd))) {
+                log_errno(-errno, "cannot determine the working directory");
+                return 125;
+        }
+        if ((r = stdio_fds(fds)) < 0) {
+                log_errno(r, "cannot open /dev/null for a closed standard stream");
+                return 125;
+        }
+        fds[3] = o->audit_fd;
+        _cleanup_close_ int conn = connect_fdchan(dir);
+        if (conn < 0) {
+                log_errno(conn, "cannot reach the broker's fd channel in %s", dir);
+                return 125;
+        }
+        uint64_t token = fdchan_new_token();
+        r = fdchan_send(conn, token, fds, o->audit_fd >= 0 ? 4 : 3);
+        for (int i = 0; i < 3; i++)
+                if (fds[i] != i)
+                        close(fds[i]);
+        if (r < 0) {
+                log_errno(r, "cannot pass descriptors to the broker");
+                return 125;
+        }
+
+        /* Signals are read from a signalfd in the wait loop; block them
+         * before nng starts threads, so the threads inherit the mask. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+                sigaddset(&mask, forwarded[i]);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+        p.done_fd = eventfd(0, EFD_CLOEXEC);
+        if (sfd < 0 || p.done_fd < 0 || nng_aio_alloc(&p.aio, reply_cb, &p) != 0) {
+                log_errno(-errno, "cannot set up the wait");
+                goto out;
+        }
+
+        snprintf(url, sizeof(url), "ipc://%s/broker.ipc", dir);
+        rv = nng_req0_open(&sock);
+        if (rv == 0) {
+                sock_open = true;
+                /* a Run request is answered when the run ends: never resend it */
+                rv = nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        }
+        if (rv == 0)
+                rv = nng_dial(sock, url, NULL, 0);
+        if (rv != 0) {
+                log_msg("cannot reach the broker at %s: %s", url, nng_strerror(rv));
+                goto out;
+        }
+
+        size_t argc = 0;
+        while (o->argv[argc])
+                argc++;
+        size_t envc = 0;
+        while (environ[envc])
+                envc++;
+        pol.max_procs = o->max_procs;
+        pol.max_memory = o->max_memory;
+        pol.timeout_ms = o->timeout_ms;
+        run.fd_token = token;
+        run.n_argv = argc;
+        run.argv = o->argv;
+        run.n_env = envc;
+        run.env = environ;
+        run.cwd = cwd;
+        run.policy = &pol;
+        run.audit = o->audit_fd >= 0;
+        req.body_case = SECCELL__REQUEST__BODY_RUN;
+        req.run = &run;
+        if ((r = send_request(sock, &req, &ctx, &p)) < 0) {
+                log_errno(r, "cannot send the request to the broker");
+                goto out;
+        }
+        ctx_open = true;
+
+        for (;;) {
+                struct pollfd pf[4] = {
+                        { .fd = p.done_fd, .events = POLLIN },
+                        { .fd = sfd, .events = POLLIN },
+                        { .fd = conn, .events = POLLRDHUP },
+                        { .fd = broker_pidfd, .events = POLLIN },
+                };
+                if (poll(pf, broker_pidfd >= 0 ? 4 : 3, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_errno(-errno, "poll");
+                        goto out;
+                }
+                if (pf[0].revents)
+                        break;
+                if (pf[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof(si)) == sizeof(si))
+                                forward_signal(sock, token, (int)si.ssi_signo);
+                }
+                if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR) ||
+                    (broker_pidfd >= 0 && pf[3].revents)) {
+                        /* give a reply that raced with the hang-up its chance */
+                        struct pollfd last = { .fd = p.done_fd, .events = POLLIN };
+                        if (poll(&last, 1, 200) == 1)
+                                break;
+                        log_msg("the broker went away during the run");
+                        goto out;
+                }
+        }
+
+        rv = nng_aio_result(p.aio);
+        if (rv != 0) {
+                log_msg("no answer from the broker: %s", nng_strerror(rv));
+                goto out;
+        }
+        nng_msg *m = nng_aio_get_msg(p.aio);
+        Seccell__Reply *rep;
+        char why[256];
+        r = msg_unpack_reply(m, &rep, why, sizeof(why));
+        nng_msg_free(m);
+        if (r < 0) {
+                log_msg("bad answer from the broker: %s", why);
+                goto out;
+        }
+        if (rep->error)
+                log_msg("%s", rep->message && *rep->message ? rep->message : strerror(rep->error));
+        else if (rep->body_case != SECCELL__REPLY__BODY_RUN)
+                log_msg("the broker's answer has no result");
+        else
+                status = exit_code(rep->run);
+        seccell__reply__free_unpacked(rep, NULL);
+out:
+        if (ctx_open)
+                nng_ctx_close(ctx);
+        if (p.aio) {
+                nng_aio_stop(p.aio);
+                nng_aio_free(p.aio);
+        }
+        if (sock_open)
+                nng_close(sock);
+        closep(&p.done_fd);
+        return status;
+}

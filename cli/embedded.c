@@ -1,0 +1,127 @@
+#include "embedded.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "kcompat.h"
+#include "log.h"
+
+#define START_TIMEOUT_MS 10000
+
+static void rm_tree(const char *path)
+{
+        DIR *d = opendir(path);
+        if (d) {
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                                continue;
+                        char sub[PATH_MAX + 256];
+                        snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+                        if (de->d_type == DT_DIR)
+                                rm_tree(sub);
+                        else
+                                unlink(sub);
+                }
+                closedir(d);
+        }
+        rmdir(path);
+}
+
+int embedded_start(struct embedded *e)
+{
+        char exe[PATH_MAX], broker[PATH_MAX + 32];
+        int ready[2], r;
+
+        e->pid = 0;
+        e->pidfd = -1;
+        const char *base = getenv("XDG_RUNTIME_DIR");
+        if (!base || access(base, W_OK) != 0)
+                base = getenv("TMPDIR");
+        if (!base || access(base, W_OK) != 0)
+                base = "/tmp";
+        snprintf(e->dir, sizeof(e->dir), "%s/seccell.XXXXXX", base);
+        if (!mkdtemp(e->dir))
+                return log_errno(-errno, "cannot create a runtime directory in %s", base);
+
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n < 0) {
+                r = log_errno(-errno, "cannot find my own binary");
+                goto fail;
+        }
+        exe[n] = 0;
+        snprintf(broker, sizeof(broker), "%s/seccell-broker", dirname(exe));
+        if (pipe2(ready, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        pid_t parent = getpid();
+        pid_t pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(ready[0]), close(ready[1]);
+                goto fail;
+        }
+        if (pid == 0) {
+                /* The private broker dies with its CLI; it ends its
+                 * sandboxes on SIGTERM. */
+                prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+                if (getppid() != parent)
+                        _exit(125);
+                if (dup2(ready[1], 3) < 0)
+                        _exit(125);
+                syscall(__NR_close_range, 4, ~0U, 0);
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                char *argv[] = { broker, "--embedded", "--dir", e->dir, "--ready-fd", "3", NULL };
+                execv(broker, argv);
+                dprintf(2, "seccell: cannot run %s: %s\n", broker, strerror(errno));
+                _exit(125);
+        }
+        close(ready[1]);
+        e->pid = pid;
+        e->pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+
+        struct pollfd p = { .fd = ready[0], .events = POLLIN };
+        char c;
+        int k;
+        do
+                k = poll(&p, 1, START_TIMEOUT_MS);
+        while (k < 0 && errno == EINTR);
+        if (k <= 0 || read(ready[0], &c, 1) != 1) {
+                close(ready[0]);
+                log_msg("the private broker did not start (see the message above)");
+                embedded_stop(e);
+                return -ECHILD;
+        }
+        close(ready[0]);
+        return 0;
+fail:
+        rm_tree(e->dir);
+        return r;
+}
+
+void embedded_stop(struct embedded *e)
+{
+        if (e->pid > 0) {
+                kill(e->pid, SIGTERM);
+                waitpid(e->pid, NULL, 0);
+                e->pid = 0;
+        }
+        closep(&e->pidfd);
+        e->pidfd = -1;
+        rm_tree(e->dir);
+}

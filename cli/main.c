@@ -1,0 +1,152 @@
+/* seccell: run a command in a sandbox with process and memory limits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "embedded.h"
+#include "log.h"
+#include "msg.h"
+#include "size.h"
+
+#define EXIT_SECCELL 125
+#define DEFAULT_DAEMON_DIR "/run/seccell"
+
+static void usage(FILE *f)
+{
+        fputs("Usage: seccell run [OPTION]... [--] COMMAND [ARG]...\n"
+              "Run COMMAND in a sandbox under process and memory limits.\n"
+              "\n"
+              "  -p, --max-procs N       at most N live processes, the command included\n"
+              "  -m, --max-memory SIZE   at most SIZE bytes of private writable memory in\n"
+              "                          the whole sandbox (suffixes K M G T P E, powers\n"
+              "                          of 1024; KiB MiB ... accepted; e.g. 512M, 1.5G)\n"
+              "  -t, --timeout DURATION  kill the sandbox after DURATION (seconds, or a\n"
+              "                          number with s/m/h/d); exit status 124\n"
+              "  -a, --audit FILE        append the audit record (JSON lines) to FILE\n"
+              "      --broker DIR        use the broker serving in DIR (default: the\n"
+              "                          daemon in " DEFAULT_DAEMON_DIR " if it runs, else a\n"
+              "                          private one for this run)\n"
+              "  -h, --help              show this help\n"
+              "  -V, --version           show the version\n"
+              "\n"
+              "Exit status: the command's own; 128+N if it died of signal N; 124 on\n"
+              "timeout; 125 if seccell failed; 126 if COMMAND cannot run; 127 if it was\n"
+              "not found.\n", f);
+}
+
+static int bad_value(const char *opt, const char *val, int r, const char *what)
+{
+        log_msg("invalid %s '%s': %s", opt, val,
+                r == -ERANGE ? "out of range" : what);
+        return EXIT_SECCELL;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "max-procs", required_argument, NULL, 'p' },
+                { "max-memory", required_argument, NULL, 'm' },
+                { "timeout", required_argument, NULL, 't' },
+                { "audit", required_argument, NULL, 'a' },
+                { "broker", required_argument, NULL, 'b' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        struct run_options o = { .audit_fd = -1 };
+        const char *broker_dir = getenv("SECCELL_BROKER_DIR");
+        const char *audit = NULL;
+        uint64_t v;
+        int c, r;
+
+        optind = 1;
+        /* '+': options end at the command */
+        while ((c = getopt_long(argc, argv, "+p:m:t:a:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'p':
+                        r = parse_uint_range(optarg, 1, MSG_MAX_PROCS, &v);
+                        if (r < 0)
+                                return bad_value("--max-procs", optarg, r, "expected a whole number from 1");
+                        o.max_procs = (uint32_t)v;
+                        break;
+                case 'm':
+                        r = parse_size(optarg, &o.max_memory);
+                        if (r < 0)
+                                return bad_value("--max-memory", optarg, r,
+                                                 "expected bytes with an optional K/M/G/T/P/E suffix");
+                        break;
+                case 't':
+                        r = parse_duration_ms(optarg, &o.timeout_ms);
+                        if (r < 0)
+                                return bad_value("--timeout", optarg, r,
+                                                 "expected seconds, or a number with s/m/h/d");
+                        break;
+                case 'a': audit = optarg; break;
+                case 'b': broker_dir = optarg; break;
+                case 'h': usage(stdout); return 0;
+                default:
+                        fputs("Try 'seccell run --help'.\n", stderr);
+                        return EXIT_SECCELL;
+                }
+        }
+        if (optind >= argc) {
+                log_msg("no command given");
+                fputs("Try 'seccell run --help'.\n", stderr);
+                return EXIT_SECCELL;
+        }
+        o.argv = argv + optind;
+
+        if (audit) {
+                o.audit_fd = open(audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                if (o.audit_fd < 0) {
+                        log_errno(-errno, "cannot open audit file %s", audit);
+                        return EXIT_SECCELL;
+                }
+        }
+
+        int status;
+        struct stat st;
+        if (!broker_dir && stat(DEFAULT_DAEMON_DIR "/broker.ipc", &st) == 0)
+                broker_dir = DEFAULT_DAEMON_DIR;
+        if (broker_dir) {
+                status = client_run(broker_dir, &o, -1);
+        } else {
+                struct embedded e;
+                if (embedded_start(&e) < 0)
+                        return EXIT_SECCELL;
+                status = client_run(e.dir, &o, e.pidfd);
+                embedded_stop(&e);
+        }
+        if (o.audit_fd >= 0)
+                close(o.audit_fd);
+        return status;
+}
+
+int main(int argc, char **argv)
+{
+        log_set_prog("seccell");
+        signal(SIGPIPE, SIG_IGN);
+        if (argc < 2) {
+                usage(stderr);
+                return EXIT_SECCELL;
+        }
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+                usage(stdout);
+                return 0;
+        }
+        if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+                printf("seccell %s\n", SECCELL_VERSION);
+                return 0;
+        }
+        if (!strcmp(argv[1], "run"))
+                return cmd_run(argc - 1, argv + 1);
+        log_msg("unknown command '%s'", argv[1]);
+        fputs("Try 'seccell --help'.\n", stderr);
+        return EXIT_SECCELL;
+}

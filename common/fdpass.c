@@ -1,0 +1,118 @@
+#include "fdpass.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FDCHAN_MAGIC 0x53434644u /* "SCFD" */
+
+struct fdchan_hdr {
+        uint32_t magic;
+        uint32_t nfds;
+        uint64_t token;
+};
+
+int fdchan_send(int sock, uint64_t token, const int *fds, size_t nfds)
+{
+        struct fdchan_hdr hdr = { .magic = FDCHAN_MAGIC, .nfds = nfds, .token = token };
+        struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * FDCHAN_MAX_FDS)];
+                struct cmsghdr align;
+        } u;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (nfds > FDCHAN_MAX_FDS)
+                return -EINVAL;
+        if (nfds > 0) {
+                memset(&u, 0, sizeof(u));
+                mh.msg_control = u.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+        }
+        for (;;) {
+                ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+                if (n == (ssize_t)sizeof(hdr))
+                        return 0;
+                if (n >= 0)
+                        return -EPROTO; /* SEQPACKET is all or nothing */
+                if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+void fds_close(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
+int fdchan_recv(int sock, uint64_t *token, int *fds, size_t max, size_t *nfds)
+{
+        struct fdchan_hdr hdr;
+        struct iovec iov = { .iov_base = &hdr, .iov_len = sizeof(hdr) };
+        union {
+                /* room for more than we accept, so an oversized packet is
+                 * seen (and its fds closed) rather than silently cut */
+                char buf[CMSG_SPACE(sizeof(int) * FDCHAN_MAX_FDS * 2)];
+                struct cmsghdr align;
+        } u;
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1,
+                .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
+        };
+        int got[FDCHAN_MAX_FDS * 2];
+        size_t ngot = 0;
+        ssize_t n;
+        bool bad = false;
+
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0 && mh.msg_controllen == 0)
+                return -ECONNRESET;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+                        bad = true;
+                        continue;
+                }
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k && ngot < sizeof(got) / sizeof(got[0]); i++)
+                        memcpy(&got[ngot++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        }
+        if ((mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || n != (ssize_t)sizeof(hdr) ||
+            hdr.magic != FDCHAN_MAGIC || hdr.nfds != ngot || ngot > max)
+                bad = true;
+        if (bad) {
+                fds_close(got, ngot);
+                return -EBADMSG;
+        }
+        memcpy(fds, got, ngot * sizeof(int));
+        *nfds = ngot;
+        *token = hdr.token;
+        return 0;
+}
+
+uint64_t fdchan_new_token(void)
+{
+        uint64_t t = 0;
+        while (t == 0) {
+                ssize_t n = getrandom(&t, sizeof(t), 0);
+                if (n != sizeof(t))
+                        t = 0;
+        }
+        return t;
+}

@@ -1,0 +1,46 @@
+/* The one place for kernel constants that the installed headers
+ * (linux-libc-dev 6.1) lack or that glibc 2.36 does not wrap. The running
+ * kernel is newer; every value here is its uapi value. */
+#pragma once
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+
+/* seccomp(2): since 5.19, a task parked in a notification can only be woken
+ * by a fatal signal, so its notification id stays valid across signals. */
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+/* seccomp_unotify(2): since 6.6, wake the target on the supervisor's CPU. */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
+/* pidfd_open(2): since 6.9, a pidfd may name a single thread. */
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD 00000200 /* == O_EXCL on x86_64 */
+#endif
+
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_send_signal
+#define __NR_pidfd_send_signal 424
+#endif
+#ifndef __NR_close_range
+#define __NR_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* Namespace-creating clone flags; CLONE_NEWTIME (5.6) is missing from some
+ * libc headers. */
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+/* x32 ABI syscalls on x86_64 set this bit in the syscall number. */
+#define X32_SYSCALL_BIT 0x40000000

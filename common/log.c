@@ -1,0 +1,71 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *prog = "seccell";
+static int debug = -1;
+
+void log_set_prog(const char *p) { prog = p; }
+void log_set_debug(bool on) { debug = on; }
+
+bool log_debug_enabled(void)
+{
+        if (debug < 0) {
+                const char *e = getenv("SECCELL_DEBUG");
+                debug = e && *e && strcmp(e, "0") != 0;
+        }
+        return debug;
+}
+
+/* One write per line, so lines from several processes sharing stderr do not
+ * interleave mid-line. */
+static void vlog(const char *fmt, va_list ap, int err)
+{
+        char buf[1024];
+        int n = snprintf(buf, sizeof(buf), "%s: ", prog);
+        if (n < 0)
+                return;
+        int m = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+        if (m > 0)
+                n += m;
+        if ((size_t)n >= sizeof(buf) - 64)
+                n = sizeof(buf) - 64;
+        if (err)
+                n += snprintf(buf + n, sizeof(buf) - n, ": %s", strerror(err));
+        buf[n++] = '\n';
+        fwrite(buf, 1, n, stderr);
+        fflush(stderr);
+}
+
+void log_msg(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(fmt, ap, 0);
+        va_end(ap);
+}
+
+void log_debug(const char *fmt, ...)
+{
+        if (!log_debug_enabled())
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(fmt, ap, 0);
+        va_end(ap);
+}
+
+int log_errno(int r, const char *fmt, ...)
+{
+        int saved = errno;
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(fmt, ap, r < 0 ? -r : r);
+        va_end(ap);
+        errno = saved;
+        return r;
+}

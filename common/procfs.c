@@ -1,0 +1,87 @@
+#include "procfs.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+static int read_small(const char *path, char *buf, size_t len)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ESRCH ? -ENOENT : -errno;
+        ssize_t n = read(fd, buf, len - 1);
+        if (n < 0)
+                return errno == ESRCH ? -ENOENT : -errno;
+        buf[n] = 0;
+        return (int)n;
+}
+
+int procfs_stat(pid_t pid, struct proc_stat *st)
+{
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        int r = read_small(path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        char *p = strrchr(buf, ')');
+        if (!p)
+                return -EIO;
+        /* after ") ": state(3) ppid(4) pgrp(5) session(6) tty(7) tpgid(8)
+         * flags(9) minflt(10) cminflt(11) majflt(12) cmajflt(13) utime(14)
+         * stime(15) cutime(16) cstime(17) priority(18) nice(19)
+         * num_threads(20) itrealvalue(21) starttime(22) */
+        char state;
+        int ppid, pgrp;
+        unsigned long long start;
+        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &state, &ppid, &pgrp, &start) != 4)
+                return -EIO;
+        st->state = state;
+        st->ppid = ppid;
+        st->pgrp = pgrp;
+        st->starttime = start;
+        return 0;
+}
+
+int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *ud)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        int count = 0;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                if (!isdigit((unsigned char)de->d_name[0]))
+                        continue;
+                pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
+                struct proc_stat st;
+                if (procfs_stat(pid, &st) < 0 || st.ppid != parent)
+                        continue;
+                fn(pid, ud);
+                count++;
+        }
+        closedir(d);
+        return count;
+}
+
+pid_t procfs_tgid(pid_t tid)
+{
+        char path[64], buf[2048];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+        int r = read_small(path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        char *p = strstr(buf, "\nTgid:");
+        if (!p)
+                return -EIO;
+        long v = strtol(p + 6, NULL, 10);
+        return v > 0 ? (pid_t)v : -EIO;
+}

@@ -1,0 +1,26 @@
+/* Small readers of /proc (proc(5)). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct proc_stat {
+        char state;          /* R, S, D, Z, T, t, X ... */
+        pid_t ppid;
+        pid_t pgrp;
+        uint64_t starttime;  /* clock ticks since boot (field 22) */
+};
+
+/* Parse /proc/<pid>/stat. The comm field may hold spaces and parentheses,
+ * so fields are taken after the last ')'. Returns 0, -ENOENT when the
+ * process is gone (or is reaped), -EIO on unparsable content. */
+int procfs_stat(pid_t pid, struct proc_stat *st);
+
+/* Call `fn` for every process whose parent is `parent`, by scanning /proc
+ * (this kernel has no /proc/<pid>/task/<tid>/children). Returns the number
+ * of such processes, or -errno if /proc cannot be read. */
+int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *ud);
+
+/* The thread group (Tgid:) of thread `tid`, from /proc/<tid>/status.
+ * Returns the tgid (> 0), or -ENOENT when the thread is gone. */
+pid_t procfs_tgid(pid_t tid);

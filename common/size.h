@@ -1,0 +1,21 @@
+/* Parsing of user-given quantities. Each parser either returns the exact
+ * value the text says or refuses it; nothing wraps around or rounds. */
+#pragma once
+#include <stdint.h>
+
+/* Parse a byte size: digits with an optional fraction ("1.5G") and an
+ * optional binary suffix K/M/G/T/P/E (also Ki/KiB/..., any case for the
+ * letter, B for bytes). Powers of 1024. The result must be a whole number of
+ * bytes in 1..UINT64_MAX.
+ * Returns 0 and sets *out; -EINVAL for malformed text or unknown suffixes
+ * ("12Q", "-1", "1KB"), -ERANGE for 0 or values above UINT64_MAX ("16E"). */
+int parse_size(const char *s, uint64_t *out);
+
+/* Parse a duration in seconds, as timeout(1) does: a decimal number with an
+ * optional s/m/h/d suffix. Result in milliseconds, at least 1 ms.
+ * Returns 0, -EINVAL (malformed) or -ERANGE (zero, negative, too large). */
+int parse_duration_ms(const char *s, uint64_t *out_ms);
+
+/* Parse a decimal unsigned integer in [min, max].
+ * Returns 0, -EINVAL (malformed) or -ERANGE (outside the range). */
+int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *out);

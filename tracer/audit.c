@@ -1,0 +1,96 @@
+#include "audit.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t host_seq;
+
+void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id)
+{
+        *s = (struct audit_sink){ .fd = fd, .sandbox_id = sandbox_id };
+}
+
+void audit_close(struct audit_sink *s)
+{
+        if (s->fd >= 0)
+                close(s->fd);
+        s->fd = -1;
+}
+
+static void rfc3339_now(char *buf, size_t len)
+{
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, len - n, ".%09ldZ", ts.tv_nsec);
+}
+
+int audit_emit(struct audit_sink *s, const char *event, json_object *fields)
+{
+        json_object *o = json_object_new_object();
+        char ts[64];
+        int r = 0;
+
+        s->seq++;
+        host_seq++;
+        rfc3339_now(ts, sizeof(ts));
+        json_object_object_add(o, "seq", json_object_new_uint64(s->seq));
+        json_object_object_add(o, "host_seq", json_object_new_uint64(host_seq));
+        json_object_object_add(o, "ts", json_object_new_string(ts));
+        json_object_object_add(o, "sandbox", json_object_new_uint64(s->sandbox_id));
+        json_object_object_add(o, "event", json_object_new_string(event));
+        if (fields) {
+                json_object_object_foreach(fields, k, v)
+                        json_object_object_add(o, k, json_object_get(v));
+                json_object_put(fields);
+        }
+        if (s->fd >= 0) {
+                size_t len;
+                const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+                char *line = malloc(len + 1);
+                if (!line) {
+                        r = -ENOMEM;
+                } else {
+                        memcpy(line, txt, len);
+                        line[len] = '\n';
+                        ssize_t n;
+                        do
+                                n = write(s->fd, line, len + 1);
+                        while (n < 0 && errno == EINTR);
+                        if (n != (ssize_t)len + 1)
+                                r = n < 0 ? -errno : -EIO;
+                        free(line);
+                }
+                if (r < 0)
+                        s->write_errors++;
+        }
+        json_object_put(o);
+        return r;
+}
+
+json_object *audit_wait_status(int st)
+{
+        json_object *o = json_object_new_object();
+        if (WIFSIGNALED(st)) {
+                json_object_object_add(o, "signal", json_object_new_int(WTERMSIG(st)));
+                json_object_object_add(o, "core_dumped", json_object_new_boolean(WCOREDUMP(st)));
+        } else {
+                json_object_object_add(o, "code", json_object_new_int(WEXITSTATUS(st)));
+        }
+        return o;
+}
+
+json_object *audit_string_array(char *const *v, size_t n)
+{
+        json_object *a = json_object_new_array_ext((int)n);
+        for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, json_object_new_string(v[i] ? v[i] : ""));
+        return a;
+}

@@ -1,0 +1,35 @@
+/* The audit stream: one JSON object per line per event, appended to the
+ * sandbox's sink with a single write(2) (the sink is opened O_APPEND by the
+ * client, so lines never interleave). Every event carries
+ *   "seq"      - per sandbox, 1, 2, 3, ... (a gap means a lost event)
+ *   "host_seq" - per tracer, strictly increasing across all sandboxes
+ *   "ts"       - wall-clock time, RFC 3339 UTC with nanoseconds
+ *   "sandbox"  - the sandbox id
+ *   "event"    - the event type */
+#pragma once
+#include <json-c/json.h>
+#include <stdint.h>
+
+struct audit_sink {
+        int fd;               /* owned; -1: no sink (events are counted only) */
+        uint64_t sandbox_id;
+        uint64_t seq;         /* last seq emitted */
+        uint64_t write_errors;
+};
+
+/* Start a sink on `fd` (ownership passes; -1 for none). */
+void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id);
+
+/* Emit `event` with the members of `fields` (consumed; may be NULL).
+ * Returns 0, or -errno when the line could not be written whole (the error
+ * is counted; the event keeps its seq so the gap is visible). */
+int audit_emit(struct audit_sink *s, const char *event, json_object *fields);
+
+/* Close the sink's descriptor. */
+void audit_close(struct audit_sink *s);
+
+/* A wait(2) status as {"code": N} or {"signal": N, "core_dumped": bool}. */
+json_object *audit_wait_status(int wait_status);
+
+/* A JSON array of `n` C strings. */
+json_object *audit_string_array(char *const *v, size_t n);

@@ -1,0 +1,365 @@
+/* seccell-tracer: the unprivileged supervisor. One epoll loop serves every
+ * sandbox's seccomp listener, the broker's control requests (nng REP) and
+ * the fd channel on which listener and audit descriptors arrive. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/ipc/ipc.h>
+
+#include "cleanup.h"
+#include "fdpass.h"
+#include "log.h"
+#include "msg.h"
+#include "notif_loop.h"
+#include "privs.h"
+#include "size.h"
+#include "tracer.h"
+
+#define DRAIN_BUDGET 64
+#define MAX_PENDING_FDS 64
+
+/* epoll data: a listener (the sandbox) or one of these tags. */
+enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL };
+
+struct pending_fds {
+        uint64_t token;
+        int fds[FDCHAN_MAX_FDS];
+        size_t nfds;
+};
+
+static struct {
+        int epfd;
+        int fdchan;
+        nng_socket rep;
+        struct tsandbox *sandboxes;
+        struct pending_fds pending[MAX_PENDING_FDS];
+        size_t npending;
+} T;
+
+static void drain_fdchan(void)
+{
+        for (;;) {
+                struct pending_fds p;
+                int r = fdchan_recv(T.fdchan, &p.token, p.fds, FDCHAN_MAX_FDS, &p.nfds);
+                if (r == -EAGAIN)
+                        return;
+                if (r == -ECONNRESET) {
+                        /* the broker is gone; so is our reason to run */
+                        log_debug("fd channel closed; exiting");
+                        exit(0);
+                }
+                if (r < 0) {
+                        log_errno(r, "fd channel");
+                        return;
+                }
+                if (T.npending == MAX_PENDING_FDS) {
+                        log_msg("too many unclaimed descriptor packets; dropping one");
+                        fds_close(p.fds, p.nfds);
+                        continue;
+                }
+                T.pending[T.npending++] = p;
+        }
+}
+
+static bool take_fds(uint64_t token, struct pending_fds *out)
+{
+        drain_fdchan();
+        for (size_t i = 0; i < T.npending; i++)
+                if (T.pending[i].token == token) {
+                        *out = T.pending[i];
+                        T.pending[i] = T.pending[--T.npending];
+                        return true;
+                }
+        return false;
+}
+
+static struct tsandbox *find(uint64_t id)
+{
+        for (struct tsandbox *sb = T.sandboxes; sb; sb = sb->next)
+                if (sb->id == id)
+                        return sb;
+        return NULL;
+}
+
+static void listener_close(struct tsandbox *sb)
+{
+        if (sb->listener < 0)
+                return;
+        epoll_ctl(T.epfd, EPOLL_CTL_DEL, sb->listener, NULL);
+        close(sb->listener);
+        sb->listener = -1;
+}
+
+static json_object *policy_json(const Seccell__Policy *p)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "max_procs", json_object_new_uint64(p ? p->max_procs : 0));
+        json_object_object_add(o, "max_memory", json_object_new_uint64(p ? p->max_memory : 0));
+        json_object_object_add(o, "timeout_ms", json_object_new_uint64(p ? p->timeout_ms : 0));
+        return o;
+}
+
+static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
+{
+        struct pending_fds p;
+        size_t want = a->audit ? 2 : 1;
+
+        if (find(a->sandbox_id)) {
+                snprintf(why, whylen, "sandbox %llu exists", (unsigned long long)a->sandbox_id);
+                return -EEXIST;
+        }
+        if (!take_fds(a->fd_token, &p)) {
+                snprintf(why, whylen, "no descriptors arrived for sandbox %llu", (unsigned long long)a->sandbox_id);
+                return -EBADF;
+        }
+        if (p.nfds != want) {
+                fds_close(p.fds, p.nfds);
+                snprintf(why, whylen, "%zu descriptors arrived, %zu expected", p.nfds, want);
+                return -EBADF;
+        }
+        struct tsandbox *sb = calloc(1, sizeof(*sb));
+        if (!sb) {
+                fds_close(p.fds, p.nfds);
+                snprintf(why, whylen, "out of memory");
+                return -ENOMEM;
+        }
+        sb->id = a->sandbox_id;
+        sb->listener = p.fds[0];
+        sb->root = a->root_pid;
+        sb->uid = a->uid;
+        sb->max_procs = a->policy ? a->policy->max_procs : 0;
+        sb->max_memory = a->policy ? a->policy->max_memory : 0;
+        audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
+        notif_listener_setup(sb->listener);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = sb };
+        if (epoll_ctl(T.epfd, EPOLL_CTL_ADD, sb->listener, &ev) < 0) {
+                int r = -errno;
+                snprintf(why, whylen, "cannot watch the listener: %s", strerror(errno));
+                close(sb->listener);
+                audit_close(&sb->audit);
+                free(sb);
+                return r;
+        }
+        sb->next = T.sandboxes;
+        T.sandboxes = sb;
+
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "argv", audit_string_array(a->argv, a->n_argv));
+        json_object_object_add(f, "cwd", json_object_new_string(a->cwd ? a->cwd : ""));
+        json_object_object_add(f, "uid", json_object_new_uint64(a->uid));
+        json_object_object_add(f, "gid", json_object_new_uint64(a->gid));
+        json_object_object_add(f, "root_pid", json_object_new_int(a->root_pid));
+        json_object_object_add(f, "policy", policy_json(a->policy));
+        audit_emit(&sb->audit, "sandbox_start", f);
+        return 0;
+}
+
+static int end_sandbox(const Seccell__EndSandbox *e, char *why, size_t whylen)
+{
+        struct tsandbox *sb = find(e->sandbox_id), **pp;
+        if (!sb) {
+                snprintf(why, whylen, "no sandbox %llu", (unsigned long long)e->sandbox_id);
+                return -ESRCH;
+        }
+        /* Answer whatever is still pending before the record closes. */
+        if (sb->listener >= 0)
+                notif_drain(sb, INT_MAX);
+        listener_close(sb);
+
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "pid", json_object_new_int(sb->root));
+        json_object_object_add(f, "status", audit_wait_status(e->wait_status));
+        audit_emit(&sb->audit, "exit", f);
+
+        f = json_object_new_object();
+        json_object_object_add(f, "status", audit_wait_status(e->wait_status));
+        json_object_object_add(f, "timed_out", json_object_new_boolean(e->timed_out));
+        json_object_object_add(f, "duration_ns", json_object_new_uint64(e->duration_ns));
+        json_object_object_add(f, "execs", json_object_new_uint64(sb->execs));
+        audit_emit(&sb->audit, "sandbox_end", f);
+        audit_close(&sb->audit);
+
+        for (pp = &T.sandboxes; *pp != sb; pp = &(*pp)->next)
+                ;
+        *pp = sb->next;
+        free(sb);
+        return 0;
+}
+
+static void serve_control(void)
+{
+        for (;;) {
+                nng_msg *m;
+                int rv = nng_recvmsg(T.rep, &m, NNG_FLAG_NONBLOCK);
+                if (rv == NNG_EAGAIN)
+                        return;
+                if (rv != 0) {
+                        log_msg("control receive: %s", nng_strerror(rv));
+                        return;
+                }
+                Seccell__TracerRequest *req;
+                char why[256] = "";
+                int r = msg_unpack_tracer_request(m, &req, why, sizeof(why));
+                nng_msg_free(m);
+                if (r < 0) {
+                        log_msg("malformed control request: %s", why);
+                } else {
+                        if (req->body_case == SECCELL__TRACER_REQUEST__BODY_ADD)
+                                r = add_sandbox(req->add, why, sizeof(why));
+                        else
+                                r = end_sandbox(req->end, why, sizeof(why));
+                        seccell__tracer_request__free_unpacked(req, NULL);
+                }
+                if (msg_error_reply(&m, r < 0 ? -r : 0, "%s", why) < 0)
+                        continue;
+                if ((rv = nng_sendmsg(T.rep, m, 0)) != 0) {
+                        log_msg("control reply: %s", nng_strerror(rv));
+                        nng_msg_free(m);
+                }
+        }
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "dir", required_argument, NULL, 'd' },
+                { "fd-channel", required_argument, NULL, 'f' },
+                { "ready-fd", required_argument, NULL, 'r' },
+                { "user", required_argument, NULL, 'u' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *dir = NULL, *user = "nobody";
+        int ready_fd = -1, c, rv;
+        bool quiet = false;
+        uint64_t v;
+
+        log_set_prog("seccell-tracer");
+        T.fdchan = -1;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'd': dir = optarg; break;
+                case 'u': user = optarg; break;
+                case 'q': quiet = true; break;
+                case 'f':
+                case 'r':
+                        if (parse_uint_range(optarg, 0, INT_MAX, &v) < 0) {
+                                log_msg("bad descriptor number '%s'", optarg);
+                                return 125;
+                        }
+                        *(c == 'f' ? &T.fdchan : &ready_fd) = (int)v;
+                        break;
+                case 'h':
+                        puts("Usage: seccell-tracer --dir DIR --fd-channel FD [--ready-fd FD] [--user USER]\n"
+                             "Started by seccell-broker; not meant to be run by hand.");
+                        return 0;
+                default:
+                        return 125;
+                }
+        }
+        if (!dir || T.fdchan < 0) {
+                log_msg("--dir and --fd-channel are required (the broker starts the tracer)");
+                return 125;
+        }
+
+        char desc[256];
+        int r = privs_drop(user, desc, sizeof(desc));
+        if (r < 0) {
+                log_errno(r, "cannot drop privileges to user '%s'", user);
+                return 125;
+        }
+        if (!quiet)
+                log_msg("running as %s", desc);
+        else
+                log_debug("running as %s", desc);
+        if ((r = notif_init()) < 0) {
+                log_errno(r, "seccomp user notification is not available");
+                return 125;
+        }
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+        char url[PATH_MAX + 32];
+        nng_listener l;
+        int recv_fd;
+        snprintf(url, sizeof(url), "ipc://%s/tracer.ipc", dir);
+        rv = nng_rep0_open(&T.rep);
+        if (rv == 0)
+                rv = nng_listener_create(&l, T.rep, url);
+        if (rv == 0)
+                rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+        if (rv == 0)
+                rv = nng_listener_start(l, 0);
+        if (rv == 0)
+                rv = nng_socket_get_int(T.rep, NNG_OPT_RECVFD, &recv_fd);
+        if (rv != 0) {
+                log_msg("cannot listen on %s: %s", url, nng_strerror(rv));
+                return 125;
+        }
+
+        int fl = fcntl(T.fdchan, F_GETFL);
+        fcntl(T.fdchan, F_SETFL, fl | O_NONBLOCK);
+        fcntl(T.fdchan, F_SETFD, FD_CLOEXEC);
+        T.epfd = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = { .events = EPOLLIN };
+        ev.data.u64 = TAG_CONTROL;
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, recv_fd, &ev);
+        ev.data.u64 = TAG_FDCHAN;
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, T.fdchan, &ev);
+        ev.data.u64 = TAG_SIGNAL;
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, sfd, &ev);
+
+        if (ready_fd >= 0) {
+                (void)!write(ready_fd, "r", 1);
+                close(ready_fd);
+        }
+
+        for (;;) {
+                struct epoll_event evs[64];
+                int k = epoll_wait(T.epfd, evs, 64, -1);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_errno(-errno, "epoll_wait");
+                        return 1;
+                }
+                for (int i = 0; i < k; i++) {
+                        uint64_t tag = evs[i].data.u64;
+                        if (tag == TAG_CONTROL) {
+                                serve_control();
+                        } else if (tag == TAG_FDCHAN) {
+                                drain_fdchan();
+                        } else if (tag == TAG_SIGNAL) {
+                                return 0;
+                        } else {
+                                struct tsandbox *sb = evs[i].data.ptr;
+                                /* The sandbox may have been ended by a
+                                 * control request earlier in this batch. */
+                                bool live = false;
+                                for (struct tsandbox *s = T.sandboxes; s; s = s->next)
+                                        live |= s == sb;
+                                if (live && sb->listener >= 0 && notif_drain(sb, DRAIN_BUDGET) == -ENOTCONN)
+                                        listener_close(sb);
+                        }
+                }
+        }
+}

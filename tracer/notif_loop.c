@@ -1,0 +1,115 @@
+#include "notif_loop.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "exec_audit.h"
+#include "kcompat.h"
+#include "log.h"
+
+static struct seccomp_notif_sizes sizes;
+static struct seccomp_notif *req;
+static struct seccomp_notif_resp *resp;
+
+int notif_init(void)
+{
+        if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+                return -errno;
+        /* the kernel's structures may be larger than our headers' */
+        req = calloc(1, sizes.seccomp_notif > sizeof(*req) ? sizes.seccomp_notif : sizeof(*req));
+        resp = calloc(1, sizes.seccomp_notif_resp > sizeof(*resp) ? sizes.seccomp_notif_resp : sizeof(*resp));
+        return req && resp ? 0 : -ENOMEM;
+}
+
+void notif_listener_setup(int listener)
+{
+        ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+}
+
+static bool id_valid(int listener, uint64_t id)
+{
+        return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+/* execve/execveat: audit what is about to run, then let the kernel do it. */
+static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        struct exec_record rec;
+        if (exec_read(&target_mem_process_vm, n->pid, n->data.nr, (const uint64_t *)n->data.args, &rec) < 0)
+                return;
+        /* Only a still-pending notification proves the bytes were the
+         * caller's: its task could have died and its pid been reused. */
+        if (id_valid(sb->listener, n->id)) {
+                json_object *f = exec_record_json(&rec);
+                json_object_object_add(f, "pid", json_object_new_int(n->pid));
+                audit_emit(&sb->audit, "exec", f);
+                sb->execs++;
+        }
+        exec_record_free(&rec);
+}
+
+/* err == 0: let the syscall run (SECCOMP_USER_NOTIF_FLAG_CONTINUE);
+ * otherwise fail it with -err. */
+static int respond(int listener, uint64_t id, int err)
+{
+        memset(resp, 0, sizes.seccomp_notif_resp);
+        resp->id = id;
+        if (err)
+                resp->error = -err;
+        else
+                resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0)
+                return -errno;
+        return 0;
+}
+
+int notif_drain(struct tsandbox *sb, int budget)
+{
+        int handled = 0;
+
+        while (handled < budget) {
+                struct pollfd p = { .fd = sb->listener, .events = POLLIN };
+                if (poll(&p, 1, 0) <= 0)
+                        break;
+                if (p.revents & POLLIN) {
+                        /* A dirty buffer is rejected with EINVAL. */
+                        memset(req, 0, sizes.seccomp_notif);
+                        if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) {
+                                if (errno == ENOENT || errno == EINTR) {
+                                        sb->stale++;
+                                        continue;
+                                }
+                                log_errno(-errno, "sandbox %llu: receiving a notification",
+                                          (unsigned long long)sb->id);
+                                break;
+                        }
+                        handled++;
+                        int err = 0;
+                        switch (req->data.nr) {
+                        case SYS_execve:
+                        case SYS_execveat:
+                                handle_exec(sb, req);
+                                break;
+                        default:
+                                /* the filter routes nothing else here; fail
+                                 * closed if it ever does */
+                                err = ENOSYS;
+                                break;
+                        }
+                        int r = respond(sb->listener, req->id, err);
+                        if (r == -ENOENT)
+                                sb->stale++;
+                        else if (r < 0)
+                                log_errno(r, "sandbox %llu: answering notification", (unsigned long long)sb->id);
+                        continue;
+                }
+                if (p.revents & (POLLHUP | POLLERR))
+                        return -ENOTCONN;
+        }
+        return handled;
+}
