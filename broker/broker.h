@@ -19,6 +19,7 @@ struct broker {
         struct server *srv;
         struct tracer_link tracer;
         bool is_root;                  /* may switch sandboxes to client uids */
+        uid_t tracer_uid;              /* the tracer's own uid when is_root */
         uint64_t next_id;
         struct sandbox *sandboxes;
         struct sandbox *graveyard;     /* freed after the current batch */
@@ -31,6 +32,9 @@ void broker_unwatch(struct broker *b, struct watch *w);
 
 /* Handle one client request (sandbox.c). Takes ownership of rq. */
 void sandbox_handle_request(struct broker *b, struct server_request *rq);
+
+/* Whether `pid` is the reaper of a live sandbox. */
+bool sandbox_is_reaper(struct broker *b, pid_t pid);
 
 /* Free sandboxes that ended during the current batch of events: a later
  * event of the same batch may still name one of their watches. */

@@ -15,11 +15,13 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "broker.h"
 #include "cleanup.h"
 #include "log.h"
+#include "procfs.h"
 #include "size.h"
 
 int broker_watch(struct broker *b, struct watch *w, uint32_t events)
@@ -68,13 +70,29 @@ static void on_fd_listen(void *obj, uint32_t ev)
 }
 
 static bool stopping;
+
+static void kill_orphan(pid_t pid, void *ud)
+{
+        struct broker *b = ud;
+        if (pid == b->tracer.pid || sandbox_is_reaper(b, pid))
+                return;
+        /* A sandbox process whose reaper died came to us (we are a
+         * subreaper too): it must not outlive its sandbox. */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, WNOHANG);
+}
+
 static void on_signal(void *obj, uint32_t ev)
 {
         struct watch *w = obj;
         struct signalfd_siginfo si;
         (void)ev;
-        while (read(w->fd, &si, sizeof(si)) == sizeof(si))
-                stopping = true;
+        while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD)
+                        procfs_for_each_child(getpid(), kill_orphan, &broker);
+                else
+                        stopping = true;
+        }
 }
 
 static void on_tracer_exit(void *obj, uint32_t ev)
@@ -129,13 +147,27 @@ int main(int argc, char **argv)
                 return 125;
         }
 
+        log_debug("start");
         broker.is_root = geteuid() == 0;
+        broker.tracer_uid = (uid_t)-1;
         if (!user) {
                 /* a dedicated account if the host has one, else nobody */
                 user = getenv("SECCELL_TRACER_USER");
                 if (!user)
                         user = getpwnam_exists("seccell") ? "seccell" : "nobody";
         }
+        if (broker.is_root) {
+                struct passwd *pw = getpwnam(user);
+                if (!pw || pw->pw_uid == 0) {
+                        log_msg("cannot run the tracer as '%s': %s", user,
+                                pw ? "it is root" : "no such user");
+                        return 125;
+                }
+                broker.tracer_uid = pw->pw_uid;
+        }
+        /* Orphans of a sandbox whose reaper was killed come here, not to
+         * init, so they can still be ended. */
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         /* Why: the broker briefly holds listener fds and runs as root; no
          * same-uid process may read its memory or descriptors. */
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -147,6 +179,7 @@ int main(int argc, char **argv)
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGCHLD);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -174,7 +207,7 @@ int main(int argc, char **argv)
         r = tracer_link_start(&broker.tracer, tracer_path, tdir, user, embedded);
         if (r < 0)
                 return 125;
-
+        /* the tracer starts while we open our endpoints */
         int wake_fd, fd_listen;
         r = server_open(&broker.srv, dir, embedded ? 0600 : mode, &wake_fd, &fd_listen);
         if (r < 0) {
@@ -182,6 +215,9 @@ int main(int argc, char **argv)
                 tracer_link_stop(&broker.tracer);
                 return 125;
         }
+        if (tracer_link_connect(&broker.tracer) < 0)
+                return 125;
+        log_debug("tracer ready");
         struct watch w_req = { on_requests, &broker, wake_fd };
         struct watch w_fd = { on_fd_listen, &broker, fd_listen };
         struct watch w_sig = { on_signal, NULL, sfd };
@@ -215,6 +251,16 @@ int main(int argc, char **argv)
         }
         sandbox_kill_all(&broker);
         sandbox_free_ended(&broker);
+        log_debug("stopping");
+        if (embedded) {
+                /* Nothing outlives this run: skip the orderly nng teardown,
+                 * which would only make the CLI wait. */
+                if (broker.tracer.pid > 0) {
+                        kill(broker.tracer.pid, SIGKILL);
+                        waitpid(broker.tracer.pid, NULL, 0);
+                }
+                _exit(0);
+        }
         server_close(broker.srv);
         tracer_link_stop(&broker.tracer);
         return 0;

@@ -66,6 +66,17 @@ static void sandbox_free(struct sandbox *sb)
         b->graveyard = sb;
 }
 
+bool sandbox_is_reaper(struct broker *b, pid_t pid)
+{
+        for (struct sandbox *sb = b->sandboxes; sb; sb = sb->next)
+                if (sb->sp.reaper_pid == pid)
+                        return true;
+        for (struct sandbox *sb = b->graveyard; sb; sb = sb->next)
+                if (sb->sp.reaper_pid == pid)
+                        return true;
+        return false;
+}
+
 void sandbox_free_ended(struct broker *b)
 {
         while (b->graveyard) {
@@ -85,7 +96,9 @@ static void sandbox_finish(struct sandbox *sb)
         end.duration_ns = mono_ns() - sb->start_ns;
         tracer_link_end(&sb->b->tracer, &end);
 
-        waitpid(sb->sp.reaper_pid, NULL, 0);
+        /* by pidfd: the pid may already be reaped by the orphan sweep */
+        siginfo_t si;
+        waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED);
         if (sb->rq) {
                 Seccell__Reply rep = SECCELL__REPLY__INIT;
                 Seccell__RunResult res = SECCELL__RUN_RESULT__INIT;
@@ -120,6 +133,7 @@ static void on_reaper(void *obj, uint32_t events)
                 return;
         if (r == 0 && m.type == REAPER_ROOT_EXIT) {
                 sb->wait_status = m.value;
+                log_debug("sandbox %llu: root exit reported", (unsigned long long)sb->id);
                 sandbox_finish(sb);
                 return;
         }
@@ -187,6 +201,12 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         char why[512];
         int r;
 
+        if (b->is_root && rq->peer_uid == b->tracer_uid) {
+                server_reply_error(rq, EPERM, "uid %llu is the tracer's own user; its sandboxes could signal the "
+                                   "tracer (create a dedicated 'seccell' user for the tracer)",
+                                   (unsigned long long)rq->peer_uid);
+                return;
+        }
         if (!b->is_root && rq->peer_uid != geteuid()) {
                 server_reply_error(rq, EPERM, "this broker runs as uid %u and cannot start sandboxes for uid %llu",
                                    geteuid(), (unsigned long long)rq->peer_uid);
@@ -241,7 +261,9 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         sb->timer_fd = -1;
         sb->client_conn = -1;
         sb->start_ns = mono_ns();
+        log_debug("spawning sandbox %llu", (unsigned long long)sb->id);
         r = spawn_sandbox(&sr, &sb->sp, &what);
+        log_debug("sandbox %llu: listener received", (unsigned long long)sb->id);
         /* the sandbox holds its stdio now; the broker must not, or readers
          * of the sandbox's output would never see EOF */
         fds_close(fds->fds, 3);
@@ -302,6 +324,7 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         sb->next = b->sandboxes;
         b->sandboxes = sb;
 
+        log_debug("sandbox %llu: released", (unsigned long long)sb->id);
         spawn_release(&sb->sp);
         steal_ptr(sb);
 out:

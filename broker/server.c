@@ -194,12 +194,19 @@ static void request_free(struct server_request *rq)
 
 int server_reply(struct server_request *rq, nng_msg *reply)
 {
-        /* A synchronous send on a REP context only queues the reply. */
-        nng_aio_set_msg(rq->aio, reply);
-        nng_aio_set_timeout(rq->aio, 5000);
-        nng_ctx_send(rq->ctx, rq->aio);
-        nng_aio_wait(rq->aio);
-        int rv = nng_aio_result(rq->aio);
+        /* rq->aio belongs to the receive callback; a send on it would run
+         * that callback. A REP send only queues the reply, so waiting for
+         * it here is short. */
+        nng_aio *aio;
+        int rv = nng_aio_alloc(&aio, NULL, NULL);
+        if (rv == 0) {
+                nng_aio_set_msg(aio, reply);
+                nng_aio_set_timeout(aio, 5000);
+                nng_ctx_send(rq->ctx, aio);
+                nng_aio_wait(aio);
+                rv = nng_aio_result(aio);
+                nng_aio_free(aio);
+        }
         if (rv != 0)
                 nng_msg_free(reply);
         request_free(rq);

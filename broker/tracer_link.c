@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -42,11 +43,10 @@ static int prepare_dir(const char *dir, const char *user)
 int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char *dir, const char *user, bool quiet)
 {
         int sv[2], ready[2];
-        char url[4200];
-        int r, rv;
+        int r;
 
         memset(t, 0, sizeof(*t));
-        t->pidfd = t->fdchan = -1;
+        t->pidfd = t->fdchan = t->ready_fd = -1;
         r = prepare_dir(dir, user);
         if (r < 0)
                 return r == -ESRCH ? log_errno(r, "no user '%s' to run the tracer as", user)
@@ -85,18 +85,28 @@ int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char
         t->pid = pid;
         t->fdchan = sv[0];
         t->pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+        t->ready_fd = ready[0];
+        snprintf(t->dir, sizeof(t->dir), "%s", dir);
+        return 0;
+}
 
-        struct pollfd p = { .fd = ready[0], .events = POLLIN };
-        char c;
-        r = poll(&p, 1, TRACER_TIMEOUT_MS);
-        if (r <= 0 || read(ready[0], &c, 1) != 1) {
-                close(ready[0]);
+int tracer_link_connect(struct tracer_link *t)
+{
+        struct pollfd p = { .fd = t->ready_fd, .events = POLLIN };
+        char c, url[PATH_MAX + 32];
+        int r, rv;
+
+        do
+                r = poll(&p, 1, TRACER_TIMEOUT_MS);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0 || read(t->ready_fd, &c, 1) != 1) {
                 tracer_link_stop(t);
                 return log_errno(-ECHILD, "the tracer did not start");
         }
-        close(ready[0]);
+        closep(&t->ready_fd);
+        t->ready_fd = -1;
 
-        snprintf(url, sizeof(url), "ipc://%s/tracer.ipc", dir);
+        snprintf(url, sizeof(url), "ipc://%s/tracer.ipc", t->dir);
         rv = nng_req0_open(&t->req);
         if (rv == 0)
                 rv = nng_socket_set_ms(t->req, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
@@ -193,5 +203,6 @@ void tracer_link_stop(struct tracer_link *t)
         }
         closep(&t->pidfd);
         closep(&t->fdchan);
-        t->pidfd = t->fdchan = -1;
+        closep(&t->ready_fd);
+        t->pidfd = t->fdchan = t->ready_fd = -1;
 }

@@ -15,14 +15,18 @@ struct tracer_link {
         int fdchan;             /* broker end of the fd channel */
         nng_socket req;
         bool open;
+        int ready_fd;           /* until connected: readable once the tracer serves */
+        char dir[4096];
 };
 
 /* Start `tracer_path` with its control socket in `dir` (created here; when
- * the broker is root it is handed to `user`, whom the tracer becomes) and
- * connect to it. `quiet`: the tracer reports its privileges only in debug
- * output (embedded mode). Waits at most 10 s for the tracer to be ready.
- * Returns 0 or -errno. */
+ * the broker is root it is handed to `user`, whom the tracer becomes).
+ * `quiet`: the tracer reports its privileges only in debug output
+ * (embedded mode). tracer_link_connect() then waits at most 10 s for it to
+ * serve and connects; the broker sets itself up in between.
+ * Both return 0 or -errno (after printing why). */
 int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char *dir, const char *user, bool quiet);
+int tracer_link_connect(struct tracer_link *t);
 
 /* Hand a sandbox to the tracer: `fds` (listener fd first, then the audit
  * sink if add->audit) go on the fd channel under add->fd_token; the caller

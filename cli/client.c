@@ -131,7 +131,40 @@ static int exit_code(const Seccell__RunResult *res)
         return 125;
 }
 
-int client_run(const char *dir, const struct run_options *o, int broker_pidfd)
+int client_open(struct client *c)
+{
+        c->open = false;
+        c->sfd = -1;
+        /* Signals are read from a signalfd in the wait loop; block them
+         * before nng starts threads, so the threads inherit the mask. */
+        sigemptyset(&c->mask);
+        for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+                sigaddset(&c->mask, forwarded[i]);
+        sigprocmask(SIG_BLOCK, &c->mask, NULL);
+        c->sfd = signalfd(-1, &c->mask, SFD_CLOEXEC);
+        if (c->sfd < 0)
+                return log_errno(-errno, "cannot set up signal forwarding");
+        int rv = nng_req0_open(&c->sock);
+        if (rv == 0) {
+                c->open = true;
+                /* a Run request is answered when the run ends: never resend it */
+                rv = nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        }
+        if (rv != 0)
+                return log_errno(msg_nng_errno(rv), "cannot open an nng socket");
+        return 0;
+}
+
+void client_close(struct client *c)
+{
+        if (c->open)
+                nng_close(c->sock);
+        c->open = false;
+        closep(&c->sfd);
+        c->sfd = -1;
+}
+
+int client_run(struct client *c, const char *dir, const struct run_options *o, int broker_pidfd)
 {
         Seccell__Request req = SECCELL__REQUEST__INIT;
         Seccell__RunRequest run = SECCELL__RUN_REQUEST__INIT;
@@ -139,9 +172,10 @@ int client_run(const char *dir, const struct run_options *o, int broker_pidfd)
         struct pending_reply p = { .done_fd = -1 };
         char cwd[PATH_MAX], url[PATH_MAX + 32];
         int fds[4], status = 125, r, rv;
-        nng_socket sock = NNG_SOCKET_INITIALIZER;
+        nng_socket sock = c->sock;
+        int sfd = c->sfd;
         nng_ctx ctx;
-        bool sock_open = false, ctx_open = false;
+        bool ctx_open = false;
         extern char **environ;
 
         if (!getcwd(cwd, sizeof(cwd))) {
@@ -168,29 +202,13 @@ int client_run(const char *dir, const struct run_options *o, int broker_pidfd)
                 return 125;
         }
 
-        /* Signals are read from a signalfd in the wait loop; block them
-         * before nng starts threads, so the threads inherit the mask. */
-        sigset_t mask;
-        sigemptyset(&mask);
-        for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
-                sigaddset(&mask, forwarded[i]);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
         p.done_fd = eventfd(0, EFD_CLOEXEC);
-        if (sfd < 0 || p.done_fd < 0 || nng_aio_alloc(&p.aio, reply_cb, &p) != 0) {
+        if (p.done_fd < 0 || nng_aio_alloc(&p.aio, reply_cb, &p) != 0) {
                 log_errno(-errno, "cannot set up the wait");
                 goto out;
         }
-
         snprintf(url, sizeof(url), "ipc://%s/broker.ipc", dir);
-        rv = nng_req0_open(&sock);
-        if (rv == 0) {
-                sock_open = true;
-                /* a Run request is answered when the run ends: never resend it */
-                rv = nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-        }
-        if (rv == 0)
-                rv = nng_dial(sock, url, NULL, 0);
+        rv = nng_dial(sock, url, NULL, 0);
         if (rv != 0) {
                 log_msg("cannot reach the broker at %s: %s", url, nng_strerror(rv));
                 goto out;
@@ -215,6 +233,7 @@ int client_run(const char *dir, const struct run_options *o, int broker_pidfd)
         run.audit = o->audit_fd >= 0;
         req.body_case = SECCELL__REQUEST__BODY_RUN;
         req.run = &run;
+        log_debug("sending the run request");
         if ((r = send_request(sock, &req, &ctx, &p)) < 0) {
                 log_errno(r, "cannot send the request to the broker");
                 goto out;
@@ -252,6 +271,7 @@ int client_run(const char *dir, const struct run_options *o, int broker_pidfd)
                 }
         }
 
+        log_debug("reply received");
         rv = nng_aio_result(p.aio);
         if (rv != 0) {
                 log_msg("no answer from the broker: %s", nng_strerror(rv));
@@ -280,8 +300,6 @@ out:
                 nng_aio_stop(p.aio);
                 nng_aio_free(p.aio);
         }
-        if (sock_open)
-                nng_close(sock);
         closep(&p.done_fd);
         return status;
 }

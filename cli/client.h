@@ -2,7 +2,10 @@
  * over nng, signal forwarding, and the wait for the result. */
 #pragma once
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
+
+#include <nng/nng.h>
 
 #include "seccell.pb-c.h"
 
@@ -14,8 +17,21 @@ struct run_options {
         int audit_fd;             /* -1: no audit sink; borrowed */
 };
 
+struct client {
+        nng_socket sock;
+        bool open;
+        int sfd;                  /* signalfd of the forwarded signals */
+        sigset_t mask;
+};
+
+/* Block the forwarded signals (read from a signalfd from now on) and open
+ * the nng socket, whose threads start now: call it while an embedded broker
+ * is starting. Returns 0 or -errno (after printing why). */
+int client_open(struct client *c);
+void client_close(struct client *c);
+
 /* Run `o` through the broker listening in `dir` and return the exit status
  * seccell should exit with (the command's, 128+N, 124, or 125 after
  * printing one line about what failed). `broker_pidfd` (or -1) names an
  * embedded broker whose death ends the wait. */
-int client_run(const char *dir, const struct run_options *o, int broker_pidfd);
+int client_run(struct client *c, const char *dir, const struct run_options *o, int broker_pidfd);

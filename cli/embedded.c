@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -47,6 +48,7 @@ int embedded_start(struct embedded *e)
 
         e->pid = 0;
         e->pidfd = -1;
+        e->ready_fd = -1;
         const char *base = getenv("XDG_RUNTIME_DIR");
         if (!base || access(base, W_OK) != 0)
                 base = getenv("TMPDIR");
@@ -94,34 +96,44 @@ int embedded_start(struct embedded *e)
         close(ready[1]);
         e->pid = pid;
         e->pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
-
-        struct pollfd p = { .fd = ready[0], .events = POLLIN };
-        char c;
-        int k;
-        do
-                k = poll(&p, 1, START_TIMEOUT_MS);
-        while (k < 0 && errno == EINTR);
-        if (k <= 0 || read(ready[0], &c, 1) != 1) {
-                close(ready[0]);
-                log_msg("the private broker did not start (see the message above)");
-                embedded_stop(e);
-                return -ECHILD;
-        }
-        close(ready[0]);
+        e->ready_fd = ready[0];
         return 0;
 fail:
         rm_tree(e->dir);
         return r;
 }
 
+int embedded_wait_ready(struct embedded *e)
+{
+        struct pollfd p = { .fd = e->ready_fd, .events = POLLIN };
+        char c;
+        int k;
+        do
+                k = poll(&p, 1, START_TIMEOUT_MS);
+        while (k < 0 && errno == EINTR);
+        bool ok = k > 0 && read(e->ready_fd, &c, 1) == 1;
+        closep(&e->ready_fd);
+        e->ready_fd = -1;
+        if (!ok) {
+                log_msg("the private broker did not start (see the message above)");
+                embedded_stop(e);
+                return -ECHILD;
+        }
+        log_debug("private broker ready");
+        return 0;
+}
+
 void embedded_stop(struct embedded *e)
 {
         if (e->pid > 0) {
                 kill(e->pid, SIGTERM);
+                log_debug("waiting for the private broker");
                 waitpid(e->pid, NULL, 0);
+                log_debug("private broker exited");
                 e->pid = 0;
         }
         closep(&e->pidfd);
-        e->pidfd = -1;
+        closep(&e->ready_fd);
+        e->pidfd = e->ready_fd = -1;
         rm_tree(e->dir);
 }

@@ -114,15 +114,23 @@ static int cmd_run(int argc, char **argv)
         struct stat st;
         if (!broker_dir && stat(DEFAULT_DAEMON_DIR "/broker.ipc", &st) == 0)
                 broker_dir = DEFAULT_DAEMON_DIR;
+        struct client cl;
         if (broker_dir) {
-                status = client_run(broker_dir, &o, -1);
+                status = client_open(&cl) < 0 ? EXIT_SECCELL : client_run(&cl, broker_dir, &o, -1);
         } else {
+                /* the private broker starts while this process sets up */
                 struct embedded e;
                 if (embedded_start(&e) < 0)
                         return EXIT_SECCELL;
-                status = client_run(e.dir, &o, e.pidfd);
+                if (client_open(&cl) < 0 || embedded_wait_ready(&e) < 0)
+                        status = EXIT_SECCELL;
+                else
+                        status = client_run(&cl, e.dir, &o, e.pidfd);
+                client_close(&cl);
                 embedded_stop(&e);
+                log_debug("private broker stopped");
         }
+        client_close(&cl);
         if (o.audit_fd >= 0)
                 close(o.audit_fd);
         return status;
@@ -131,6 +139,7 @@ static int cmd_run(int argc, char **argv)
 int main(int argc, char **argv)
 {
         log_set_prog("seccell");
+        log_debug("start");
         signal(SIGPIPE, SIG_IGN);
         if (argc < 2) {
                 usage(stderr);

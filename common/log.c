@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *prog = "seccell";
 static int debug = -1;
@@ -23,10 +24,19 @@ bool log_debug_enabled(void)
 
 /* One write per line, so lines from several processes sharing stderr do not
  * interleave mid-line. */
-static void vlog(const char *fmt, va_list ap, int err)
+static void vlog(const char *fmt, va_list ap, int err, bool stamp)
 {
         char buf[1024];
-        int n = snprintf(buf, sizeof(buf), "%s: ", prog);
+        int n;
+        if (stamp) {
+                /* debug lines carry CLOCK_MONOTONIC ms, to line up processes */
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                n = snprintf(buf, sizeof(buf), "%s [%ld.%06ld]: ", prog, (long)ts.tv_sec % 1000,
+                             ts.tv_nsec / 1000);
+        } else {
+                n = snprintf(buf, sizeof(buf), "%s: ", prog);
+        }
         if (n < 0)
                 return;
         int m = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
@@ -45,7 +55,7 @@ void log_msg(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        vlog(fmt, ap, 0);
+        vlog(fmt, ap, 0, false);
         va_end(ap);
 }
 
@@ -55,7 +65,7 @@ void log_debug(const char *fmt, ...)
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vlog(fmt, ap, 0);
+        vlog(fmt, ap, 0, true);
         va_end(ap);
 }
 
@@ -64,7 +74,7 @@ int log_errno(int r, const char *fmt, ...)
         int saved = errno;
         va_list ap;
         va_start(ap, fmt);
-        vlog(fmt, ap, r < 0 ? -r : r);
+        vlog(fmt, ap, r < 0 ? -r : r, false);
         va_end(ap);
         errno = saved;
         return r;

@@ -248,6 +248,7 @@ int main(int argc, char **argv)
         uint64_t v;
 
         log_set_prog("seccell-tracer");
+        log_debug("start");
         T.fdchan = -1;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
