@@ -129,6 +129,14 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 snprintf(why, whylen, "%zu descriptors arrived, %zu expected", p.nfds, want);
                 return -EBADF;
         }
+        /* Fail closed: a limit this tracer cannot enforce is refused, never
+         * silently ignored. */
+        if (a->policy && (a->policy->max_procs || a->policy->max_memory)) {
+                fds_close(p.fds, p.nfds);
+                snprintf(why, whylen, "%s is not enforced by this version of seccell",
+                         a->policy->max_procs ? "--max-procs" : "--max-memory");
+                return -EOPNOTSUPP;
+        }
         struct tsandbox *sb = calloc(1, sizeof(*sb));
         if (!sb) {
                 fds_close(p.fds, p.nfds);
