@@ -16,12 +16,13 @@
 #include "cleanup.h"
 #include "kcompat.h"
 
-/* Flags that create namespaces; refused in BPF on clone's register
- * argument, so the decision cannot race with the sandbox. */
+/* Flags that create namespaces. */
 static const uint64_t ns_flags[] = {
         CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
         CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME,
 };
+_Static_assert((CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
+                CLONE_NEWNET | CLONE_NEWTIME) == CLONE_NS_FLAGS, "namespace flag set");
 
 /* Syscalls a sandbox never needs and that reach past it: tracing and
  * writing other processes, loading code into the kernel, rebooting,
@@ -34,7 +35,7 @@ static const char *const hardening_deny[] = {
         "name_to_handle_at", "lookup_dcookie", "quotactl", "userfaultfd",
         "keyctl", "add_key", "request_key", "mount", "umount2", "pivot_root",
         "fsopen", "fsmount", "fsconfig", "move_mount", "open_tree",
-        "mount_setattr", "unshare", "setns",
+        "mount_setattr",
 };
 
 #define ADD(...) do {                                   \
@@ -46,18 +47,32 @@ static const char *const hardening_deny[] = {
 int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_t max)
 {
         size_t n = 0;
-        (void)p;
 
         for (size_t i = 0; i < ARRAY_SIZE(hardening_deny); i++)
                 ADD(.syscall = hardening_deny[i], .action = FILTER_ERRNO, .err = EPERM);
 
-        /* clone(2): a namespace flag, or CLONE_UNTRACED (which would hide
-         * the child from fork registration), fails with EPERM. */
+        /* Namespace creation and entry: routed to the tracer, which always
+         * answers EPERM and records the attempt. The routing is decided on
+         * clone's register argument, and the tracer judges the kernel's copy
+         * of it in the notification, so nothing races with the sandbox.
+         * Without a tracer the call fails (ENOSYS): denied either way. */
         for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
-                ADD(.syscall = "clone", .action = FILTER_ERRNO, .err = EPERM,
+                ADD(.syscall = "clone", .action = FILTER_NOTIFY,
                     .masked = true, .argno = 0, .mask = ns_flags[i], .value = ns_flags[i]);
+        ADD(.syscall = "unshare", .action = FILTER_NOTIFY);
+        ADD(.syscall = "setns", .action = FILTER_NOTIFY);
+        /* CLONE_UNTRACED would hide the child from fork registration. */
         ADD(.syscall = "clone", .action = FILTER_ERRNO, .err = EPERM,
             .masked = true, .argno = 0, .mask = CLONE_UNTRACED, .value = CLONE_UNTRACED);
+
+        if (p->max_procs) {
+                /* Process creation goes to the process-limit handler;
+                 * threads (CLONE_THREAD) never count and are not routed. */
+                ADD(.syscall = "clone", .action = FILTER_NOTIFY, .masked = true, .argno = 0,
+                    .mask = CLONE_NS_FLAGS | CLONE_UNTRACED | CLONE_THREAD, .value = 0);
+                ADD(.syscall = "fork", .action = FILTER_NOTIFY);
+                ADD(.syscall = "vfork", .action = FILTER_NOTIFY);
+        }
 
         /* clone3(2) keeps its flags in user memory, invisible to BPF and
          * racy to read: ENOSYS makes glibc fall back to clone(2). */

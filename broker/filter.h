@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "syscalls.h"
+
 struct filter_policy {
         uint32_t max_procs;   /* 0: no process limit */
         uint64_t max_memory;  /* bytes; 0: no memory limit */

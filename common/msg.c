@@ -92,6 +92,10 @@ int msg_check_tracer_request(const Seccell__TracerRequest *r, char *why, size_t 
                 if (!r->end || r->end->sandbox_id == 0)
                         BAD("end request without sandbox id");
                 return 0;
+        case SECCELL__TRACER_REQUEST__BODY_FREEZE:
+                if (!r->freeze || r->freeze->sandbox_id == 0)
+                        BAD("freeze request without sandbox id");
+                return 0;
         default:
                 BAD("tracer request with no known body (case %d)", (int)r->body_case);
         }
@@ -145,7 +149,8 @@ int msg_unpack_reply(const nng_msg *m, Seccell__Reply **out, char *why, size_t w
         Seccell__Reply *r = unpack(&seccell__reply__descriptor, m, why, whylen);
         if (!r)
                 return -EBADMSG;
-        if (r->error < 0 || (r->error == 0 && r->body_case == SECCELL__REPLY__BODY_RUN && !r->run)) {
+        if (r->error < 0 || (r->body_case == SECCELL__REPLY__BODY_RUN && !r->run) ||
+            (r->body_case == SECCELL__REPLY__BODY_STATS && !r->stats)) {
                 snprintf(why, whylen, "reply with invalid error code %d", r->error);
                 seccell__reply__free_unpacked(r, NULL);
                 return -EBADMSG;

@@ -24,6 +24,8 @@
 #include "msg.h"
 #include "notif_loop.h"
 #include "privs.h"
+#include "proc_limit.h"
+#include "fork_trace.h"
 #include "size.h"
 #include "tracer.h"
 
@@ -43,10 +45,39 @@ static struct {
         int epfd;
         int fdchan;
         nng_socket rep;
-        struct tsandbox *sandboxes;
         struct pending_fds pending[MAX_PENDING_FDS];
         size_t npending;
+        void *deferred[256];
+        size_t ndeferred;
 } T;
+
+struct tsandbox *tracer_sandboxes;
+
+int tracer_watch(int fd, void *ptr)
+{
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ptr };
+        return epoll_ctl(T.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void tracer_unwatch(int fd)
+{
+        if (fd >= 0)
+                epoll_ctl(T.epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static void free_deferred(void)
+{
+        for (size_t i = 0; i < T.ndeferred; i++)
+                free(T.deferred[i]);
+        T.ndeferred = 0;
+}
+
+void tracer_defer_free(void *p)
+{
+        if (T.ndeferred == ARRAY_SIZE(T.deferred))
+                free_deferred(); /* only between batches can this be full */
+        T.deferred[T.ndeferred++] = p;
+}
 
 static void drain_fdchan(void)
 {
@@ -73,6 +104,8 @@ static void drain_fdchan(void)
         }
 }
 
+static void tracer_defer_free_entry(struct proc_entry *e);
+
 static bool take_fds(uint64_t token, struct pending_fds *out)
 {
         drain_fdchan();
@@ -87,7 +120,7 @@ static bool take_fds(uint64_t token, struct pending_fds *out)
 
 static struct tsandbox *find(uint64_t id)
 {
-        for (struct tsandbox *sb = T.sandboxes; sb; sb = sb->next)
+        for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next)
                 if (sb->id == id)
                         return sb;
         return NULL;
@@ -97,7 +130,7 @@ static void listener_close(struct tsandbox *sb)
 {
         if (sb->listener < 0)
                 return;
-        epoll_ctl(T.epfd, EPOLL_CTL_DEL, sb->listener, NULL);
+        tracer_unwatch(sb->listener);
         close(sb->listener);
         sb->listener = -1;
 }
@@ -131,10 +164,9 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         }
         /* Fail closed: a limit this tracer cannot enforce is refused, never
          * silently ignored. */
-        if (a->policy && (a->policy->max_procs || a->policy->max_memory)) {
+        if (a->policy && a->policy->max_memory) {
                 fds_close(p.fds, p.nfds);
-                snprintf(why, whylen, "%s is not enforced by this version of seccell",
-                         a->policy->max_procs ? "--max-procs" : "--max-memory");
+                snprintf(why, whylen, "--max-memory is not enforced by this version of seccell");
                 return -EOPNOTSUPP;
         }
         struct tsandbox *sb = calloc(1, sizeof(*sb));
@@ -143,6 +175,7 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 snprintf(why, whylen, "out of memory");
                 return -ENOMEM;
         }
+        sb->kind = TW_LISTENER;
         sb->id = a->sandbox_id;
         sb->listener = p.fds[0];
         sb->root = a->root_pid;
@@ -151,17 +184,19 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         sb->max_memory = a->policy ? a->policy->max_memory : 0;
         audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
         notif_listener_setup(sb->listener);
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = sb };
-        if (epoll_ctl(T.epfd, EPOLL_CTL_ADD, sb->listener, &ev) < 0) {
-                int r = -errno;
-                snprintf(why, whylen, "cannot watch the listener: %s", strerror(errno));
+        int r = tracer_watch(sb->listener, sb);
+        if (r == 0 && (r = proc_limit_start(sb)) < 0)
+                tracer_unwatch(sb->listener);
+        if (r < 0) {
+                snprintf(why, whylen, "cannot take over the sandbox: %s", strerror(-r));
+                proc_index_clear(&sb->procs, tracer_defer_free_entry);
                 close(sb->listener);
                 audit_close(&sb->audit);
                 free(sb);
                 return r;
         }
-        sb->next = T.sandboxes;
-        T.sandboxes = sb;
+        sb->next = tracer_sandboxes;
+        tracer_sandboxes = sb;
 
         json_object *f = json_object_new_object();
         json_object_object_add(f, "argv", audit_string_array(a->argv, a->n_argv));
@@ -174,7 +209,9 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         return 0;
 }
 
-static int end_sandbox(const Seccell__EndSandbox *e, char *why, size_t whylen)
+static void tracer_defer_free_entry(struct proc_entry *e) { tracer_defer_free(e); }
+
+static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stats, char *why, size_t whylen)
 {
         struct tsandbox *sb = find(e->sandbox_id), **pp;
         if (!sb) {
@@ -185,6 +222,8 @@ static int end_sandbox(const Seccell__EndSandbox *e, char *why, size_t whylen)
         if (sb->listener >= 0)
                 notif_drain(sb, INT_MAX);
         listener_close(sb);
+        sb->ended = true;
+        proc_limit_end(sb);
 
         json_object *f = json_object_new_object();
         json_object_object_add(f, "pid", json_object_new_int(sb->root));
@@ -196,13 +235,43 @@ static int end_sandbox(const Seccell__EndSandbox *e, char *why, size_t whylen)
         json_object_object_add(f, "timed_out", json_object_new_boolean(e->timed_out));
         json_object_object_add(f, "duration_ns", json_object_new_uint64(e->duration_ns));
         json_object_object_add(f, "execs", json_object_new_uint64(sb->execs));
+        json_object_object_add(f, "namespace_denied", json_object_new_uint64(sb->ns_denied));
+        if (sb->max_procs) {
+                json_object_object_add(f, "peak_procs", json_object_new_int(sb->procs.peak));
+                json_object_object_add(f, "forks_allowed", json_object_new_uint64(sb->forks_allowed));
+                json_object_object_add(f, "forks_denied", json_object_new_uint64(sb->forks_denied));
+                json_object_object_add(f, "reaps", json_object_new_uint64(sb->reaps));
+        }
         audit_emit(&sb->audit, "sandbox_end", f);
         audit_close(&sb->audit);
 
-        for (pp = &T.sandboxes; *pp != sb; pp = &(*pp)->next)
+        stats->peak_procs = sb->procs.peak;
+        stats->forks_allowed = sb->forks_allowed;
+        stats->forks_denied = sb->forks_denied;
+        stats->ns_denied = sb->ns_denied;
+        stats->execs = sb->execs;
+        stats->reaps = sb->reaps;
+
+        for (pp = &tracer_sandboxes; *pp != sb; pp = &(*pp)->next)
                 ;
         *pp = sb->next;
-        free(sb);
+        tracer_defer_free(sb);
+        return 0;
+}
+
+static int freeze_sandbox(const Seccell__FreezeSandbox *f, char *why, size_t whylen)
+{
+        struct tsandbox *sb = find(f->sandbox_id);
+        if (!sb) {
+                snprintf(why, whylen, "no sandbox %llu", (unsigned long long)f->sandbox_id);
+                return -ESRCH;
+        }
+        if (!sb->max_procs) {
+                snprintf(why, whylen, "sandbox %llu has no process limit to hold forks against",
+                         (unsigned long long)f->sandbox_id);
+                return -EINVAL;
+        }
+        proc_limit_freeze(sb, f->frozen);
         return 0;
 }
 
@@ -218,20 +287,37 @@ static void serve_control(void)
                         return;
                 }
                 Seccell__TracerRequest *req;
+                Seccell__SandboxStats stats = SECCELL__SANDBOX_STATS__INIT;
+                bool with_stats = false;
                 char why[256] = "";
                 int r = msg_unpack_tracer_request(m, &req, why, sizeof(why));
                 nng_msg_free(m);
                 if (r < 0) {
                         log_msg("malformed control request: %s", why);
                 } else {
-                        if (req->body_case == SECCELL__TRACER_REQUEST__BODY_ADD)
+                        switch (req->body_case) {
+                        case SECCELL__TRACER_REQUEST__BODY_ADD:
                                 r = add_sandbox(req->add, why, sizeof(why));
-                        else
-                                r = end_sandbox(req->end, why, sizeof(why));
+                                break;
+                        case SECCELL__TRACER_REQUEST__BODY_END:
+                                r = end_sandbox(req->end, &stats, why, sizeof(why));
+                                with_stats = r == 0;
+                                break;
+                        default:
+                                r = freeze_sandbox(req->freeze, why, sizeof(why));
+                                break;
+                        }
                         seccell__tracer_request__free_unpacked(req, NULL);
                 }
-                if (msg_error_reply(&m, r < 0 ? -r : 0, "%s", why) < 0)
+                if (with_stats) {
+                        Seccell__Reply rep = SECCELL__REPLY__INIT;
+                        rep.body_case = SECCELL__REPLY__BODY_STATS;
+                        rep.stats = &stats;
+                        if (msg_pack(&rep.base, &m) < 0)
+                                continue;
+                } else if (msg_error_reply(&m, r < 0 ? -r : 0, "%s", why) < 0) {
                         continue;
+                }
                 if ((rv = nng_sendmsg(T.rep, m, 0)) != 0) {
                         log_msg("control reply: %s", nng_strerror(rv));
                         nng_msg_free(m);
@@ -303,6 +389,7 @@ int main(int argc, char **argv)
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGCHLD); /* ptrace stops of fork registration */
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -358,17 +445,25 @@ int main(int argc, char **argv)
                         } else if (tag == TAG_FDCHAN) {
                                 drain_fdchan();
                         } else if (tag == TAG_SIGNAL) {
-                                return 0;
-                        } else {
+                                struct signalfd_siginfo si;
+                                bool stop = false;
+                                while (read(sfd, &si, sizeof(si)) == sizeof(si))
+                                        stop |= si.ssi_signo != SIGCHLD;
+                                if (stop)
+                                        return 0;
+                                fork_trace_collect();
+                        } else if (*(int *)evs[i].data.ptr == TW_LISTENER) {
+                                /* ended sandboxes stay allocated until the
+                                 * batch is over, with listener -1 */
                                 struct tsandbox *sb = evs[i].data.ptr;
-                                /* The sandbox may have been ended by a
-                                 * control request earlier in this batch. */
-                                bool live = false;
-                                for (struct tsandbox *s = T.sandboxes; s; s = s->next)
-                                        live |= s == sb;
-                                if (live && sb->listener >= 0 && notif_drain(sb, DRAIN_BUDGET) == -ENOTCONN)
+                                if (sb->listener >= 0 && notif_drain(sb, DRAIN_BUDGET) == -ENOTCONN)
                                         listener_close(sb);
+                        } else {
+                                struct proc_entry *e = evs[i].data.ptr;
+                                if (!e->exited)
+                                        proc_limit_exited(e);
                         }
                 }
+                free_deferred();
         }
 }

@@ -11,6 +11,7 @@
 #include "exec_audit.h"
 #include "kcompat.h"
 #include "log.h"
+#include "proc_limit.h"
 
 static struct seccomp_notif_sizes sizes;
 static struct seccomp_notif *req;
@@ -95,12 +96,21 @@ int notif_drain(struct tsandbox *sb, int budget)
                         case SYS_execveat:
                                 handle_exec(sb, req);
                                 break;
+                        case SYS_clone:
+                        case SYS_fork:
+                        case SYS_vfork:
+                        case SYS_unshare:
+                        case SYS_setns:
+                                err = proc_limit_notify(sb, req);
+                                break;
                         default:
                                 /* the filter routes nothing else here; fail
                                  * closed if it ever does */
                                 err = ENOSYS;
                                 break;
                         }
+                        if (err == NOTIF_ANSWERED)
+                                continue;
                         int r = respond(sb->listener, req->id, err);
                         if (r == -ENOENT)
                                 sb->stale++;

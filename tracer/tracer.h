@@ -1,20 +1,50 @@
-/* The tracer's per-sandbox state. */
+/* The tracer's per-sandbox state, and what its modules share. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "audit.h"
+#include "proc_index.h"
+
+/* What an epoll registration points at (the first member of each). */
+enum { TW_LISTENER = 100, TW_PIDFD };
+
+/* A fork notification held while the sandbox is frozen. */
+struct held_notif {
+        uint64_t id;
+        pid_t tid;
+        int nr;
+        uint64_t args[6];
+        struct held_notif *next;
+};
 
 struct tsandbox {
+        int kind;                 /* TW_LISTENER */
         uint64_t id;
         int listener;             /* seccomp listener fd (owned); -1 once hung up */
         pid_t root;
         uid_t uid;
-        uint32_t max_procs;
+        uint32_t max_procs;       /* 0: no process limit */
         uint64_t max_memory;
         struct audit_sink audit;
+        struct proc_index procs;  /* only with a process limit */
+        uint32_t reserved;        /* forks answered, child not yet registered */
+        bool frozen;
+        struct held_notif *held;
         uint64_t execs;           /* exec notifications handled */
+        uint64_t forks_allowed, forks_denied, ns_denied, reaps;
         uint64_t stale;           /* notifications whose task died first */
+        bool ended;
         struct tsandbox *next;
 };
+
+/* Add/remove a descriptor to/from the tracer's epoll set with `ptr` as its
+ * data (a struct whose first member is one of the TW_* kinds).
+ * Returns 0 or -errno. */
+int tracer_watch(int fd, void *ptr);
+void tracer_unwatch(int fd);
+
+/* Free `p` after the current batch of epoll events (a later event of the
+ * same batch may still point at it). */
+void tracer_defer_free(void *p);

@@ -1,0 +1,101 @@
+#include "proc_index.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kcompat.h"
+#include "procfs.h"
+#include "tracer.h"
+
+struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pid_t pid, int pidfd)
+{
+        struct proc_stat st;
+        struct proc_entry *e;
+
+        if (procfs_stat(pid, &st) < 0 || !(e = calloc(1, sizeof(*e)))) {
+                close(pidfd);
+                return NULL;
+        }
+        e->kind = TW_PIDFD;
+        e->pid = pid;
+        e->pidfd = pidfd;
+        e->starttime = st.starttime;
+        e->sb = sb;
+        e->next = ix->head;
+        ix->head = e;
+        ix->count++;
+        if (ix->count > ix->peak)
+                ix->peak = ix->count;
+        return e;
+}
+
+struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid)
+{
+        for (struct proc_entry *e = ix->head; e; e = e->next)
+                if (e->pid == pid)
+                        return e;
+        return NULL;
+}
+
+void proc_entry_exited(struct proc_entry *e)
+{
+        if (e->pidfd >= 0)
+                close(e->pidfd);
+        e->pidfd = -1;
+        e->exited = true;
+}
+
+static bool reaped(const struct proc_entry *e)
+{
+        struct proc_stat st;
+        /* gone, or the pid now names another process */
+        return procfs_stat(e->pid, &st) == -ENOENT || st.starttime != e->starttime;
+}
+
+uint32_t proc_index_recount(struct proc_index *ix, void (*on_reap)(struct proc_entry *e, void *ud), void *ud,
+                            void (*release)(struct proc_entry *e), bool poll_live)
+{
+        for (struct proc_entry **pp = &ix->head; *pp;) {
+                struct proc_entry *e = *pp;
+                if (!e->exited && poll_live) {
+                        struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
+                        if (poll(&p, 1, 0) == 1)
+                                proc_entry_exited(e);
+                }
+                if (e->exited && reaped(e)) {
+                        if (on_reap)
+                                on_reap(e, ud);
+                        *pp = e->next;
+                        ix->count--;
+                        release(e);
+                        continue;
+                }
+                pp = &e->next;
+        }
+        return ix->count;
+}
+
+int proc_index_signal(struct proc_index *ix, int sig)
+{
+        int n = 0;
+        for (struct proc_entry *e = ix->head; e; e = e->next)
+                if (!e->exited && syscall(__NR_pidfd_send_signal, e->pidfd, sig, NULL, 0) == 0)
+                        n++;
+        return n;
+}
+
+void proc_index_clear(struct proc_index *ix, void (*release)(struct proc_entry *e))
+{
+        while (ix->head) {
+                struct proc_entry *e = ix->head;
+                ix->head = e->next;
+                if (e->pidfd >= 0)
+                        close(e->pidfd);
+                e->pidfd = -1;
+                release(e);
+        }
+        ix->count = 0;
+}

@@ -1,0 +1,58 @@
+/* The process index of one sandbox: every live process (thread group) it
+ * has, registered at birth, with a pidfd while it runs. A process counts
+ * from registration until it is reaped: zombies hold kernel pid slots, so
+ * they count, as the kernel's pids controller counts them.
+ *
+ * Exit is seen from the pidfd (pidfd_open(2): readable when the process
+ * exits). Reaping has no notification for a non-parent, so an exited entry
+ * is dropped when /proc/<pid> no longer shows a process with the same start
+ * time (proc(5), field 22): checked at every fork decision and at the end. */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct tsandbox;
+
+struct proc_entry {
+        int kind;                 /* TW_PIDFD: first, for the epoll dispatch */
+        pid_t pid;                /* tgid */
+        int pidfd;                /* -1 once exited */
+        uint64_t starttime;
+        bool exited;
+        struct tsandbox *sb;
+        struct proc_entry *next;
+};
+
+struct proc_index {
+        struct proc_entry *head;
+        uint32_t count;           /* registered and not seen reaped */
+        uint32_t peak;
+};
+
+/* Register `pid` (a thread-group leader) with `pidfd` (ownership passes).
+ * Returns the entry, or NULL when /proc shows no such process (it is gone;
+ * the pidfd is closed) or memory is short. */
+struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pid_t pid, int pidfd);
+
+/* Find the entry of `pid`, or NULL. */
+struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
+
+/* The process exited (its pidfd was readable): close the pidfd. The entry
+ * still counts until reaped. */
+void proc_entry_exited(struct proc_entry *e);
+
+/* Drop every exited entry whose process has been reaped, calling
+ * `on_reap(e, ud)` before each is unlinked; entries are handed to
+ * `release(e)` (deferred free) afterwards. With `poll_live`, exits not yet
+ * seen through epoll are noticed too (each live pidfd is polled), and the
+ * result is exact. Returns the count. */
+uint32_t proc_index_recount(struct proc_index *ix, void (*on_reap)(struct proc_entry *e, void *ud), void *ud,
+                            void (*release)(struct proc_entry *e), bool poll_live);
+
+/* Send `sig` to every registered live process through its pidfd
+ * (pidfd_send_signal(2): never a recycled pid). Returns how many. */
+int proc_index_signal(struct proc_index *ix, int sig);
+
+/* Close and release every entry. */
+void proc_index_clear(struct proc_index *ix, void (*release)(struct proc_entry *e));

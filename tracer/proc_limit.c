@@ -1,0 +1,247 @@
+#include "proc_limit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "syscalls.h"
+#include "fork_trace.h"
+#include "kcompat.h"
+#include "log.h"
+
+enum fork_verdict proc_limit_judge(uint32_t live, uint32_t max_procs, bool frozen)
+{
+        if (frozen)
+                return FORK_HOLD;
+        return live < max_procs ? FORK_ALLOW : FORK_DENY;
+}
+
+static void release_entry(struct proc_entry *e) { tracer_defer_free(e); }
+
+static void on_reap(struct proc_entry *e, void *ud)
+{
+        struct tsandbox *sb = ud;
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "pid", json_object_new_int(e->pid));
+        audit_emit(&sb->audit, "reap", f);
+        sb->reaps++;
+}
+
+static struct proc_entry *register_pid(struct tsandbox *sb, pid_t pid)
+{
+        int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+        if (pidfd < 0)
+                return NULL;
+        struct proc_entry *e = proc_index_add(&sb->procs, sb, pid, pidfd);
+        if (e && tracer_watch(e->pidfd, e) < 0)
+                proc_entry_exited(e); /* cannot watch: treat as exited, reap check decides */
+        return e;
+}
+
+int proc_limit_start(struct tsandbox *sb)
+{
+        if (!sb->max_procs)
+                return 0;
+        return register_pid(sb, sb->root) ? 0 : -ESRCH;
+}
+
+struct tsandbox *proc_limit_owner(pid_t tgid)
+{
+        for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next)
+                if (!sb->ended && sb->max_procs && proc_index_find(&sb->procs, tgid))
+                        return sb;
+        return NULL;
+}
+
+int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
+{
+        if (proc_index_find(&sb->procs, child))
+                return 0;
+        struct proc_entry *e = register_pid(sb, child);
+        if (!e) {
+                /* gone before we could look: nothing to count */
+                return -ESRCH;
+        }
+        sb->forks_allowed++;
+        json_object *f = json_object_new_object();
+        pid_t tgid = procfs_tgid(parent_tid);
+        json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : parent_tid));
+        json_object_object_add(f, "tid", json_object_new_int(parent_tid));
+        json_object_object_add(f, "child", json_object_new_int(child));
+        json_object_object_add(f, "live", json_object_new_int(sb->procs.count));
+        audit_emit(&sb->audit, "fork", f);
+        return 0;
+}
+
+void proc_limit_fork_done(struct tsandbox *sb, pid_t tid)
+{
+        (void)tid;
+        if (sb->reserved)
+                sb->reserved--;
+}
+
+void proc_limit_exited(struct proc_entry *e)
+{
+        tracer_unwatch(e->pidfd);
+        proc_entry_exited(e);
+}
+
+static const char *ns_syscall_name(int nr)
+{
+        switch (nr) {
+        case SYS_unshare: return "unshare";
+        case SYS_setns: return "setns";
+        default: return "clone";
+        }
+}
+
+static int deny_namespace(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "tid", json_object_new_int(n->pid));
+        json_object_object_add(f, "syscall", json_object_new_string(ns_syscall_name(n->data.nr)));
+        json_object_object_add(f, "flags", json_object_new_uint64(
+                n->data.nr == SYS_setns ? n->data.args[1] : n->data.args[0]));
+        audit_emit(&sb->audit, "namespace_denied", f);
+        sb->ns_denied++;
+        return EPERM;
+}
+
+static int hold(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        struct held_notif *h = calloc(1, sizeof(*h));
+        if (!h)
+                return EAGAIN;
+        h->id = n->id;
+        h->tid = n->pid;
+        h->nr = n->data.nr;
+        memcpy(h->args, n->data.args, sizeof(h->args));
+        h->next = sb->held;
+        sb->held = h;
+        return NOTIF_ANSWERED;
+}
+
+/* Judge a fork request of `tid` (notification `id`): EAGAIN, Continue with
+ * birth registration, or hold. */
+static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        /* reaps seen since the last decision leave the count (and the
+         * record) now; exits not yet seen are polled only at the limit */
+        uint32_t live = proc_index_recount(&sb->procs, on_reap, sb, release_entry, false) + sb->reserved;
+        enum fork_verdict v = proc_limit_judge(live, sb->max_procs, sb->frozen);
+        if (v == FORK_DENY) {
+                /* the counter is an upper bound: recount exactly first */
+                live = proc_index_recount(&sb->procs, on_reap, sb, release_entry, true) + sb->reserved;
+                v = proc_limit_judge(live, sb->max_procs, sb->frozen);
+        }
+        if (v == FORK_HOLD)
+                return hold(sb, n);
+        if (v == FORK_DENY) {
+                sb->forks_denied++;
+                json_object *f = json_object_new_object();
+                pid_t tgid = procfs_tgid(n->pid);
+                json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (int)n->pid));
+                json_object_object_add(f, "tid", json_object_new_int(n->pid));
+                json_object_object_add(f, "errno", json_object_new_string("EAGAIN"));
+                json_object_object_add(f, "live", json_object_new_int(live));
+                json_object_object_add(f, "limit", json_object_new_int(sb->max_procs));
+                audit_emit(&sb->audit, "fork_denied", f);
+                return EAGAIN;
+        }
+        sb->reserved++;
+        int r = fork_trace_begin(sb, sb->listener, n->pid, n->id);
+        if (r < 0) {
+                sb->reserved--;
+                if (r == -ESRCH)
+                        return EAGAIN; /* the task is gone; the answer goes nowhere */
+                /* Fail closed: a child we cannot register would be
+                 * uncounted. */
+                log_errno(r, "sandbox %llu: cannot trace task %d for fork registration; refusing its fork",
+                          (unsigned long long)sb->id, n->pid);
+                return EPERM;
+        }
+        if (sb->procs.count + sb->reserved > sb->procs.peak)
+                sb->procs.peak = sb->procs.count + sb->reserved;
+        return NOTIF_ANSWERED;
+}
+
+int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        switch (n->data.nr) {
+        case SYS_unshare:
+        case SYS_setns:
+                return deny_namespace(sb, n);
+        case SYS_clone:
+                if (n->data.args[0] & CLONE_NS_FLAGS)
+                        return deny_namespace(sb, n);
+                if (n->data.args[0] & (CLONE_THREAD | CLONE_UNTRACED))
+                        return EPERM; /* the filter never routes these */
+                /* fall through */
+        case SYS_fork:
+        case SYS_vfork:
+                if (!sb->max_procs)
+                        return ENOSYS; /* not routed without a limit */
+                return judge_fork(sb, n);
+        default:
+                return ENOSYS;
+        }
+}
+
+void proc_limit_freeze(struct tsandbox *sb, bool frozen)
+{
+        if (!sb->max_procs || sb->frozen == frozen)
+                return;
+        sb->frozen = frozen;
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "live", json_object_new_int(sb->procs.count));
+        audit_emit(&sb->audit, frozen ? "freeze" : "thaw", f);
+        if (frozen) {
+                proc_index_signal(&sb->procs, SIGSTOP);
+                return;
+        }
+        proc_index_signal(&sb->procs, SIGCONT);
+        struct held_notif *h = sb->held;
+        sb->held = NULL;
+        while (h) {
+                struct held_notif *next = h->next;
+                uint64_t id = h->id;
+                if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0) {
+                        struct seccomp_notif n = { .id = h->id, .pid = h->tid };
+                        n.data.nr = h->nr;
+                        memcpy(n.data.args, h->args, sizeof(h->args));
+                        int err = judge_fork(sb, &n);
+                        if (err != NOTIF_ANSWERED) {
+                                struct seccomp_notif_resp resp = { .id = h->id, .error = -err };
+                                if (!err)
+                                        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+                                ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+                        }
+                }
+                free(h);
+                h = next;
+        }
+}
+
+void proc_limit_end(struct tsandbox *sb)
+{
+        fork_trace_forget(sb);
+        /* Every process is dead now (the reaper killed and reaped them):
+         * the last reaps are recorded. */
+        proc_index_recount(&sb->procs, on_reap, sb, release_entry, true);
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                if (e->pidfd >= 0)
+                        tracer_unwatch(e->pidfd);
+        proc_index_clear(&sb->procs, release_entry);
+        while (sb->held) {
+                struct held_notif *h = sb->held;
+                sb->held = h->next;
+                free(h);
+        }
+}

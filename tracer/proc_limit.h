@@ -1,0 +1,40 @@
+/* The process limit (DESIGN.md, "Process limit"): at most max_procs live
+ * processes per sandbox, root included, counted from birth registration
+ * (fork_trace.h) to reaping (proc_index.h). A fork-like syscall over the
+ * limit fails in the caller with EAGAIN, as RLIMIT_NPROC does; nothing is
+ * killed. Namespace requests are answered EPERM here too, so each is an
+ * audit event. */
+#pragma once
+#include <linux/seccomp.h>
+#include <stdbool.h>
+
+#include "tracer.h"
+
+/* Returned by proc_limit_notify when it answered (or holds) the
+ * notification itself. */
+#define NOTIF_ANSWERED (-1)
+
+/* The verdict on a fork-like request, a pure function for testing:
+ * `live` counts registered processes plus forks in flight. */
+enum fork_verdict { FORK_ALLOW, FORK_DENY, FORK_HOLD };
+enum fork_verdict proc_limit_judge(uint32_t live, uint32_t max_procs, bool frozen);
+
+/* Register the sandbox root (at AddSandbox). Returns 0 or -errno. */
+int proc_limit_start(struct tsandbox *sb);
+
+/* Handle a clone/fork/vfork/unshare/setns notification. Returns the errno
+ * to answer with (0: Continue) or NOTIF_ANSWERED. */
+int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
+
+/* A registered process's pidfd became readable: it exited. */
+void proc_limit_exited(struct proc_entry *e);
+
+/* Freeze (hold fork notifications, SIGSTOP every process) or thaw
+ * (SIGCONT, then judge the held notifications again). */
+void proc_limit_freeze(struct tsandbox *sb, bool frozen);
+
+/* The sandbox is over: account the last reaps, drop everything. */
+void proc_limit_end(struct tsandbox *sb);
+
+/* All sandboxes, for proc_limit_owner (tracer main owns the list). */
+extern struct tsandbox *tracer_sandboxes;
