@@ -94,7 +94,9 @@ static void sandbox_finish(struct sandbox *sb)
         end.wait_status = sb->wait_status;
         end.timed_out = sb->timed_out;
         end.duration_ns = mono_ns() - sb->start_ns;
-        tracer_link_end(&sb->b->tracer, &end);
+        Seccell__SandboxStats stats = SECCELL__SANDBOX_STATS__INIT;
+        bool have_stats = tracer_link_end(&sb->b->tracer, &end, &stats) == 0;
+        stats.base.descriptor = &seccell__sandbox_stats__descriptor;
 
         /* by pidfd: the pid may already be reaped by the orphan sweep */
         siginfo_t si;
@@ -106,6 +108,7 @@ static void sandbox_finish(struct sandbox *sb)
                 res.sandbox_id = sb->id;
                 res.wait_status = sb->wait_status;
                 res.timed_out = sb->timed_out;
+                res.stats = have_stats ? &stats : NULL;
                 rep.body_case = SECCELL__REPLY__BODY_RUN;
                 rep.run = &res;
                 if (msg_pack(&rep.base, &m) == 0)

@@ -125,7 +125,9 @@ int tracer_link_connect(struct tracer_link *t)
 }
 
 /* One request/reply round trip on the control channel. */
-static int call(struct tracer_link *t, const Seccell__TracerRequest *req, char *why, size_t whylen)
+/* One request/reply round trip; a stats reply is copied to *stats. */
+static int call(struct tracer_link *t, const Seccell__TracerRequest *req, Seccell__SandboxStats *stats,
+                char *why, size_t whylen)
 {
         nng_msg *m;
         int r = msg_pack(&req->base, &m);
@@ -150,6 +152,8 @@ static int call(struct tracer_link *t, const Seccell__TracerRequest *req, char *
         if (rep->error) {
                 snprintf(why, whylen, "%s", rep->message ? rep->message : "tracer error");
                 r = -rep->error;
+        } else if (stats && rep->body_case == SECCELL__REPLY__BODY_STATS) {
+                *stats = *rep->stats;
         }
         seccell__reply__free_unpacked(rep, NULL);
         return r;
@@ -173,10 +177,10 @@ int tracer_link_add(struct tracer_link *t, const Seccell__AddSandbox *add, const
         }
         req.body_case = SECCELL__TRACER_REQUEST__BODY_ADD;
         req.add = (Seccell__AddSandbox *)add;
-        return call(t, &req, why, whylen);
+        return call(t, &req, NULL, why, whylen);
 }
 
-int tracer_link_end(struct tracer_link *t, const Seccell__EndSandbox *end)
+int tracer_link_end(struct tracer_link *t, const Seccell__EndSandbox *end, Seccell__SandboxStats *stats)
 {
         Seccell__TracerRequest req = SECCELL__TRACER_REQUEST__INIT;
         char why[256];
@@ -185,7 +189,7 @@ int tracer_link_end(struct tracer_link *t, const Seccell__EndSandbox *end)
                 return -ENOTCONN;
         req.body_case = SECCELL__TRACER_REQUEST__BODY_END;
         req.end = (Seccell__EndSandbox *)end;
-        int r = call(t, &req, why, sizeof(why));
+        int r = call(t, &req, stats, why, sizeof(why));
         if (r < 0)
                 log_msg("tracer: %s", why);
         return r;

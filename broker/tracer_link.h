@@ -35,8 +35,9 @@ int tracer_link_connect(struct tracer_link *t);
 int tracer_link_add(struct tracer_link *t, const Seccell__AddSandbox *add, const int *fds, size_t nfds,
                     char *why, size_t whylen);
 
-/* Tell the tracer a sandbox is over. Returns 0 or -errno. */
-int tracer_link_end(struct tracer_link *t, const Seccell__EndSandbox *end);
+/* Tell the tracer a sandbox is over; its counts go to *stats (a plain copy
+ * of scalars, no ownership). Returns 0 or -errno. */
+int tracer_link_end(struct tracer_link *t, const Seccell__EndSandbox *end, Seccell__SandboxStats *stats);
 
 /* Close the link and SIGTERM + reap the tracer. */
 void tracer_link_stop(struct tracer_link *t);

@@ -119,6 +119,27 @@ static void forward_signal(nng_socket sock, uint64_t token, int signo)
         nng_aio_free(p.aio);
 }
 
+static void print_summary(const Seccell__RunResult *res, const struct run_options *o)
+{
+        const Seccell__SandboxStats *s = res->stats;
+        if (!s) {
+                log_msg("summary: the tracer did not report counts");
+                return;
+        }
+        if (!o->max_procs) {
+                log_msg("summary: %llu execs, %llu namespace requests denied%s (forks are counted with "
+                        "--max-procs)", (unsigned long long)s->execs, (unsigned long long)s->ns_denied,
+                        res->timed_out ? ", timed out" : "");
+                return;
+        }
+        char procs[96];
+        snprintf(procs, sizeof(procs), "peak %u of %u processes, ", s->peak_procs, o->max_procs);
+        log_msg("summary: %s%llu forks allowed, %llu denied, %llu execs, %llu namespace requests denied%s", procs,
+                (unsigned long long)s->forks_allowed, (unsigned long long)s->forks_denied,
+                (unsigned long long)s->execs, (unsigned long long)s->ns_denied,
+                res->timed_out ? ", timed out" : "");
+}
+
 static int exit_code(const Seccell__RunResult *res)
 {
         if (res->timed_out)
@@ -290,8 +311,11 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 log_msg("%s", rep->message && *rep->message ? rep->message : strerror(rep->error));
         else if (rep->body_case != SECCELL__REPLY__BODY_RUN)
                 log_msg("the broker's answer has no result");
-        else
+        else {
                 status = exit_code(rep->run);
+                if (o->summary)
+                        print_summary(rep->run, o);
+        }
         seccell__reply__free_unpacked(rep, NULL);
 out:
         if (ctx_open)

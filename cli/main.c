@@ -30,6 +30,7 @@ static void usage(FILE *f)
               "  -t, --timeout DURATION  kill the sandbox after DURATION (seconds, or a\n"
               "                          number with s/m/h/d); exit status 124\n"
               "  -a, --audit FILE        append the audit record (JSON lines) to FILE\n"
+              "      --summary           print peak processes and fork counts on stderr\n"
               "      --broker DIR        use the broker serving in DIR (default: the\n"
               "                          daemon in " DEFAULT_DAEMON_DIR " if it runs, else a\n"
               "                          private one for this run)\n"
@@ -56,6 +57,7 @@ static int cmd_run(int argc, char **argv)
                 { "timeout", required_argument, NULL, 't' },
                 { "audit", required_argument, NULL, 'a' },
                 { "broker", required_argument, NULL, 'b' },
+                { "summary", no_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -89,6 +91,7 @@ static int cmd_run(int argc, char **argv)
                         break;
                 case 'a': audit = optarg; break;
                 case 'b': broker_dir = optarg; break;
+                case 's': o.summary = true; break;
                 case 'h': usage(stdout); return 0;
                 default:
                         fputs("Try 'seccell run --help'.\n", stderr);
