@@ -8,6 +8,7 @@
  *   "event"    - the event type */
 #pragma once
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct audit_sink {
@@ -24,6 +25,9 @@ void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id);
  * Returns 0, or -errno when the line could not be written whole (the error
  * is counted; the event keeps its seq so the gap is visible). */
 int audit_emit(struct audit_sink *s, const char *event, json_object *fields);
+
+/* Whether events are written anywhere: hot paths skip building them. */
+static inline bool audit_on(const struct audit_sink *s) { return s->fd >= 0; }
 
 /* Close the sink's descriptor. */
 void audit_close(struct audit_sink *s);

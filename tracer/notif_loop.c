@@ -41,6 +41,9 @@ static bool id_valid(int listener, uint64_t id)
 static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
 {
         struct exec_record rec;
+        sb->execs++;
+        if (!audit_on(&sb->audit))
+                return; /* nothing to record it in */
         if (exec_read(&target_mem_process_vm, n->pid, n->data.nr, (const uint64_t *)n->data.args, &rec) < 0)
                 return;
         /* Only a still-pending notification proves the bytes were the
@@ -49,7 +52,6 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
                 json_object *f = exec_record_json(&rec);
                 json_object_object_add(f, "pid", json_object_new_int(n->pid));
                 audit_emit(&sb->audit, "exec", f);
-                sb->execs++;
         }
         exec_record_free(&rec);
 }

@@ -28,10 +28,12 @@ static void release_entry(struct proc_entry *e) { tracer_defer_free(e); }
 static void on_reap(struct proc_entry *e, void *ud)
 {
         struct tsandbox *sb = ud;
+        sb->reaps++;
+        if (!audit_on(&sb->audit))
+                return;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "pid", json_object_new_int(e->pid));
         audit_emit(&sb->audit, "reap", f);
-        sb->reaps++;
 }
 
 static struct proc_entry *register_pid(struct tsandbox *sb, pid_t pid)
@@ -70,6 +72,8 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
                 return -ESRCH;
         }
         sb->forks_allowed++;
+        if (!audit_on(&sb->audit))
+                return 0;
         json_object *f = json_object_new_object();
         pid_t tgid = procfs_tgid(parent_tid);
         json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : parent_tid));
