@@ -9,12 +9,20 @@
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "procfs.h"
 
 struct trace_rec {
         pid_t tid;
+        uint64_t since_ns;      /* parent: when Continue was sent */
+        bool interrupted;       /* parent: PTRACE_INTERRUPT sent */
         bool is_child;          /* an auto-attached new process */
         bool stopped;           /* child: its first stop has been seen */
         struct tsandbox *sb;    /* NULL: child whose creator is not known yet */
@@ -23,6 +31,30 @@ struct trace_rec {
 };
 
 static struct trace_rec *recs;
+static int timer_fd = -1;
+
+/* A parent that shows no event this long is checked: has it left the
+ * fork syscall? */
+#define SETTLE_NS (2 * 1000 * 1000)
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void arm_timer(void)
+{
+        struct itimerspec its = { .it_value = { .tv_nsec = SETTLE_NS } };
+        timerfd_settime(timer_fd, 0, &its, NULL);
+}
+
+int fork_trace_init(void)
+{
+        timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        return timer_fd < 0 ? -errno : timer_fd;
+}
 
 static struct trace_rec *rec_find(pid_t tid)
 {
@@ -56,29 +88,82 @@ static void rec_free(struct trace_rec *r)
 int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
 {
         struct seccomp_notif_resp resp = { .id = id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+        struct trace_rec *r = rec_find(tid);
 
-        /* EXITKILL: should the tracer die mid-way, the traced tasks die
-         * rather than run unregistered. */
-        if (ptrace(PTRACE_SEIZE, tid, 0,
-                   PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL) < 0)
-                return -errno;
-        struct trace_rec *r = rec_new(tid);
-        if (!r) {
-                ptrace(PTRACE_DETACH, tid, 0, 0);
-                return -ENOMEM;
+        if (r && !r->is_child) {
+                /* Still seized from its last fork, which therefore created
+                 * nothing (a fork event would have stopped it): that one is
+                 * over, this one reuses the trace. */
+                proc_limit_fork_done(r->sb, tid);
+        } else {
+                /* EXITKILL: should the tracer die mid-way, the traced tasks
+                 * die rather than run unregistered. */
+                if (ptrace(PTRACE_SEIZE, tid, 0,
+                           PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL) < 0)
+                        return -errno;
+                r = rec_new(tid);
+                if (!r) {
+                        ptrace(PTRACE_INTERRUPT, tid, 0, 0); /* detached at its stop */
+                        return -ENOMEM;
+                }
         }
         r->sb = sb;
+        r->since_ns = now_ns();
+        r->interrupted = false;
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0) {
                 /* ENOENT: killed while parked; its exit reaches
                  * fork_trace_collect like any other outcome */
                 if (errno != ENOENT)
                         log_errno(-errno, "answering a fork notification");
         }
-        /* After Continue, never before: a stop is now guaranteed, the
-         * fork event first if a child is created. */
-        if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno != ESRCH)
-                log_errno(-errno, "PTRACE_INTERRUPT %d", tid);
+        /* No interrupt now: a stop pending while the fork runs makes the
+         * kernel abort it (copy_process sees a pending signal and returns
+         * ERESTARTNOINTR). A fork that creates a child stops at its event;
+         * one that does not is found by fork_trace_settle(). */
+        arm_timer();
         return 0;
+}
+
+/* The fork-like syscall numbers a parent can be inside. */
+static bool in_fork_syscall(pid_t tid)
+{
+        char path[64], buf[64];
+        snprintf(path, sizeof(path), "/proc/%d/syscall", tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        long nr = strtol(buf, NULL, 10); /* "running" parses as 0: not a fork */
+        return nr == SYS_clone || nr == SYS_fork || nr == SYS_vfork || nr == SYS_clone3;
+}
+
+void fork_trace_settle(void)
+{
+        uint64_t v, now;
+        bool pending = false;
+
+        (void)!read(timer_fd, &v, sizeof(v));
+        /* stops already queued decide first */
+        fork_trace_collect();
+        now = now_ns();
+        for (struct trace_rec *r = recs; r; r = r->next) {
+                if (r->is_child || r->interrupted)
+                        continue;
+                if (now - r->since_ns < SETTLE_NS || in_fork_syscall(r->tid)) {
+                        pending = true;
+                        continue;
+                }
+                /* Out of the fork with no event: it created nothing. Now
+                 * an interrupt aborts nothing; its stop lets us detach. */
+                if (ptrace(PTRACE_INTERRUPT, r->tid, 0, 0) == 0)
+                        r->interrupted = true;
+        }
+        if (pending)
+                arm_timer();
 }
 
 /* Register a stopped new child and let it run. */

@@ -3,10 +3,12 @@
  * For a fork-like notification the tracer PTRACE_SEIZEs the calling thread
  * with TRACEFORK|TRACEVFORK|TRACECLONE *before* answering Continue (a task
  * parked in a notification cannot reach a ptrace-stop, so nothing may wait
- * on it earlier), then PTRACE_INTERRUPTs it, so a stop always follows: the
- * fork event (GETEVENTMSG names the child, which is auto-attached and stays
- * stopped until it is registered), or, when the fork created nothing, the
- * interrupt stop. The stops arrive through waitpid on SIGCHLD in the
+ * on it earlier). A fork that creates a child stops at its event
+ * (GETEVENTMSG names the child, which is auto-attached and stays stopped
+ * until it is registered). One that creates nothing (refused by the
+ * kernel, or restarted by a signal) is found when the thread is seen out of
+ * the fork syscall (/proc/<tid>/syscall), then interrupted and detached at
+ * that stop. The stops arrive through waitpid on SIGCHLD in the
  * tracer's one loop, never by blocking on one task: a vfork parent, parked
  * until its child execs, is detached at its event. Every ptrace request is
  * made by the tracer's only thread, the one that seized. */
@@ -16,12 +18,21 @@
 
 #include "tracer.h"
 
-/* Seize `tid`, answer notification `id` on `listener` with Continue, and
- * interrupt. Returns 0 when the trace is under way (the outcome comes
+/* Create the settle timer. Returns its descriptor (readable when
+ * fork_trace_settle() is due; owned by this module) or -errno. */
+int fork_trace_init(void);
+
+/* Seize `tid` and answer notification `id` on `listener` with Continue.
+ * Returns 0 when the trace is under way (the outcome comes
  * through proc_limit_fork_done/proc_limit_child_born), or -errno when the
  * task could not be seized, in which case the notification is unanswered
  * and the caller answers it. */
 int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id);
+
+/* The settle timer fired: a traced parent that has left its fork syscall
+ * without a fork event created nothing; interrupt it (harmless now), so
+ * its stop detaches it. Bounded: a failed fork is found in milliseconds. */
+void fork_trace_settle(void);
 
 /* Collect every pending ptrace stop (waitpid(-1, WNOHANG|__WALL)) and
  * advance the traces. Call when SIGCHLD arrives. */

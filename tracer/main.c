@@ -33,7 +33,7 @@
 #define MAX_PENDING_FDS 64
 
 /* epoll data: a listener (the sandbox) or one of these tags. */
-enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL };
+enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL, TAG_SETTLE };
 
 struct pending_fds {
         uint64_t token;
@@ -423,6 +423,13 @@ int main(int argc, char **argv)
         epoll_ctl(T.epfd, EPOLL_CTL_ADD, T.fdchan, &ev);
         ev.data.u64 = TAG_SIGNAL;
         epoll_ctl(T.epfd, EPOLL_CTL_ADD, sfd, &ev);
+        int settle_fd = fork_trace_init();
+        if (settle_fd < 0) {
+                log_errno(settle_fd, "cannot create a timer");
+                return 125;
+        }
+        ev.data.u64 = TAG_SETTLE;
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, settle_fd, &ev);
 
         if (ready_fd >= 0) {
                 (void)!write(ready_fd, "r", 1);
@@ -452,6 +459,8 @@ int main(int argc, char **argv)
                                 if (stop)
                                         return 0;
                                 fork_trace_collect();
+                        } else if (tag == TAG_SETTLE) {
+                                fork_trace_settle();
                         } else if (*(int *)evs[i].data.ptr == TW_LISTENER) {
                                 /* ended sandboxes stay allocated until the
                                  * batch is over, with listener -1 */
