@@ -23,6 +23,20 @@ static int new_memfd(void)
         return fd;
 }
 
+static int64_t now_ns(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Seconds of the clock audit.c reads (time(2) is a coarser clock that can
+ * lag a second boundary). */
+static time_t now_s(void)
+{
+        return (time_t)(now_ns() / 1000000000);
+}
+
 /* Everything written to a memfd so far (NUL-terminated, caller frees). */
 static char *slurp(int fd, size_t *len)
 {
@@ -123,7 +137,7 @@ static void seq_host_seq_and_fields(void **state)
 
         audit_init(&a, new_memfd(), 7);
         audit_init(&b, new_memfd(), 9);
-        time_t before = time(NULL);
+        time_t before = now_s();
 
         assert_int_equal(audit_emit(&a, "sandbox_start", NULL), 0);
         assert_int_equal(audit_emit(&b, "sandbox_start", NULL), 0);
@@ -139,7 +153,7 @@ static void seq_host_seq_and_fields(void **state)
         assert_int_equal(audit_emit(&b, "exec", NULL), 0);
         assert_int_equal(audit_emit(&b, "exit", NULL), 0);
         assert_int_equal(audit_emit(&a, "sandbox_end", json_object_new_object()), 0);
-        time_t after = time(NULL);
+        time_t after = now_s();
 
         assert_int_equal(a.seq, 3);
         assert_int_equal(b.seq, 3);
@@ -192,6 +206,68 @@ static void seq_host_seq_and_fields(void **state)
         free(tb);
         audit_close(&a);
         audit_close(&b);
+}
+
+/* Many events: the timestamp keeps its shape whatever the nanoseconds
+ * (a value below 10^8 must still have nine digits), never goes before the
+ * wall clock read ahead of the emit, and seq has no gap. */
+static void ts_and_seq_many(void **state)
+{
+        (void)state;
+        enum { N = 300 };
+        struct audit_sink s;
+        static json_object *l[N + 1];
+        size_t len;
+
+        audit_init(&s, new_memfd(), 11);
+        time_t before = now_s();
+        for (int i = 0; i < N; i++)
+                assert_int_equal(audit_emit(&s, "tick", NULL), 0);
+        time_t after = now_s();
+        char *t = slurp(s.fd, &len);
+        assert_int_equal(parse_lines(t, len, l, N + 1), N);
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(get_u64(l[i], "seq"), i + 1);
+                time_t ts = check_ts(get_str(l[i], "ts"));
+                assert_true(ts >= before && ts <= after);
+                if (i)
+                        assert_true(get_u64(l[i], "host_seq") > get_u64(l[i - 1], "host_seq"));
+        }
+        put_all(l, N);
+        free(t);
+        audit_close(&s);
+}
+
+static int64_t ts_ns(const char *ts)
+{
+        time_t sec = check_ts(ts);
+        long ns = strtol(ts + 20, NULL, 10);
+        return (int64_t)sec * 1000000000 + ns;
+}
+
+/* The timestamp to the nanosecond, taken when the event is emitted. The
+ * emit is started early in a second, so that its nanoseconds have fewer
+ * than nine significant digits and must be zero-padded. */
+static void ts_precise(void **state)
+{
+        (void)state;
+        struct audit_sink s;
+        json_object *l[2];
+        size_t len;
+
+        while (now_ns() % 1000000000 >= 50000000)
+                ;  /* at most one second */
+        audit_init(&s, new_memfd(), 12);
+        int64_t t0 = now_ns();
+        assert_int_equal(audit_emit(&s, "now", NULL), 0);
+        int64_t t1 = now_ns();
+        char *t = slurp(s.fd, &len);
+        assert_int_equal(parse_lines(t, len, l, 2), 1);
+        int64_t ts = ts_ns(get_str(l[0], "ts"));
+        assert_true(ts >= t0 && ts <= t1);
+        put_all(l, 1);
+        free(t);
+        audit_close(&s);
 }
 
 /* Each sink counts from 1, whatever others did before. */
@@ -490,6 +566,8 @@ static void bug_partial_write_corrupts_next_event(void **state)
 
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(seq_host_seq_and_fields),
+        cmocka_unit_test(ts_and_seq_many),
+        cmocka_unit_test(ts_precise),
         cmocka_unit_test(seq_per_sink),
         cmocka_unit_test(no_sink),
         cmocka_unit_test(write_error_counted),

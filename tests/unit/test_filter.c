@@ -418,7 +418,7 @@ static void bpf_sweep(const struct filter_policy *p)
         }
 
         /* x32 numbers and foreign ABIs: ENOSYS, never the x86_64 rule */
-        static const int x32_nrs[] = { 39 /* getpid */, 272 /* unshare */, 308 /* setns */,
+        static const int x32_nrs[] = { 39 /* getpid */, 57 /* fork */, 272 /* unshare */, 308 /* setns */,
                                        56 /* clone */, 520 /* execve */, 545 /* execveat */ };
         for (size_t i = 0; i < sizeof(x32_nrs) / sizeof(x32_nrs[0]); i++)
                 EXPECT_RET(run_on(&prog, AUDIT_ARCH_X86_64, 0x40000000 | x32_nrs[i], 0, 0), RET_ERRNO(ENOSYS),
@@ -461,7 +461,7 @@ struct probes {
         struct res clone_user, clone_net; /* ns flag | SIGCHLD */
         struct res clone_untraced, clone_untraced_sighand, clone_sighand;
         struct res clone3;
-        struct res x32_getpid, x32_unshare, x32_execve;
+        struct res x32_getpid, x32_fork, x32_unshare, x32_execve;
         long i386_getpid, i386_unshare;
         struct res tiocsti, tiocsti_hi, tcgets;
         struct res bpf, perf, uffd, pidfd_getfd, pvm_writev, keyctl, mount;
@@ -488,6 +488,13 @@ struct probes {
 static long raw_clone(uint64_t flags)
 {
         long r = syscall(SYS_clone, flags, 0, 0, 0, 0);
+        CHILD_LEAVES(r);
+        return r;
+}
+
+static long x32_fork(void)
+{
+        long r = syscall(0x40000000 | 57);
         CHILD_LEAVES(r);
         return r;
 }
@@ -567,6 +574,7 @@ static void child_probes(struct probes *p)
         PROBE(clone_sighand, raw_clone(CLONE_SIGHAND));
         PROBE(clone3, syscall(SYS_clone3, NULL, 0));
         PROBE(x32_getpid, syscall(0x40000000 | 39));
+        PROBE(x32_fork, x32_fork());
         PROBE(x32_unshare, syscall(0x40000000 | 272, 0));
         PROBE(x32_execve, syscall(0x40000000 | 520, NULL, NULL, NULL));
         if (ia32) {
@@ -816,6 +824,7 @@ static void check_common(const struct probes *p, pid_t pid)
         EXPECT_ERR(p->clone_untraced_sighand, EPERM);
         EXPECT_ERR(p->clone3, ENOSYS);          /* the kernel would say EINVAL */
         EXPECT_ERR(p->x32_getpid, ENOSYS);
+        EXPECT_ERR(p->x32_fork, ENOSYS);
         EXPECT_ERR(p->x32_unshare, ENOSYS);
         EXPECT_ERR(p->x32_execve, ENOSYS);
         if (ia32) {
