@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -81,8 +82,14 @@ int fdchan_recv(int sock, uint64_t *token, int *fds, size_t max, size_t *nfds)
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
-        if (n == 0 && mh.msg_controllen == 0)
-                return -ECONNRESET;
+        if (n == 0 && mh.msg_controllen == 0) {
+                /* SEQPACKET: a zero-length packet reads like EOF; only a
+                 * hung-up peer is gone */
+                struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+                if (poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)))
+                        return -ECONNRESET;
+                return -EBADMSG;
+        }
 
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {

@@ -96,6 +96,12 @@ int parse_duration_ms(const char *s, uint64_t *out_ms)
 
         if (!s)
                 return -EINVAL;
+        if (s[0] == '-') {
+                /* a well-formed negative duration is out of range */
+                const char *rest = s + 1;
+                r = split_number(&rest, &ip, &frac, &den);
+                return r == -EINVAL ? -EINVAL : -ERANGE;
+        }
         r = split_number(&s, &ip, &frac, &den);
         if (r < 0)
                 return r;

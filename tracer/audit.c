@@ -1,6 +1,7 @@
 #include "audit.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,34 @@
 #include <unistd.h>
 
 static uint64_t host_seq;
+
+/* Write all of `buf` (one line). A short write (a pipe, a non-blocking
+ * sink) is continued, waiting up to a second for room; if the rest cannot
+ * be written, a newline still ends the fragment, so the next line parses.
+ * Returns 0 or -errno. */
+static int write_line(int fd, const char *buf, size_t len)
+{
+        size_t done = 0;
+        while (done < len) {
+                ssize_t n = write(fd, buf + done, len - done);
+                if (n > 0) {
+                        done += n;
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        struct pollfd p = { .fd = fd, .events = POLLOUT };
+                        if (poll(&p, 1, 1000) == 1)
+                                continue;
+                }
+                int r = n < 0 ? -errno : -EIO;
+                if (done > 0)
+                        (void)!write(fd, "\n", 1);
+                return r;
+        }
+        return 0;
+}
 
 void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id)
 {
@@ -47,8 +76,10 @@ int audit_emit(struct audit_sink *s, const char *event, json_object *fields)
         json_object_object_add(o, "sandbox", json_object_new_uint64(s->sandbox_id));
         json_object_object_add(o, "event", json_object_new_string(event));
         if (fields) {
+                /* the standard members above are never overwritten */
                 json_object_object_foreach(fields, k, v)
-                        json_object_object_add(o, k, json_object_get(v));
+                        if (!json_object_object_get_ex(o, k, NULL))
+                                json_object_object_add(o, k, json_object_get(v));
                 json_object_put(fields);
         }
         if (s->fd >= 0) {
@@ -60,12 +91,7 @@ int audit_emit(struct audit_sink *s, const char *event, json_object *fields)
                 } else {
                         memcpy(line, txt, len);
                         line[len] = '\n';
-                        ssize_t n;
-                        do
-                                n = write(s->fd, line, len + 1);
-                        while (n < 0 && errno == EINTR);
-                        if (n != (ssize_t)len + 1)
-                                r = n < 0 ? -errno : -EIO;
+                        r = write_line(s->fd, line, len + 1);
                         free(line);
                 }
                 if (r < 0)

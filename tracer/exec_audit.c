@@ -23,27 +23,36 @@ const struct target_mem target_mem_process_vm = { .read = pvm_read };
 
 /* Read a NUL-terminated string of at most `max` bytes, page by page so a
  * string that ends just before an unmapped page is still read.
- * Returns the length (without NUL) and sets *cut if it was cut at `max`;
- * -EFAULT if nothing could be read. */
+ * Returns the length (without NUL); sets *cut if more than `max` bytes
+ * precede the NUL. Returns -EFAULT if the string cannot be read to its NUL
+ * (the kernel would fail the exec with EFAULT), with what was read in buf
+ * and its length in *partial. */
 static ssize_t read_cstring(const struct target_mem *m, pid_t tid, uint64_t addr, char *buf, size_t max,
-                            bool *cut)
+                            bool *cut, size_t *partial)
 {
         size_t got = 0;
         *cut = false;
+        *partial = 0;
         while (got < max) {
                 size_t chunk = PAGE - ((addr + got) % PAGE);
                 if (chunk > max - got)
                         chunk = max - got;
                 ssize_t n = m->read(m->ctx, tid, addr + got, buf + got, chunk);
-                if (n <= 0)
-                        return got ? (ssize_t)got : -EFAULT;
-                char *nul = memchr(buf + got, 0, n);
-                if (nul)
-                        return nul - buf;
-                got += n;
-                if ((size_t)n < chunk)
-                        return got; /* unmapped after: unterminated */
+                if (n > 0) {
+                        char *nul = memchr(buf + got, 0, n);
+                        if (nul)
+                                return nul - buf;
+                        got += n;
+                }
+                if (n <= 0 || (size_t)n < chunk) {
+                        *partial = got; /* unmapped before the NUL */
+                        return -EFAULT;
+                }
         }
+        /* exactly `max` bytes: whole if the next byte is the NUL */
+        char next;
+        if (m->read(m->ctx, tid, addr + max, &next, 1) == 1 && next == 0)
+                return got;
         *cut = true;
         return got;
 }
@@ -110,10 +119,11 @@ int exec_read(const struct target_mem *m, pid_t tid, int nr, const uint64_t args
                 argv_ptr = args[1];
         }
 
-        ssize_t n = read_cstring(m, tid, path_ptr, buf, EXEC_MAX_PATH, &cut);
+        size_t partial;
+        ssize_t n = read_cstring(m, tid, path_ptr, buf, EXEC_MAX_PATH, &cut, &partial);
         if (n < 0) {
                 rec->unreadable = true;
-                n = 0;
+                n = partial;
         }
         rec->truncated |= cut;
         rec->path = utf8_sanitize(buf, n);
@@ -123,25 +133,29 @@ int exec_read(const struct target_mem *m, pid_t tid, int nr, const uint64_t args
 
         for (size_t i = 0; argv_ptr; i++) {
                 uint64_t p = 0;
-                if (i == EXEC_MAX_ARGS) {
-                        rec->truncated = true;
-                        break;
-                }
                 if (m->read(m->ctx, tid, argv_ptr + i * sizeof(uint64_t), &p, sizeof(p)) != sizeof(p)) {
                         rec->unreadable = true;
                         break;
                 }
                 if (!p)
                         break;
+                if (i == EXEC_MAX_ARGS) {
+                        rec->truncated = true; /* more arguments than kept */
+                        break;
+                }
                 size_t room = EXEC_MAX_TOTAL - total;
                 if (room == 0) {
                         rec->truncated = true;
                         break;
                 }
-                n = read_cstring(m, tid, p, buf, room < EXEC_MAX_ARG ? room : EXEC_MAX_ARG, &cut);
-                if (n < 0) {
+                n = read_cstring(m, tid, p, buf, room < EXEC_MAX_ARG ? room : EXEC_MAX_ARG, &cut, &partial);
+                bool fault = n < 0;
+                if (fault) {
+                        /* flagged; kept as far as it could be read */
                         rec->unreadable = true;
-                        break;
+                        if (partial == 0)
+                                break;
+                        n = partial;
                 }
                 rec->truncated |= cut;
                 total += n;
@@ -149,6 +163,8 @@ int exec_read(const struct target_mem *m, pid_t tid, int nr, const uint64_t args
                 if (!rec->argv[i])
                         goto nomem;
                 rec->argc = i + 1;
+                if (fault)
+                        break;
         }
         free(buf);
         return 0;
