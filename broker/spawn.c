@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "cleanup.h"
 #include "fdpass.h"
 #include "filter.h"
@@ -173,22 +174,6 @@ static void root_main(void *ud)
         _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
-/* Move `fds[i]` to descriptor i for every i, then close everything above. */
-static int fd_layout(int *fds, int n)
-{
-        for (int i = 0; i < n; i++) {
-                int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 16);
-                if (d < 0)
-                        return -errno;
-                fds[i] = d;
-        }
-        for (int i = 0; i < n; i++)
-                if (dup2(fds[i], i) < 0)
-                        return -errno;
-        syscall(__NR_close_range, n, ~0U, 0);
-        return 0;
-}
-
 static int wait_readable(int fd, int ms)
 {
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -231,13 +216,7 @@ int spawn_sandbox(const struct spawn_request *rq, struct spawn_result *res, cons
         }
         if (pid == 0) {
                 int fds[5] = { rq->stdio[0], rq->stdio[1], rq->stdio[2], sp[1], rp[1] };
-                /* default dispositions: the broker's handlers mean nothing here */
-                for (int s = 1; s < NSIG; s++)
-                        signal(s, SIG_DFL);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                if (fd_layout(fds, 5) < 0)
+                if (child_setup(fds, 5) < 0)
                         _exit(125);
                 reaper_main(root_main, (void *)rq);
         }

@@ -17,6 +17,7 @@
 
 #include <nng/protocol/reqrep0/req.h>
 
+#include "child.h"
 #include "cleanup.h"
 #include "fdpass.h"
 #include "kcompat.h"
@@ -58,6 +59,7 @@ int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char
                 close(sv[0]), close(sv[1]);
                 return r;
         }
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
                 r = -errno;
@@ -67,12 +69,11 @@ int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char
         if (pid == 0) {
                 /* The tracer dies with the broker: it has no one to serve. */
                 prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-                if (dup2(sv[1], 3) < 0 || dup2(ready[1], 4) < 0)
+                if (getppid() != parent)
                         _exit(125);
-                syscall(__NR_close_range, 5, ~0U, 0);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
+                int fds[5] = { 0, 1, 2, sv[1], ready[1] };
+                if (child_setup(fds, 5) < 0)
+                        _exit(125);
                 char *argv[] = { (char *)tracer_path, "--dir", (char *)dir, "--fd-channel", "3",
                                  "--ready-fd", "4", "--user", (char *)user,
                                  quiet ? "--quiet" : NULL, NULL };

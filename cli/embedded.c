@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "cleanup.h"
 #include "kcompat.h"
 #include "log.h"
@@ -82,12 +83,9 @@ int embedded_start(struct embedded *e)
                 prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
                 if (getppid() != parent)
                         _exit(125);
-                if (dup2(ready[1], 3) < 0)
+                int fds[4] = { 0, 1, 2, ready[1] };
+                if (child_setup(fds, 4) < 0)
                         _exit(125);
-                syscall(__NR_close_range, 4, ~0U, 0);
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
                 char *argv[] = { broker, "--embedded", "--dir", e->dir, "--ready-fd", "3", NULL };
                 execv(broker, argv);
                 dprintf(2, "seccell: cannot run %s: %s\n", broker, strerror(errno));
