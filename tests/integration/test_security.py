@@ -1,0 +1,391 @@
+"""Security invariants: namespace creation denied while ordinary process
+creation works; no sandboxed process holds or can obtain a listener fd;
+privileges of the sandbox and of the tracer; an unprivileged user can use
+seccell and gets nothing more."""
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+from harness import (SECCELL, PYTHON, SeccellTestCase, errtext, live_descendants, proc_stat,
+                     read_line, status_fields, wait_for)
+
+CAP_KILL = 5
+CAP_SYS_PTRACE = 19
+CAP_SYS_ADMIN = 21
+
+X86_64 = platform.machine() == "x86_64"
+
+# Syscall probes run inside the sandbox.  Prints one JSON object.
+NS_PROBE = textwrap.dedent(r"""
+    import ctypes, json, os, subprocess, sys, threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    def sysc(nr, *args):
+        ctypes.set_errno(0)
+        r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+        e = ctypes.get_errno()
+        if r == 0 and nr in (56, 435):
+            os._exit(0)          # a clone that should have failed: child leaves at once
+        if r > 0 and nr in (56, 435):
+            os.waitpid(r, 0)
+        return [r, e if r < 0 else 0]
+
+    SIGCHLD = 17
+    NS = {"CLONE_NEWUSER": 0x10000000, "CLONE_NEWNS": 0x00020000, "CLONE_NEWPID": 0x20000000,
+          "CLONE_NEWNET": 0x40000000, "CLONE_NEWUTS": 0x04000000, "CLONE_NEWIPC": 0x08000000,
+          "CLONE_NEWCGROUP": 0x02000000, "CLONE_NEWTIME": 0x00000080}
+    out = {}
+    out["unshare"] = {}
+    for name, flag in NS.items():
+        ctypes.set_errno(0)
+        r = libc.unshare(flag)
+        out["unshare"][name] = [r, ctypes.get_errno() if r < 0 else 0]
+    if hasattr(os, "unshare"):
+        try:
+            os.unshare(os.CLONE_NEWUSER)
+            out["os.unshare"] = "succeeded"
+        except OSError as e:
+            out["os.unshare"] = e.errno
+    fd = os.open("/proc/self/ns/uts", os.O_RDONLY)
+    ctypes.set_errno(0)
+    r = libc.setns(fd, 0)
+    out["setns"] = [r, ctypes.get_errno() if r < 0 else 0]
+    os.close(fd)
+    out["clone"] = {name: sysc(56, flag | SIGCHLD, 0, 0, 0, 0) for name, flag in NS.items()}
+
+    # clone3 with a well-formed struct clone_args (v0, 64 bytes)
+    args = (ctypes.c_uint64 * 8)()
+    args[0] = NS["CLONE_NEWUSER"]   # flags
+    args[4] = SIGCHLD               # exit_signal
+    out["clone3"] = sysc(435, ctypes.addressof(args), 64)
+    args[0] = 0
+    out["clone3_plain"] = sysc(435, ctypes.addressof(args), 64)
+
+    # what must keep working
+    results = [None] * 8
+    def work(i):
+        results[i] = sum(range(i * 1000))
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    out["threads"] = results == [sum(range(i * 1000)) for i in range(8)]
+    pid = os.fork()
+    if pid == 0:
+        os._exit(3)
+    out["fork"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 4"], os.environ)
+    out["posix_spawn"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    out["subprocess_true"] = subprocess.run(["true"]).returncode
+    out["subprocess_echo"] = subprocess.run(["echo", "hi"], capture_output=True).stdout.decode()
+    print(json.dumps(out))
+    """)
+
+# Listener-fd probe, run as the sandbox root.  Forks a few children (more
+# sandboxed processes to look at), says ready, reads the pids of seccell's
+# own processes from stdin, then reports what it could see and reach.
+FD_PROBE = textwrap.dedent(r"""
+    import ctypes, json, os, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    def sysc(nr, *args):
+        ctypes.set_errno(0)
+        r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+        return r, (ctypes.get_errno() if r < 0 else 0)
+
+    r, w = os.pipe()
+    kids = []
+    for i in range(3):
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)
+            os.read(r, 1)
+            os._exit(0)
+        kids.append(pid)
+    os.close(r)
+    print(json.dumps({"pid": os.getpid(), "kids": kids}), flush=True)
+    targets = json.loads(sys.stdin.readline())
+
+    res = {"hits": [], "readable": [], "targets": {}}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fds = os.listdir("/proc/%s/fd" % name)
+        except OSError:
+            continue
+        res["readable"].append(int(name))
+        for fd in fds:
+            try:
+                link = os.readlink("/proc/%s/fd/%s" % (name, fd))
+            except OSError:
+                continue
+            if "seccomp" in link:
+                res["hits"].append([int(name), int(fd), link])
+
+    for pid in targets:
+        t = {"listed": [], "list_errno": 0, "readlink": {}, "open": {}, "pidfd_open": 0, "getfd": {}}
+        try:
+            t["listed"] = sorted(int(x) for x in os.listdir("/proc/%d/fd" % pid))
+        except OSError as e:
+            t["list_errno"] = e.errno
+        for fd in sorted(set(t["listed"]) | set(range(64))):
+            path = "/proc/%d/fd/%d" % (pid, fd)
+            try:
+                t["readlink"][fd] = os.readlink(path)
+            except OSError as e:
+                t["readlink"][fd] = e.errno
+            try:
+                x = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+                os.close(x)
+                t["open"][fd] = "opened"
+            except OSError as e:
+                t["open"][fd] = e.errno
+        pidfd, e = sysc(434, pid, 0)           # pidfd_open
+        if pidfd < 0:
+            t["pidfd_open"] = e
+        else:
+            for fd in range(64):
+                got, e = sysc(438, pidfd, fd, 0)   # pidfd_getfd
+                if got >= 0:
+                    t["getfd"][fd] = "got " + os.readlink("/proc/self/fd/%d" % got)
+                    os.close(got)
+                else:
+                    t["getfd"][fd] = e
+            os.close(pidfd)
+        res["targets"][str(pid)] = t
+    print(json.dumps(res), flush=True)
+    """)
+
+STATUS_PROBE = r"""
+import json
+with open("/proc/self/status") as f:
+    print(json.dumps(dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)))
+"""
+
+SELF_FDS = "import os; print(sorted(int(x) for x in os.listdir('/proc/self/fd')))"
+
+
+def seccell_processes(cli_pid):
+    """pids of the broker(s) and tracer below a seccell CLI."""
+    return (live_descendants(cli_pid, "seccell-broker"), live_descendants(cli_pid, "seccell-tracer"))
+
+
+class FdProbeMixin:
+    """Runs FD_PROBE under `argv_prefix + [seccell ...]` and checks it."""
+
+    def run_fd_probe(self, seccell, python, prefix=(), **kw):
+        p = self.popen(list(prefix) + [seccell, "run", "--", python, "-c", FD_PROBE],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+        hello = json.loads(read_line(p.stdout, 30) or b"null")
+        self.assertIsNotNone(hello, "probe did not start: %r" % errtext(p))
+        brokers, tracers = seccell_processes(p.pid)  # setpriv execs seccell: same pid
+        self.assertTrue(tracers, "no seccell-tracer found below the CLI")
+        self.assertTrue(brokers, "no seccell-broker found below the CLI")
+        p.stdin.write(json.dumps(brokers + tracers).encode() + b"\n")
+        p.stdin.flush()
+        line = read_line(p.stdout, 60)
+        p.stdin.close()
+        rc = self.wait_exit(p, 30, "fd probe")
+        self.assertEqual(rc, 0, errtext(p))
+        res = json.loads(line)
+        return hello, brokers, tracers, res
+
+    def check_fd_probe(self, hello, brokers, tracers, res):
+        self.assertEqual(res["hits"], [], "a process visible from the sandbox holds a seccomp listener fd")
+        sandboxed = [hello["pid"]] + hello["kids"]
+        for pid in sandboxed:
+            self.assertIn(pid, res["readable"], "sanity: the probe could not read its own sandbox's fds")
+        denied = (13, 1)  # EACCES, EPERM
+        for pid in brokers + tracers:
+            t = res["targets"][str(pid)]
+            who = "%s %d" % (proc_stat(pid)[0] if proc_stat(pid) else "?", pid)
+            if not t["listed"]:
+                self.assertIn(t["list_errno"], denied, "%s: listing fds: errno %r" % (who, t["list_errno"]))
+            for fd, v in t["readlink"].items():
+                self.assertIsInstance(v, int, "%s: sandbox read the link of fd %s: %r" % (who, fd, v))
+                allowed = denied if int(fd) in t["listed"] else denied + (2,)  # ENOENT for absent fds
+                self.assertIn(v, allowed, "%s: readlink fd %s: errno %d" % (who, fd, v))
+            for fd, v in t["open"].items():
+                self.assertIsInstance(v, int, "%s: sandbox opened /proc/%d/fd/%s" % (who, pid, fd))
+                allowed = denied if int(fd) in t["listed"] else denied + (2,)
+                self.assertIn(v, allowed, "%s: open fd %s: errno %d" % (who, fd, v))
+            if t["pidfd_open"]:
+                self.assertIn(t["pidfd_open"], denied)
+            for fd, v in t["getfd"].items():
+                self.assertIsInstance(v, int, "%s: pidfd_getfd(fd %s) from the sandbox: %r" % (who, fd, v))
+                self.assertIn(v, denied, "%s: pidfd_getfd(fd %s): errno %d" % (who, fd, v))
+
+
+class Namespaces(SeccellTestCase):
+
+    def test_unshare_command_denied(self):
+        for flag in ("-U", "-m", "-n", "-u", "-i"):
+            with self.subTest(flag=flag):
+                r = self.run_cmd(["unshare", flag, "true"])
+                self.assertNotEqual(r.returncode, 0, "unshare %s succeeded in the sandbox" % flag)
+                self.assertIn(b"Operation not permitted", r.stderr)
+
+    @unittest.skipUnless(X86_64, "syscall numbers are x86_64's")
+    def test_namespace_syscalls_denied_process_creation_works(self):
+        r = self.run_cmd([PYTHON, "-c", NS_PROBE], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        EPERM, ENOSYS = 1, 38
+        for name, v in out["unshare"].items():
+            self.assertEqual(v, [-1, EPERM], "unshare(%s)" % name)
+        if "os.unshare" in out:
+            self.assertEqual(out["os.unshare"], EPERM)
+        self.assertEqual(out["setns"], [-1, EPERM], "setns")
+        for name, v in out["clone"].items():
+            self.assertEqual(v, [-1, EPERM], "clone(%s|SIGCHLD)" % name)
+        self.assertEqual(out["clone3"], [-1, ENOSYS], "clone3 with CLONE_NEWUSER")
+        self.assertEqual(out["clone3_plain"], [-1, ENOSYS], "clone3 without namespace flags")
+        self.assertIs(out["threads"], True)
+        self.assertEqual(out["fork"], 3)
+        self.assertEqual(out["posix_spawn"], 4)
+        self.assertEqual(out["subprocess_true"], 0)
+        self.assertEqual(out["subprocess_echo"], "hi\n")
+
+    def test_bare_namespaces_work_here(self):
+        # sanity: what the sandbox denies is possible on this host
+        r = self.bare(["unshare", "-U", "true"])
+        if r.returncode != 0:
+            self.skipTest("user namespaces unavailable on this host")
+        self.assertEqual(r.returncode, 0)
+
+
+class ListenerFd(SeccellTestCase, FdProbeMixin):
+
+    def test_no_listener_fd_visible_and_seccell_fds_unreachable(self):
+        self.check_fd_probe(*self.run_fd_probe(SECCELL, PYTHON))
+
+    def test_sandbox_root_has_only_stdio(self):
+        bare = self.bare([PYTHON, "-c", SELF_FDS])
+        boxed = self.run_cmd([PYTHON, "-c", SELF_FDS])
+        self.assertEqual(boxed.returncode, 0, boxed.stderr)
+        self.assertEqual(bare.stdout, b"[0, 1, 2, 3]\n")  # 3: the listing itself
+        self.assertEqual(boxed.stdout, bare.stdout)
+
+
+class Privileges(SeccellTestCase):
+
+    def test_sandbox_caps_and_no_new_privs(self):
+        r = self.run_cmd([PYTHON, "-c", STATUS_PROBE])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        for field in ("CapEff", "CapPrm", "CapAmb"):
+            caps = int(st[field], 16)
+            self.assertFalse(caps & (1 << CAP_SYS_PTRACE), "%s has CAP_SYS_PTRACE: %s" % (field, st[field]))
+            self.assertFalse(caps & (1 << CAP_SYS_ADMIN), "%s has CAP_SYS_ADMIN: %s" % (field, st[field]))
+        self.assertEqual(st["NoNewPrivs"].strip(), "1")
+
+    def test_tracer_unprivileged(self):
+        p = self.popen([SECCELL, "run", "--", "sh", "-c", "echo ready; read x; exit 0"],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertEqual(read_line(p.stdout, 30), b"ready\n")
+        tracers = live_descendants(p.pid, "seccell-tracer")
+        self.assertEqual(len(tracers), 1, "expected one private tracer")
+        t = tracers[0]
+        st = status_fields(t)
+        uids = [int(x) for x in st["Uid"].split()]
+        gids = [int(x) for x in st["Gid"].split()]
+        self.assertNotIn(0, uids, "tracer uids %r" % uids)
+        self.assertNotIn(0, gids, "tracer gids %r" % gids)
+        self.assertEqual(st["Groups"].strip(), "", "tracer kept supplementary groups")
+        want = (1 << CAP_SYS_PTRACE) | (1 << CAP_KILL)
+        self.assertEqual(int(st["CapEff"], 16), want, "tracer CapEff %s" % st["CapEff"])
+        self.assertEqual(int(st["CapPrm"], 16) & ~want, 0, "tracer CapPrm %s" % st["CapPrm"])
+        self.assertEqual(int(st["CapAmb"], 16), 0)
+        # non-dumpable: the kernel then gives its /proc entries to root
+        self.assertEqual(os.stat("/proc/%d/fd" % t).st_uid, 0, "tracer is dumpable")
+        p.stdin.close()
+        self.assertEqual(self.wait_exit(p, 30, "sandbox after stdin EOF"), 0)
+
+
+NOBODY = 65534
+
+
+class Unprivileged(SeccellTestCase, FdProbeMixin):
+    """seccell used by uid 65534.  The three binaries are copied to a
+    world-readable directory (the build tree may not be reachable)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to switch to uid %d" % NOBODY)
+        if not shutil.which("setpriv"):
+            raise unittest.SkipTest("setpriv missing")
+        cls.bindir = tempfile.mkdtemp(prefix="seccell-bin-")
+        os.chmod(cls.bindir, 0o755)
+        src = os.path.dirname(os.path.abspath(SECCELL))
+        for name in ("seccell", "seccell-broker", "seccell-tracer"):
+            shutil.copy2(os.path.join(src, name), os.path.join(cls.bindir, name))
+            os.chmod(os.path.join(cls.bindir, name), 0o755)
+        cls.tmp = tempfile.mkdtemp(prefix="seccell-nobody-")
+        os.chown(cls.tmp, NOBODY, NOBODY)
+        os.chmod(cls.tmp, 0o700)
+        cls.seccell_bin = os.path.join(cls.bindir, "seccell")
+        cls.python = "/usr/bin/python3"
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.bindir, ignore_errors=True)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        super().tearDownClass()
+
+    PREFIX = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups", "--"]
+
+    def env(self):
+        return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": self.tmp, "TMPDIR": self.tmp, "LANG": "C"}
+
+    def run_as_nobody(self, cmd, **kw):
+        return self.bare(self.PREFIX + [self.seccell_bin, "run", "--"] + cmd,
+                         cwd=self.tmp, env=self.env(), **kw)
+
+    def test_id_and_ok(self):
+        r = self.run_as_nobody(["sh", "-c", "id -u; echo ok"])
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"%d\nok\n" % NOBODY, b""))
+
+    def test_exit_status_passes_through(self):
+        self.assertEqual(self.run_as_nobody(["sh", "-c", "exit 7"]).returncode, 7)
+        self.assertEqual(self.run_as_nobody(["sh", "-c", "kill -TERM $$"]).returncode, 143)
+
+    def test_stdin_passthrough(self):
+        r = self.run_as_nobody(["cat"], input=b"hello\n")
+        self.assertEqual((r.returncode, r.stdout), (0, b"hello\n"), r.stderr)
+
+    def test_sandbox_has_no_privilege(self):
+        if not os.path.exists(self.python):
+            self.skipTest("/usr/bin/python3 missing")
+        r = self.run_as_nobody([self.python, "-c", STATUS_PROBE])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        self.assertEqual([int(x) for x in st["Uid"].split()], [NOBODY] * 4)
+        self.assertEqual([int(x) for x in st["Gid"].split()], [NOBODY] * 4)
+        self.assertEqual(int(st["CapEff"], 16), 0)
+        self.assertEqual(int(st["CapPrm"], 16), 0)
+        self.assertEqual(st["NoNewPrivs"].strip(), "1")
+
+    def test_namespaces_denied(self):
+        r = self.run_as_nobody(["unshare", "-U", "true"])
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_no_listener_fd_visible_and_seccell_fds_unreachable(self):
+        # Here the tracer and broker share the sandbox's uid: only being
+        # non-dumpable keeps the sandbox out of their fd tables.
+        if not os.path.exists(self.python):
+            self.skipTest("/usr/bin/python3 missing")
+        self.check_fd_probe(*self.run_fd_probe(self.seccell_bin, self.python, prefix=self.PREFIX,
+                                               cwd=self.tmp, env=self.env()))
+
+
+if __name__ == "__main__":
+    unittest.main()
