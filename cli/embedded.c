@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,29 @@ static void rm_tree(const char *path)
         rmdir(path);
 }
 
+/* A directory to create the private runtime directory in: writable, and,
+ * when we are root, one the tracer (another uid) can traverse, since its
+ * control socket lives below (a root login's /run/user/0 is 0700). */
+static bool usable_base(const char *dir)
+{
+        struct stat st;
+        if (!dir || dir[0] != '/' || access(dir, W_OK) != 0 || stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return false;
+        if (geteuid() != 0)
+                return true;
+        /* every component, from the directory up to / */
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s", dir);
+        for (;;) {
+                if (stat(path, &st) < 0 || !(st.st_mode & S_IXOTH))
+                        return false;
+                char *slash = strrchr(path, '/');
+                if (!slash || slash == path)
+                        return true;
+                *slash = 0;
+        }
+}
+
 int embedded_start(struct embedded *e)
 {
         char exe[PATH_MAX], broker[PATH_MAX + 32];
@@ -50,10 +74,11 @@ int embedded_start(struct embedded *e)
         e->pid = 0;
         e->pidfd = -1;
         e->ready_fd = -1;
-        const char *base = getenv("XDG_RUNTIME_DIR");
-        if (!base || access(base, W_OK) != 0)
-                base = getenv("TMPDIR");
-        if (!base || access(base, W_OK) != 0)
+        const char *base = NULL, *candidates[] = { getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR") };
+        for (size_t i = 0; i < ARRAY_SIZE(candidates) && !base; i++)
+                if (usable_base(candidates[i]))
+                        base = candidates[i];
+        if (!base)
                 base = "/tmp";
         snprintf(e->dir, sizeof(e->dir), "%s/seccell.XXXXXX", base);
         if (!mkdtemp(e->dir))
