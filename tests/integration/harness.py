@@ -271,8 +271,12 @@ class SeccellTestCase(unittest.TestCase):
         try:
             out, err = p.communicate(input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
+            rc = p.poll()
             p.kill()
-            p.communicate()
+            kill_all_descendants()
+            if rc is not None:
+                self.fail("seccell %r exited with %d, but its stdout/stderr stayed open for %ss: "
+                          "a process of the sandbox survived the run" % (args, rc, timeout))
             self.fail("seccell %r did not finish within %ss" % (args, timeout))
         return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
@@ -339,3 +343,23 @@ def errtext(p, timeout=2.0):
     if not p.stderr:
         return b""
     return read_to_eof(p.stderr, timeout)[0]
+
+
+def drain(stream, timeout, consume):
+    """Read a pipe to EOF within timeout, handing each chunk to consume();
+    returns the byte count; AssertionError if EOF does not come in time."""
+    fd = stream.fileno()
+    n = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("no EOF within %.0fs (%d bytes read)" % (timeout, n))
+        r, _, _ = select.select([fd], [], [], left)
+        if not r:
+            continue
+        b = os.read(fd, 1 << 20)
+        if not b:
+            return n
+        n += len(b)
+        consume(b)

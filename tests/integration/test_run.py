@@ -10,7 +10,7 @@ import textwrap
 import threading
 import unittest
 
-from harness import SECCELL, PYTHON, SeccellTestCase, py
+from harness import SECCELL, PYTHON, SeccellTestCase, drain, py
 
 
 class ExitStatus(SeccellTestCase):
@@ -140,13 +140,7 @@ class Stdio(SeccellTestCase):
         t.start()
         te.start()
         h_out = hashlib.sha256()
-        n = 0
-        while True:
-            b = p.stdout.read1(1 << 20)
-            if not b:
-                break
-            n += len(b)
-            h_out.update(b)
+        n = drain(p.stdout, 120, h_out.update)
         t.join(60)
         te.join(60)
         rc = self.wait_exit(p, 60, "seccell run -- cat")
@@ -159,13 +153,7 @@ class Stdio(SeccellTestCase):
         p = self.popen([SECCELL, "run", "--", "head", "-c", "100000000", "/dev/zero"],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         h = hashlib.sha256()
-        n = 0
-        while True:
-            b = p.stdout.read1(1 << 20)
-            if not b:
-                break
-            n += len(b)
-            h.update(b)
+        n = drain(p.stdout, 120, h.update)
         self.assertEqual(self.wait_exit(p, 60, "seccell run -- head"), 0)
         self.assertEqual(n, 100_000_000)
         self.assertEqual(h.hexdigest(), hashlib.sha256(bytes(100_000_000)).hexdigest())
