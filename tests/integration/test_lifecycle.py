@@ -4,6 +4,7 @@ tracer going away.  "No survivor" is checked by a unique `sleep` duration
 (marker) looked up in /proc."""
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -88,10 +89,10 @@ class Timeout(SeccellTestCase):
 
 class SignalsToSeccell(SeccellTestCase):
 
-    def start_two_sleeps(self, mark):
+    def start_two_sleeps(self, mark, env=None):
         p = self.popen([SECCELL, "run", "--", "sh", "-c", "sleep %s & sleep %s & wait" % (mark, mark)],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       start_new_session=True)
+                       start_new_session=True, env=env)
         wait_for(lambda: len(alive_with_marker(mark)) == 2, 30, "both sleeps to start")
         return p
 
@@ -113,6 +114,38 @@ class SignalsToSeccell(SeccellTestCase):
         wait_for(lambda: not (live_descendants(os.getpid(), "seccell-broker")
                               + live_descendants(os.getpid(), "seccell-tracer")),
                  FEW_SECONDS, "the private broker and tracer to exit")
+
+    def private_tmpdir(self):
+        tmp = tempfile.mkdtemp(prefix="seccell-it-")
+        os.chmod(tmp, 0o755)  # reachable by the tracer's uid, so seccell uses it
+        self.addCleanup(shutil.rmtree, tmp, True)
+        env = dict(os.environ, TMPDIR=tmp)
+        env.pop("XDG_RUNTIME_DIR", None)
+        return tmp, env
+
+    def test_sigkill_to_seccell_leaves_no_runtime_dir(self):
+        # the private broker outlives its CLI long enough to end the run:
+        # it must also remove the runtime directory it serves in
+        tmp, env = self.private_tmpdir()
+        m = self.marker(1000)
+        p = self.start_two_sleeps(m, env=env)
+        self.assertEqual(len(os.listdir(tmp)), 1)
+        p.kill()
+        p.wait(timeout=FEW_SECONDS)
+        self.assertNoSurvivors(m)
+        wait_for(lambda: not os.listdir(tmp), FEW_SECONDS,
+                 "the runtime directory %s/%s to be removed" % (tmp, (os.listdir(tmp) or ["?"])[0]))
+
+    def test_sigkill_to_broker_leaves_no_runtime_dir(self):
+        tmp, env = self.private_tmpdir()
+        m = self.marker(1000)
+        p = self.start_two_sleeps(m, env=env)
+        brokers = [b for b in live_descendants(p.pid, "seccell-broker") if proc_stat(b)[2] == p.pid]
+        self.assertEqual(len(brokers), 1)
+        os.kill(brokers[0], signal.SIGKILL)
+        self.wait_exit(p, FEW_SECONDS, "seccell after its broker was killed")
+        self.assertNoSurvivors(m)
+        self.assertEqual(os.listdir(tmp), [], "runtime directory left behind")
 
     def test_sigterm_forwarded_143(self):
         m = self.marker(1000)
