@@ -65,9 +65,10 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
         ADD(.syscall = "clone", .action = FILTER_ERRNO, .err = EPERM,
             .masked = true, .argno = 0, .mask = CLONE_UNTRACED, .value = CLONE_UNTRACED);
 
-        if (p->max_procs) {
-                /* Process creation goes to the process-limit handler;
-                 * threads (CLONE_THREAD) never count and are not routed. */
+        if (p->max_procs || p->max_memory) {
+                /* Process creation goes to the tracer, which registers each
+                 * new process (its address space counts too); threads
+                 * (CLONE_THREAD) never count and are not routed. */
                 ADD(.syscall = "clone", .action = FILTER_NOTIFY, .masked = true, .argno = 0,
                     .mask = CLONE_NS_FLAGS | CLONE_UNTRACED | CLONE_THREAD, .value = 0);
                 ADD(.syscall = "fork", .action = FILTER_NOTIFY);
@@ -77,6 +78,26 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
         /* clone3(2) keeps its flags in user memory, invisible to BPF and
          * racy to read: ENOSYS makes glibc fall back to clone(2). */
         ADD(.syscall = "clone3", .action = FILTER_ERRNO, .err = ENOSYS);
+
+        if (p->max_memory) {
+                /* Only calls that can add private writable commitment, as
+                 * far as register arguments tell: a PROT_NONE or read-only
+                 * mapping (the loader's library text) never wakes the
+                 * tracer. */
+                ADD(.syscall = "mmap", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
+                    .mask = PROT_WRITE, .value = PROT_WRITE, .masked2 = true, .argno2 = 3,
+                    .mask2 = MAP_PRIVATE, .value2 = MAP_PRIVATE);
+                ADD(.syscall = "mmap", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
+                    .mask = PROT_WRITE, .value = PROT_WRITE, .masked2 = true, .argno2 = 3,
+                    .mask2 = MAP_ANONYMOUS, .value2 = MAP_ANONYMOUS);
+                ADD(.syscall = "mprotect", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
+                    .mask = PROT_WRITE, .value = PROT_WRITE);
+                ADD(.syscall = "pkey_mprotect", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
+                    .mask = PROT_WRITE, .value = PROT_WRITE);
+                ADD(.syscall = "brk", .action = FILTER_NOTIFY);
+                ADD(.syscall = "mremap", .action = FILTER_NOTIFY);
+                ADD(.syscall = "shmget", .action = FILTER_NOTIFY);
+        }
 
         /* TIOCSTI pushes input into a terminal the sandbox shares with the
          * user's shell. */
@@ -115,7 +136,11 @@ int filter_build(const struct filter_policy *p, scmp_filter_ctx *out)
                         break;
                 }
                 uint32_t act = f->action == FILTER_NOTIFY ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(f->err);
-                if (f->masked)
+                if (f->masked && f->masked2)
+                        r = seccomp_rule_add(ctx, act, nr, 2,
+                                             SCMP_CMP(f->argno, SCMP_CMP_MASKED_EQ, f->mask, f->value),
+                                             SCMP_CMP(f->argno2, SCMP_CMP_MASKED_EQ, f->mask2, f->value2));
+                else if (f->masked)
                         r = seccomp_rule_add(ctx, act, nr, 1,
                                              SCMP_CMP(f->argno, SCMP_CMP_MASKED_EQ, f->mask, f->value));
                 else

@@ -22,7 +22,8 @@ enum filter_action {
 };
 
 /* One rule: `syscall` (a libseccomp name) gets `action` when, if `masked`,
- * (arg[argno] & mask) == value. */
+ * (arg[argno] & mask) == value and, if also `masked2`,
+ * (arg[argno2] & mask2) == value2. */
 struct filter_rule {
         const char *syscall;
         enum filter_action action;
@@ -31,6 +32,10 @@ struct filter_rule {
         unsigned argno;
         uint64_t mask;
         uint64_t value;
+        bool masked2;
+        unsigned argno2;
+        uint64_t mask2;
+        uint64_t value2;
 };
 
 /* Fill `rules` (room for `max`) with the rules for `p`, in the order they are

@@ -53,6 +53,18 @@ static void usage(FILE *f)
 
 static struct broker broker;
 
+/* What an embedded broker and its tracer created in `dir`, and `dir`. */
+static void remove_runtime_dir(const char *dir)
+{
+        static const char *const files[] = { "tracer/tracer.ipc", "tracer", "broker.ipc", "broker.fd", "" };
+        char path[PATH_MAX + 32];
+        for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+                if (unlink(path) < 0)
+                        rmdir(path);
+        }
+}
+
 static void on_requests(void *obj, uint32_t ev)
 {
         struct broker *b = obj;
@@ -253,6 +265,8 @@ int main(int argc, char **argv)
         sandbox_free_ended(&broker);
         log_debug("stopping");
         if (embedded) {
+                /* the CLI removes the directory too, unless it was killed */
+                remove_runtime_dir(dir);
                 /* Nothing outlives this run: skip the orderly nng teardown,
                  * which would only make the CLI wait. */
                 if (broker.tracer.pid > 0) {

@@ -246,8 +246,11 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 server_reply_error(rq, ENOMEM, "out of memory");
                 goto out;
         }
-        memcpy(argv, run->argv, run->n_argv * sizeof(char *));
-        memcpy(envp, run->env, run->n_env * sizeof(char *));
+        /* protobuf-c leaves an empty repeated field NULL */
+        if (run->n_argv)
+                memcpy(argv, run->argv, run->n_argv * sizeof(char *));
+        if (run->n_env)
+                memcpy(envp, run->env, run->n_env * sizeof(char *));
 
         struct spawn_request sr = {
                 .argv = argv, .envp = envp, .cwd = run->cwd,

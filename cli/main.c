@@ -156,8 +156,10 @@ int main(int argc, char **argv)
                 printf("seccell %s\n", SECCELL_VERSION);
                 return 0;
         }
-        if (!strcmp(argv[1], "run"))
+        if (!strcmp(argv[1], "run")) {
+                argv[1] = "seccell"; /* getopt's messages name argv[0] */
                 return cmd_run(argc - 1, argv + 1);
+        }
         log_msg("unknown command '%s'", argv[1]);
         fputs("Try 'seccell --help'.\n", stderr);
         return EXIT_SECCELL;

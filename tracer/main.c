@@ -162,13 +162,6 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 snprintf(why, whylen, "%zu descriptors arrived, %zu expected", p.nfds, want);
                 return -EBADF;
         }
-        /* Fail closed: a limit this tracer cannot enforce is refused, never
-         * silently ignored. */
-        if (a->policy && a->policy->max_memory) {
-                fds_close(p.fds, p.nfds);
-                snprintf(why, whylen, "--max-memory is not enforced by this version of seccell");
-                return -EOPNOTSUPP;
-        }
         struct tsandbox *sb = calloc(1, sizeof(*sb));
         if (!sb) {
                 fds_close(p.fds, p.nfds);
@@ -182,6 +175,7 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         sb->uid = a->uid;
         sb->max_procs = a->policy ? a->policy->max_procs : 0;
         sb->max_memory = a->policy ? a->policy->max_memory : 0;
+        sb->tracked = sb->max_procs || sb->max_memory;
         audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
         notif_listener_setup(sb->listener);
         int r = tracer_watch(sb->listener, sb);
@@ -236,7 +230,11 @@ static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stat
         json_object_object_add(f, "duration_ns", json_object_new_uint64(e->duration_ns));
         json_object_object_add(f, "execs", json_object_new_uint64(sb->execs));
         json_object_object_add(f, "namespace_denied", json_object_new_uint64(sb->ns_denied));
-        if (sb->max_procs) {
+        if (sb->max_memory) {
+                json_object_object_add(f, "peak_memory", json_object_new_uint64(sb->mem_peak));
+                json_object_object_add(f, "memory_kills", json_object_new_uint64(sb->mem_kills));
+        }
+        if (sb->tracked) {
                 json_object_object_add(f, "peak_procs", json_object_new_int(sb->procs.peak));
                 json_object_object_add(f, "forks_allowed", json_object_new_uint64(sb->forks_allowed));
                 json_object_object_add(f, "forks_denied", json_object_new_uint64(sb->forks_denied));
@@ -251,6 +249,8 @@ static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stat
         stats->ns_denied = sb->ns_denied;
         stats->execs = sb->execs;
         stats->reaps = sb->reaps;
+        stats->peak_memory = sb->mem_peak;
+        stats->memory_kills = sb->mem_kills;
 
         for (pp = &tracer_sandboxes; *pp != sb; pp = &(*pp)->next)
                 ;
@@ -266,8 +266,8 @@ static int freeze_sandbox(const Seccell__FreezeSandbox *f, char *why, size_t why
                 snprintf(why, whylen, "no sandbox %llu", (unsigned long long)f->sandbox_id);
                 return -ESRCH;
         }
-        if (!sb->max_procs) {
-                snprintf(why, whylen, "sandbox %llu has no process limit to hold forks against",
+        if (!sb->tracked) {
+                snprintf(why, whylen, "sandbox %llu has no limit to hold forks against",
                          (unsigned long long)f->sandbox_id);
                 return -EINVAL;
         }

@@ -11,6 +11,7 @@
 #include "exec_audit.h"
 #include "kcompat.h"
 #include "log.h"
+#include "mem_limit.h"
 #include "proc_limit.h"
 
 static struct seccomp_notif_sizes sizes;
@@ -96,7 +97,16 @@ int notif_drain(struct tsandbox *sb, int budget)
                         switch (req->data.nr) {
                         case SYS_execve:
                         case SYS_execveat:
+                                mem_limit_exec(sb, req->pid);
                                 handle_exec(sb, req);
+                                break;
+                        case SYS_mmap:
+                        case SYS_mprotect:
+                        case SYS_pkey_mprotect:
+                        case SYS_brk:
+                        case SYS_mremap:
+                        case SYS_shmget:
+                                err = mem_limit_notify(sb, req);
                                 break;
                         case SYS_clone:
                         case SYS_fork:

@@ -20,6 +20,9 @@ struct proc_entry {
         int pidfd;                /* -1 once exited */
         uint64_t starttime;
         bool exited;
+        uint64_t data;            /* bytes of private writable commitment, last known
+                                   * (statm field 6, plus what was allowed since) */
+        uint64_t brk;             /* current break as last known; 0: unknown */
         struct tsandbox *sb;
         struct proc_entry *next;
 };

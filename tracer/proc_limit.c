@@ -20,7 +20,7 @@ enum fork_verdict proc_limit_judge(uint32_t live, uint32_t max_procs, bool froze
 {
         if (frozen)
                 return FORK_HOLD;
-        return live < max_procs ? FORK_ALLOW : FORK_DENY;
+        return max_procs == 0 || live < max_procs ? FORK_ALLOW : FORK_DENY;
 }
 
 static void release_entry(struct proc_entry *e) { tracer_defer_free(e); }
@@ -49,7 +49,7 @@ static struct proc_entry *register_pid(struct tsandbox *sb, pid_t pid)
 
 int proc_limit_start(struct tsandbox *sb)
 {
-        if (!sb->max_procs)
+        if (!sb->tracked)
                 return 0;
         return register_pid(sb, sb->root) ? 0 : -ESRCH;
 }
@@ -57,7 +57,7 @@ int proc_limit_start(struct tsandbox *sb)
 struct tsandbox *proc_limit_owner(pid_t tgid)
 {
         for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next)
-                if (!sb->ended && sb->max_procs && proc_index_find(&sb->procs, tgid))
+                if (!sb->ended && sb->tracked && proc_index_find(&sb->procs, tgid))
                         return sb;
         return NULL;
 }
@@ -95,6 +95,7 @@ void proc_limit_exited(struct proc_entry *e)
 {
         tracer_unwatch(e->pidfd);
         proc_entry_exited(e);
+        e->data = 0; /* the address space went with it */
 }
 
 static const char *ns_syscall_name(int nr)
@@ -190,7 +191,7 @@ int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 /* fall through */
         case SYS_fork:
         case SYS_vfork:
-                if (!sb->max_procs)
+                if (!sb->tracked)
                         return ENOSYS; /* not routed without a limit */
                 return judge_fork(sb, n);
         default:
@@ -200,7 +201,7 @@ int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
 
 void proc_limit_freeze(struct tsandbox *sb, bool frozen)
 {
-        if (!sb->max_procs || sb->frozen == frozen)
+        if (!sb->tracked || sb->frozen == frozen)
                 return;
         sb->frozen = frozen;
         json_object *f = json_object_new_object();

@@ -15,7 +15,8 @@
 #define NOTIF_ANSWERED (-1)
 
 /* The verdict on a fork-like request, a pure function for testing:
- * `live` counts registered processes plus forks in flight. */
+ * `live` counts registered processes plus forks in flight; max_procs 0 is
+ * no limit (processes are still registered for the memory limit). */
 enum fork_verdict { FORK_ALLOW, FORK_DENY, FORK_HOLD };
 enum fork_verdict proc_limit_judge(uint32_t live, uint32_t max_procs, bool frozen);
 

@@ -26,7 +26,11 @@ struct tsandbox {
         pid_t root;
         uid_t uid;
         uint32_t max_procs;       /* 0: no process limit */
-        uint64_t max_memory;
+        uint64_t max_memory;      /* bytes; 0: no memory limit */
+        bool tracked;             /* processes registered at birth (either limit) */
+        uint64_t shm_bytes;       /* SysV segments created, charged once each */
+        uint64_t mem_peak;        /* highest ledger allowed */
+        uint64_t mem_kills;
         struct audit_sink audit;
         struct proc_index procs;  /* only with a process limit */
         uint32_t reserved;        /* forks answered, child not yet registered */

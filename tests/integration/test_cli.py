@@ -111,8 +111,9 @@ class CliAccepted(SeccellTestCase):
         self.assertEqual(self.policy_of(["--max-memory", "1.5G"])["max_memory"], 1610612736)
 
     def test_max_memory_suffixes(self):
-        for arg, val in [("512M", 512 << 20), ("2GiB", 2 << 30), ("1048576", 1 << 20),
-                         ("64K", 64 << 10), ("1T", 1 << 40)]:
+        # values large enough for the command to run under the limit
+        for arg, val in [("512M", 512 << 20), ("2GiB", 2 << 30), ("268435456", 256 << 20),
+                         ("65536K", 64 << 20), ("1T", 1 << 40)]:
             with self.subTest(arg=arg):
                 self.assertEqual(self.policy_of(["--max-memory", arg])["max_memory"], val)
 

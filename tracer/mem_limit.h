@@ -1,0 +1,36 @@
+/* The memory limit (DESIGN.md, "Memory limit"): the sandbox-wide sum of
+ * each live address space's private writable commitment - the kernel's own
+ * measure, field 6 of /proc/<pid>/statm (data + stack) - plus SysV shared
+ * memory created in the sandbox, must stay within max_memory bytes.
+ *
+ * The ledger keeps, per registered process (one address space), the bytes
+ * last read from statm plus what has been allowed since. A request is
+ * judged on the requester's fresh statm plus the growth it asks for; at the
+ * limit every entry is re-read before anything is killed. Unmapping is
+ * therefore seen through the kernel's measure and needs no notification,
+ * and memory that was never charged cannot launder the ledger. The
+ * requesting process (its thread group, through its pidfd) is killed with
+ * SIGKILL before its request takes effect; the rest of the sandbox runs on. */
+#pragma once
+#include <linux/seccomp.h>
+#include <stdint.h>
+
+#include "tracer.h"
+
+/* Handle an mmap/mprotect/pkey_mprotect/brk/mremap/shmget notification.
+ * Returns the errno to answer with (0: Continue); the requester is killed
+ * when it would cross the limit. */
+int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
+
+/* `tid` asked to exec: its address space is about to be replaced. */
+void mem_limit_exec(struct tsandbox *sb, pid_t tid);
+
+/* The sum of the ledger (bytes), re-reading every live entry first when
+ * `exact`. */
+uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact);
+
+/* Growth in bytes of private writable commitment that a request asks for,
+ * from its syscall number and arguments alone; `cur_brk` is the current
+ * break for brk (0: unknown, then the growth is unknown too and *need_brk
+ * is set). A pure function, for tests. */
+uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk);
