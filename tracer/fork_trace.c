@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "procfs.h"
 
 struct trace_rec {
         pid_t tid;
@@ -27,6 +26,8 @@ struct trace_rec {
         bool stopped;           /* child: its first stop has been seen */
         struct tsandbox *sb;    /* NULL: child whose creator is not known yet */
         pid_t parent;           /* child: the creating thread, when known */
+        bool holds_reservation; /* child: its creator's slot, until it counts */
+        bool died;              /* child: killed before its creator's event */
         struct trace_rec *next;
 };
 
@@ -166,26 +167,36 @@ void fork_trace_settle(void)
                 arm_timer();
 }
 
-/* Register a stopped new child and let it run. */
+/* Register a stopped new child, let it run, and release the reservation
+ * its creator's fork held (only now does the child count). */
 static void child_register(struct trace_rec *c)
 {
+        /* no longer pending once counted: never both at once */
+        if (c->holds_reservation)
+                proc_limit_child_pending(c->sb, false);
         proc_limit_child_born(c->sb, c->parent, c->tid);
         ptrace(PTRACE_DETACH, c->tid, 0, 0);
+        if (c->holds_reservation)
+                proc_limit_fork_done(c->sb, c->parent);
         rec_free(c);
 }
 
-/* A child stopped before its creator's event was collected: find its
- * sandbox through its parent process (not possible for CLONE_PARENT, whose
- * parent may be outside; the creator's event will name it). */
-static void child_resolve(struct trace_rec *c)
+/* The creator `tid` in `sb` died without reporting an event: new children
+ * still waiting for a creator are its (it was stopped in the fork). */
+static void adopt_waiting_children(struct tsandbox *sb, pid_t tid)
 {
-        struct proc_stat st;
-        if (procfs_stat(c->tid, &st) < 0)
-                return;
-        struct tsandbox *sb = proc_limit_owner(st.ppid);
-        if (sb) {
-                c->sb = sb;
-                c->parent = st.ppid;
+        for (struct trace_rec *c = recs, *next; c; c = next) {
+                next = c->next;
+                if (!c->is_child || c->sb)
+                        continue;
+                if (c->died) {
+                        proc_limit_child_died(sb, tid, c->tid);
+                        rec_free(c);
+                } else if (c->stopped) {
+                        c->sb = sb;
+                        c->parent = tid;
+                        child_register(c);
+                }
         }
 }
 
@@ -197,6 +208,7 @@ static void on_parent(struct trace_rec *r, int status)
         if (WIFEXITED(status) || WIFSIGNALED(status)) {
                 rec_free(r);
                 proc_limit_fork_done(sb, tid);
+                adopt_waiting_children(sb, tid);
                 return;
         }
         if (!WIFSTOPPED(status))
@@ -210,23 +222,25 @@ static void on_parent(struct trace_rec *r, int status)
                 ptrace(PTRACE_DETACH, tid, 0, 0);
                 rec_free(r);
                 struct trace_rec *c = rec_find((pid_t)child);
-                if (!c && proc_index_find(&sb->procs, (pid_t)child)) {
-                        /* already registered through its parent process */
+                if (!c && (c = rec_new((pid_t)child)))
+                        c->is_child = true;
+                if (!c) {
                         proc_limit_fork_done(sb, tid);
                         return;
                 }
-                if (!c) {
-                        c = rec_new((pid_t)child);
-                        if (c)
-                                c->is_child = true;
+                /* the reservation passes to the child until it counts */
+                c->sb = sb;
+                c->parent = tid;
+                if (c->died) {
+                        proc_limit_child_died(sb, tid, c->tid);
+                        proc_limit_fork_done(sb, tid);
+                        rec_free(c);
+                        return;
                 }
-                if (c) {
-                        c->sb = sb;
-                        c->parent = tid;
-                        if (c->stopped)
-                                child_register(c);
-                }
-                proc_limit_fork_done(sb, tid);
+                c->holds_reservation = true;
+                proc_limit_child_pending(sb, true);
+                if (c->stopped)
+                        child_register(c);
                 return;
         }
         /* The interrupt stop, a group stop, or a signal: no fork event came
@@ -241,10 +255,18 @@ static void on_parent(struct trace_rec *r, int status)
 static void on_child(struct trace_rec *c, int status)
 {
         if (WIFEXITED(status) || WIFSIGNALED(status)) {
-                /* killed before registration: it still existed, and may be
-                 * a zombie holding a slot; registration sorts that out */
-                if (c->sb)
-                        proc_limit_child_born(c->sb, c->parent, c->tid);
+                /* killed (SIGKILL) before its first stop, so before running
+                 * any code of its own: it existed all the same */
+                if (c->sb) {
+                        if (c->holds_reservation)
+                                proc_limit_child_pending(c->sb, false);
+                        proc_limit_child_died(c->sb, c->parent, c->tid);
+                        if (c->holds_reservation)
+                                proc_limit_fork_done(c->sb, c->parent);
+                } else {
+                        c->died = true; /* its creator's event will say where */
+                        return;
+                }
                 rec_free(c);
                 return;
         }
@@ -255,9 +277,9 @@ static void on_child(struct trace_rec *c, int status)
                 ptrace(PTRACE_CONT, c->tid, 0, (status >> 16) == 0 ? WSTOPSIG(status) : 0);
                 return;
         }
+        /* its first stop; until its creator's event names its sandbox, it
+         * waits here, stopped, before running any code of its own */
         c->stopped = true;
-        if (!c->sb)
-                child_resolve(c);
         if (c->sb)
                 child_register(c);
 }
@@ -271,8 +293,9 @@ void fork_trace_collect(void)
                         return;
                 struct trace_rec *r = rec_find(pid);
                 if (!r) {
-                        /* a new child whose creator's event is still queued */
-                        if (!WIFSTOPPED(status) || !(r = rec_new(pid)))
+                        /* a new child whose creator's event is still queued
+                         * (stopped, or already killed) */
+                        if (!(r = rec_new(pid)))
                                 continue;
                         r->is_child = true;
                 }

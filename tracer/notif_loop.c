@@ -13,6 +13,7 @@
 #include "log.h"
 #include "mem_limit.h"
 #include "proc_limit.h"
+#include "procfs.h"
 
 static struct seccomp_notif_sizes sizes;
 static struct seccomp_notif *req;
@@ -51,7 +52,9 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
          * caller's: its task could have died and its pid been reused. */
         if (id_valid(sb->listener, n->id)) {
                 json_object *f = exec_record_json(&rec);
-                json_object_object_add(f, "pid", json_object_new_int(n->pid));
+                pid_t tgid = procfs_tgid(n->pid);
+                json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (pid_t)n->pid));
+                json_object_object_add(f, "tid", json_object_new_int(n->pid));
                 audit_emit(&sb->audit, "exec", f);
         }
         exec_record_free(&rec);

@@ -16,7 +16,8 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
         struct proc_entry *e;
 
         if (procfs_stat(pid, &st) < 0 || !(e = calloc(1, sizeof(*e)))) {
-                close(pidfd);
+                if (pidfd >= 0)
+                        close(pidfd);
                 return NULL;
         }
         e->kind = TW_PIDFD;
@@ -27,8 +28,6 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
         e->next = ix->head;
         ix->head = e;
         ix->count++;
-        if (ix->count > ix->peak)
-                ix->peak = ix->count;
         return e;
 }
 

@@ -30,10 +30,11 @@ struct proc_entry {
 struct proc_index {
         struct proc_entry *head;
         uint32_t count;           /* registered and not seen reaped */
-        uint32_t peak;
+        uint32_t peak;            /* most live at once (kept by the caller) */
 };
 
-/* Register `pid` (a thread-group leader) with `pidfd` (ownership passes).
+/* Register `pid` (a thread-group leader) with `pidfd` (ownership passes;
+ * -1 for a process already dead, which the caller marks exited).
  * Returns the entry, or NULL when /proc shows no such process (it is gone;
  * the pidfd is closed) or memory is short. */
 struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pid_t pid, int pidfd);

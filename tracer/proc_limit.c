@@ -39,8 +39,10 @@ static void on_reap(struct proc_entry *e, void *ud)
 static struct proc_entry *register_pid(struct tsandbox *sb, pid_t pid)
 {
         int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
-        if (pidfd < 0)
+        if (pidfd < 0) {
+                log_debug("pidfd_open %d: %s", pid, strerror(errno));
                 return NULL;
+        }
         struct proc_entry *e = proc_index_add(&sb->procs, sb, pid, pidfd);
         if (e && tracer_watch(e->pidfd, e) < 0)
                 proc_entry_exited(e); /* cannot watch: treat as exited, reap check decides */
@@ -51,29 +53,39 @@ int proc_limit_start(struct tsandbox *sb)
 {
         if (!sb->tracked)
                 return 0;
-        return register_pid(sb, sb->root) ? 0 : -ESRCH;
-}
-
-struct tsandbox *proc_limit_owner(pid_t tgid)
-{
-        for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next)
-                if (!sb->ended && sb->tracked && proc_index_find(&sb->procs, tgid))
-                        return sb;
-        return NULL;
-}
-
-int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
-{
-        if (proc_index_find(&sb->procs, child))
-                return 0;
-        struct proc_entry *e = register_pid(sb, child);
-        if (!e) {
-                /* gone before we could look: nothing to count */
+        if (!register_pid(sb, sb->root))
                 return -ESRCH;
+        sb->procs.peak = 1;
+        return 0;
+}
+
+/* Live processes: registered ones plus children whose fork event has been
+ * seen but that are not registered yet (they exist). The count is an upper
+ * bound (exits not yet seen), so a new peak is checked exactly before it is
+ * recorded. */
+static void update_peak(struct tsandbox *sb)
+{
+        if (sb->procs.count + sb->pending <= sb->procs.peak)
+                return;
+        proc_index_recount(&sb->procs, on_reap, sb, release_entry, true);
+        if (sb->procs.count + sb->pending > sb->procs.peak)
+                sb->procs.peak = sb->procs.count + sb->pending;
+}
+
+void proc_limit_child_pending(struct tsandbox *sb, bool pending)
+{
+        if (pending) {
+                sb->pending++;
+                update_peak(sb);
+        } else if (sb->pending) {
+                sb->pending--;
         }
-        sb->forks_allowed++;
+}
+
+static void audit_fork(struct tsandbox *sb, pid_t parent_tid, pid_t child)
+{
         if (!audit_on(&sb->audit))
-                return 0;
+                return;
         json_object *f = json_object_new_object();
         pid_t tgid = procfs_tgid(parent_tid);
         json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : parent_tid));
@@ -81,6 +93,44 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
         json_object_object_add(f, "child", json_object_new_int(child));
         json_object_object_add(f, "live", json_object_new_int(sb->procs.count));
         audit_emit(&sb->audit, "fork", f);
+}
+
+void proc_limit_child_died(struct tsandbox *sb, pid_t parent_tid, pid_t child)
+{
+        sb->forks_allowed++;
+        /* a zombie still holds its slot: an entry that has exited */
+        struct proc_entry *e = proc_index_add(&sb->procs, sb, child, -1);
+        if (e)
+                e->exited = true;
+        update_peak(sb);
+        audit_fork(sb, parent_tid, child);
+        if (!e) {
+                /* already reaped */
+                struct proc_entry gone = { .pid = child };
+                on_reap(&gone, sb);
+        }
+}
+
+int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
+{
+        /* An entry with this pid is a reaped process whose pid was reused
+         * (it is dropped by the exact recount), unless it is this one. */
+        if (proc_index_find(&sb->procs, child)) {
+                proc_index_recount(&sb->procs, on_reap, sb, release_entry, true);
+                if (proc_index_find(&sb->procs, child)) {
+                        log_debug("child %d of %d: already registered", child, parent_tid);
+                        return 0;
+                }
+        }
+        struct proc_entry *e = register_pid(sb, child);
+        if (!e) {
+                /* gone before we could look: nothing to count */
+                log_debug("child %d of %d: gone before registration", child, parent_tid);
+                return -ESRCH;
+        }
+        sb->forks_allowed++;
+        update_peak(sb);
+        audit_fork(sb, parent_tid, child);
         return 0;
 }
 
@@ -164,16 +214,18 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
         int r = fork_trace_begin(sb, sb->listener, n->pid, n->id);
         if (r < 0) {
                 sb->reserved--;
-                if (r == -ESRCH)
+
+                if (r == -ESRCH) {
+                        log_debug("sandbox %llu: task %d vanished before fork registration",
+                                  (unsigned long long)sb->id, n->pid);
                         return EAGAIN; /* the task is gone; the answer goes nowhere */
+                }
                 /* Fail closed: a child we cannot register would be
                  * uncounted. */
                 log_errno(r, "sandbox %llu: cannot trace task %d for fork registration; refusing its fork",
                           (unsigned long long)sb->id, n->pid);
                 return EPERM;
         }
-        if (sb->procs.count + sb->reserved > sb->procs.peak)
-                sb->procs.peak = sb->procs.count + sb->reserved;
         return NOTIF_ANSWERED;
 }
 
