@@ -122,22 +122,27 @@ static void forward_signal(nng_socket sock, uint64_t token, int signo)
 static void print_summary(const Seccell__RunResult *res, const struct run_options *o)
 {
         const Seccell__SandboxStats *s = res->stats;
+        char line[512];
+        int n = 0;
+
         if (!s) {
                 log_msg("summary: the tracer did not report counts");
                 return;
         }
-        if (!o->max_procs) {
-                log_msg("summary: %llu execs, %llu namespace requests denied%s (forks are counted with "
-                        "--max-procs)", (unsigned long long)s->execs, (unsigned long long)s->ns_denied,
-                        res->timed_out ? ", timed out" : "");
-                return;
-        }
-        char procs[96];
-        snprintf(procs, sizeof(procs), "peak %u of %u processes, ", s->peak_procs, o->max_procs);
-        log_msg("summary: %s%llu forks allowed, %llu denied, %llu execs, %llu namespace requests denied%s", procs,
-                (unsigned long long)s->forks_allowed, (unsigned long long)s->forks_denied,
-                (unsigned long long)s->execs, (unsigned long long)s->ns_denied,
-                res->timed_out ? ", timed out" : "");
+        if (o->max_procs)
+                n += snprintf(line + n, sizeof(line) - n, "peak %u of %u processes, ", s->peak_procs, o->max_procs);
+        if (o->max_memory)
+                n += snprintf(line + n, sizeof(line) - n, "peak %.1f of %.1f MiB, %llu memory kills, ",
+                              s->peak_memory / 1048576.0, o->max_memory / 1048576.0,
+                              (unsigned long long)s->memory_kills);
+        if (o->max_procs || o->max_memory)
+                n += snprintf(line + n, sizeof(line) - n, "%llu forks allowed, %llu denied, ",
+                              (unsigned long long)s->forks_allowed, (unsigned long long)s->forks_denied);
+        snprintf(line + n, sizeof(line) - n, "%llu execs, %llu namespace requests denied%s%s",
+                 (unsigned long long)s->execs, (unsigned long long)s->ns_denied,
+                 o->max_procs || o->max_memory ? "" : " (forks are counted under a limit)",
+                 res->timed_out ? ", timed out" : "");
+        log_msg("summary: %s", line);
 }
 
 static int exit_code(const Seccell__RunResult *res)
