@@ -130,7 +130,10 @@ static void listener_close(struct tsandbox *sb)
 {
         if (sb->listener < 0)
                 return;
-        tracer_unwatch(sb->listener);
+        tracer_unwatch(sb->rx_efd);
+        notif_rx_stop(sb->rx);
+        sb->rx = NULL;
+        sb->rx_efd = -1;
         close(sb->listener);
         sb->listener = -1;
 }
@@ -178,9 +181,10 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         sb->tracked = sb->max_procs || sb->max_memory;
         audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
         notif_listener_setup(sb->listener);
-        int r = tracer_watch(sb->listener, sb);
-        if (r == 0 && (r = proc_limit_start(sb)) < 0)
-                tracer_unwatch(sb->listener);
+        int r = proc_limit_start(sb);
+        if (r == 0 && (r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd)) == 0 &&
+            (r = tracer_watch(sb->rx_efd, sb)) < 0)
+                notif_rx_stop(sb->rx);
         if (r < 0) {
                 snprintf(why, whylen, "cannot take over the sandbox: %s", strerror(-r));
                 proc_index_clear(&sb->procs, tracer_defer_free_entry);

@@ -12,6 +12,7 @@
 #include "kcompat.h"
 #include "log.h"
 #include "mem_limit.h"
+#include "notif_rx.h"
 #include "proc_limit.h"
 #include "procfs.h"
 
@@ -24,14 +25,18 @@ int notif_init(void)
         if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
                 return -errno;
         /* the kernel's structures may be larger than our headers' */
-        req = calloc(1, sizes.seccomp_notif > sizeof(*req) ? sizes.seccomp_notif : sizeof(*req));
+        size_t nsize = sizes.seccomp_notif > sizeof(*req) ? sizes.seccomp_notif : sizeof(*req);
+        req = calloc(1, nsize);
         resp = calloc(1, sizes.seccomp_notif_resp > sizeof(*resp) ? sizes.seccomp_notif_resp : sizeof(*resp));
-        return req && resp ? 0 : -ENOMEM;
+        if (!req || !resp)
+                return -ENOMEM;
+        return notif_rx_init(nsize);
 }
 
 void notif_listener_setup(int listener)
 {
-        ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
+                log_debug("synchronous wake-up not available: %s", strerror(errno));
 }
 
 static bool id_valid(int listener, uint64_t id)
@@ -80,61 +85,47 @@ int notif_drain(struct tsandbox *sb, int budget)
         int handled = 0;
 
         while (handled < budget) {
-                struct pollfd p = { .fd = sb->listener, .events = POLLIN };
-                if (poll(&p, 1, 0) <= 0)
-                        break;
-                if (p.revents & POLLIN) {
-                        /* A dirty buffer is rejected with EINVAL. */
-                        memset(req, 0, sizes.seccomp_notif);
-                        if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) {
-                                if (errno == ENOENT || errno == EINTR) {
-                                        sb->stale++;
-                                        continue;
-                                }
-                                log_errno(-errno, "sandbox %llu: receiving a notification",
-                                          (unsigned long long)sb->id);
-                                break;
-                        }
-                        handled++;
-                        int err = 0;
-                        switch (req->data.nr) {
-                        case SYS_execve:
-                        case SYS_execveat:
-                                mem_limit_exec(sb, req->pid);
-                                handle_exec(sb, req);
-                                break;
-                        case SYS_mmap:
-                        case SYS_mprotect:
-                        case SYS_pkey_mprotect:
-                        case SYS_brk:
-                        case SYS_mremap:
-                        case SYS_shmget:
-                                err = mem_limit_notify(sb, req);
-                                break;
-                        case SYS_clone:
-                        case SYS_fork:
-                        case SYS_vfork:
-                        case SYS_unshare:
-                        case SYS_setns:
-                                err = proc_limit_notify(sb, req);
-                                break;
-                        default:
-                                /* the filter routes nothing else here; fail
-                                 * closed if it ever does */
-                                err = ENOSYS;
-                                break;
-                        }
-                        if (err == NOTIF_ANSWERED)
-                                continue;
-                        int r = respond(sb->listener, req->id, err);
-                        if (r == -ENOENT)
-                                sb->stale++;
-                        else if (r < 0)
-                                log_errno(r, "sandbox %llu: answering notification", (unsigned long long)sb->id);
-                        continue;
-                }
-                if (p.revents & (POLLHUP | POLLERR))
+                int k = notif_rx_pop(sb->rx, req);
+                if (k == -ENOTCONN)
                         return -ENOTCONN;
+                if (k == 0)
+                        break;
+                handled++;
+                int err = 0;
+                switch (req->data.nr) {
+                case SYS_execve:
+                case SYS_execveat:
+                        mem_limit_exec(sb, req->pid);
+                        handle_exec(sb, req);
+                        break;
+                case SYS_mmap:
+                case SYS_mprotect:
+                case SYS_pkey_mprotect:
+                case SYS_brk:
+                case SYS_mremap:
+                case SYS_shmget:
+                        err = mem_limit_notify(sb, req);
+                        break;
+                case SYS_clone:
+                case SYS_fork:
+                case SYS_vfork:
+                case SYS_unshare:
+                case SYS_setns:
+                        err = proc_limit_notify(sb, req);
+                        break;
+                default:
+                        /* the filter routes nothing else here; fail closed
+                         * if it ever does */
+                        err = ENOSYS;
+                        break;
+                }
+                if (err == NOTIF_ANSWERED)
+                        continue;
+                int r = respond(sb->listener, req->id, err);
+                if (r == -ENOENT)
+                        sb->stale++; /* the task died, or restarted its call */
+                else if (r < 0)
+                        log_errno(r, "sandbox %llu: answering notification", (unsigned long long)sb->id);
         }
         return handled;
 }

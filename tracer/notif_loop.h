@@ -12,9 +12,9 @@ int notif_init(void);
  * the kernel lacks it). */
 void notif_listener_setup(int listener);
 
-/* Receive and answer every notification pending on sb->listener, at most
- * `budget`, without ever blocking: the listener is polled before each
- * receive, and ENOENT from receive or reply (the task died, or a signal
- * made it restart) is a normal race. Returns the number handled, or
- * -ENOTCONN once the listener has hung up (every filtered task is gone). */
+/* Answer the notifications the sandbox's receiver (notif_rx.h) has
+ * queued, at most `budget`, without ever blocking. ENOENT from a reply
+ * (the task died, or a signal made it restart) is a normal race. Returns
+ * the number handled, or -ENOTCONN once the queue is empty and the
+ * listener has hung up (every filtered task is gone). */
 int notif_drain(struct tsandbox *sb, int budget);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include "audit.h"
+#include "notif_rx.h"
 #include "proc_index.h"
 
 /* What an epoll registration points at (the first member of each). */
@@ -23,6 +24,8 @@ struct tsandbox {
         int kind;                 /* TW_LISTENER */
         uint64_t id;
         int listener;             /* seccomp listener fd (owned); -1 once hung up */
+        struct notif_rx *rx;      /* its receiver thread and queue */
+        int rx_efd;               /* readable when notifications are queued */
         pid_t root;
         uid_t uid;
         uint32_t max_procs;       /* 0: no process limit */

@@ -1,0 +1,38 @@
+/* The receiving side of a sandbox's listener: one thread per listener,
+ * blocked in SECCOMP_IOCTL_NOTIF_RECV, that only receives and queues.
+ *
+ * Why a thread: until the supervisor has received a notification, a signal
+ * to the waiting task ends the wait with -ERESTARTSYS, which a handler
+ * without SA_RESTART turns into EINTR - a fork that fails where a native
+ * one restarts (dash's SIGCHLD handler is such a handler). After the
+ * receive, WAIT_KILLABLE_RECV holds the task. A thread already waiting in
+ * the receive, woken on the notifier's own CPU
+ * (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP), shrinks that window to a context
+ * switch; an epoll loop would add its whole wake-up path to it.
+ *
+ * Everything else - judging, ptrace, answering - stays on the main thread,
+ * which is the only one that ever calls ptrace. */
+#pragma once
+#include <linux/seccomp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct notif_rx;
+
+/* Install the wake-up signal handler; once, before any receiver starts.
+ * Returns 0 or -errno. */
+int notif_rx_init(size_t notif_size);
+
+/* Start receiving on `listener` (borrowed; it must outlive the receiver).
+ * *efd is an eventfd, readable while notifications are queued or once the
+ * listener has hung up. Returns 0 or -errno. */
+int notif_rx_start(struct notif_rx **out, int listener, int *efd);
+
+/* Take the oldest queued notification into `buf` (notif_size bytes).
+ * Returns 1 if one was taken, 0 if the queue is empty, -ENOTCONN if it is
+ * empty and the listener has hung up (every filtered task is gone). */
+int notif_rx_pop(struct notif_rx *rx, struct seccomp_notif *buf);
+
+/* Stop and join the receiver, drop what is still queued, close the
+ * eventfd. */
+void notif_rx_stop(struct notif_rx *rx);
