@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Cost of the limits on real workloads: each workload bare and under
+seccell with a limit, interleaved, in one run; medians and ratios.
+
+  subprocess loop   Python subprocess.run(["/bin/true"]) x N, --max-procs 64
+  mmap loop         N x (mmap 1 MiB private RW, touch a page, munmap), --max-memory 1G
+  python start-up   python3 -c pass, --max-memory 1G
+"""
+import argparse, json, os, statistics, subprocess, sys, time
+
+PY = "/usr/bin/python3"  # not a pyenv shim, which would fork a shell first
+
+def workloads(n):
+    sub = ("import subprocess\nfor _ in range(%d): subprocess.run(['/bin/true'], check=True)" % n)
+    mm = ("import mmap\nfor _ in range(%d):\n m = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE)\n"
+          " m[0] = 1\n m.close()" % (n * 10))
+    return [
+        ("subprocess.run x%d" % n, [PY, "-c", sub], ["--max-procs", "64"]),
+        ("mmap/munmap 1 MiB x%d" % (n * 10), [PY, "-c", mm], ["--max-memory", "1G"]),
+        ("python3 -c pass", [PY, "-c", "pass"], ["--max-memory", "1G"]),
+    ]
+
+def timed(argv, deadline):
+    t = time.perf_counter_ns()
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=deadline)
+    if r.returncode != 0:
+        sys.exit("bench/limits.py: %s exited %d" % (argv, r.returncode))
+    return (time.perf_counter_ns() - t) / 1e6
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seccell", required=True)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("-n", type=int, default=200, help="loop size (subprocess runs; mmaps are 10x)")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    out = {}
+    print("%-26s %11s %11s %7s" % ("workload", "bare", "seccell", "ratio"))
+    for name, cmd, limit in workloads(a.n):
+        sandboxed = [a.seccell, "run"] + limit + ["--"] + cmd
+        timed(cmd, 60), timed(sandboxed, 60)  # warm caches
+        bare, sec = [], []
+        for _ in range(a.reps):  # interleaved: drift hits both alike
+            bare.append(timed(cmd, 120))
+            sec.append(timed(sandboxed, 120))
+        mb, ms = statistics.median(bare), statistics.median(sec)
+        out[name] = {"limit": limit, "bare_ms": mb, "seccell_ms": ms, "ratio": ms / mb}
+        print("%-26s %8.1f ms %8.1f ms %6.2fx   (%s)" % (name, mb, ms, ms / mb, " ".join(limit)))
+    if a.json:
+        json.dump(out, open(a.json, "w"), indent=1)
+
+if __name__ == "__main__":
+    main()
