@@ -277,5 +277,6 @@ int main(int argc, char **argv)
         }
         server_close(broker.srv);
         tracer_link_stop(&broker.tracer);
+        remove_runtime_dir(dir);
         return 0;
 }
