@@ -47,8 +47,10 @@ static bool getpwnam_exists(const char *name)
 static void usage(FILE *f)
 {
         fputs("Usage: seccell-broker [--dir DIR] [--tracer-user USER] [--socket-mode MODE]\n"
-              "                      [--embedded] [--ready-fd FD]\n"
-              "Serve 'seccell run' requests on DIR/broker.ipc (default /run/seccell).\n", f);
+              "                      [--events] [--embedded] [--ready-fd FD]\n"
+              "Serve 'seccell run' requests on DIR/broker.ipc (default /run/seccell).\n"
+              "--events: publish every audit event of every sandbox on\n"
+              "          ipc://DIR/tracer/events.ipc (nng PUB, seccell.AuditEvent).\n", f);
 }
 
 static struct broker broker;
@@ -56,7 +58,7 @@ static struct broker broker;
 /* What an embedded broker and its tracer created in `dir`, and `dir`. */
 static void remove_runtime_dir(const char *dir)
 {
-        static const char *const files[] = { "tracer/tracer.ipc", "tracer", "broker.ipc", "broker.fd", "" };
+        static const char *const files[] = { "tracer/tracer.ipc", "tracer/events.ipc", "tracer", "broker.ipc", "broker.fd", "" };
         char path[PATH_MAX + 32];
         for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
                 snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
@@ -125,13 +127,14 @@ int main(int argc, char **argv)
                 { "socket-mode", required_argument, NULL, 'm' },
                 { "embedded", no_argument, NULL, 'e' },
                 { "ready-fd", required_argument, NULL, 'r' },
+                { "events", no_argument, NULL, 'E' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *dir = "/run/seccell", *user = NULL;
         unsigned mode = 0666;
         int ready_fd = -1, c, r;
-        bool embedded = false;
+        bool embedded = false, events = false;
         uint64_t v;
 
         log_set_prog("seccell-broker");
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
                         mode = strtoul(optarg, NULL, 8);
                         break;
                 case 'e': embedded = true; break;
+                case 'E': events = true; break;
                 case 'r':
                         if (parse_uint_range(optarg, 0, INT_MAX, &v) < 0) {
                                 log_msg("bad --ready-fd '%s'", optarg);
@@ -216,7 +220,7 @@ int main(int argc, char **argv)
         snprintf(tdir, sizeof(tdir), "%s/tracer", dir);
 
         broker.epfd = epoll_create1(EPOLL_CLOEXEC);
-        r = tracer_link_start(&broker.tracer, tracer_path, tdir, user, embedded);
+        r = tracer_link_start(&broker.tracer, tracer_path, tdir, user, embedded, events);
         if (r < 0)
                 return 125;
         /* the tracer starts while we open our endpoints */

@@ -41,7 +41,8 @@ static int prepare_dir(const char *dir, const char *user)
         return 0;
 }
 
-int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char *dir, const char *user, bool quiet)
+int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char *dir, const char *user, bool quiet,
+                      bool events)
 {
         int sv[2], ready[2];
         int r;
@@ -74,9 +75,14 @@ int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char
                 int fds[5] = { 0, 1, 2, sv[1], ready[1] };
                 if (child_setup(fds, 5) < 0)
                         _exit(125);
-                char *argv[] = { (char *)tracer_path, "--dir", (char *)dir, "--fd-channel", "3",
-                                 "--ready-fd", "4", "--user", (char *)user,
-                                 quiet ? "--quiet" : NULL, NULL };
+                char *argv[8 + 4] = { (char *)tracer_path, "--dir", (char *)dir, "--fd-channel", "3",
+                                      "--ready-fd", "4", "--user", (char *)user };
+                int n = 9;
+                if (quiet)
+                        argv[n++] = "--quiet";
+                if (events)
+                        argv[n++] = "--events";
+                argv[n] = NULL;
                 execv(tracer_path, argv);
                 dprintf(2, "seccell-broker: cannot run %s: %s\n", tracer_path, strerror(errno));
                 _exit(125);

@@ -22,10 +22,12 @@ struct tracer_link {
 /* Start `tracer_path` with its control socket in `dir` (created here; when
  * the broker is root it is handed to `user`, whom the tracer becomes).
  * `quiet`: the tracer reports its privileges only in debug output
- * (embedded mode). tracer_link_connect() then waits at most 10 s for it to
+ * (embedded mode); `events`: the tracer publishes its audit events live.
+ * tracer_link_connect() then waits at most 10 s for it to
  * serve and connects; the broker sets itself up in between.
  * Both return 0 or -errno (after printing why). */
-int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char *dir, const char *user, bool quiet);
+int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char *dir, const char *user, bool quiet,
+                      bool events);
 int tracer_link_connect(struct tracer_link *t);
 
 /* Hand a sandbox to the tracer: `fds` (listener fd first, then the audit

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 static uint64_t host_seq;
+audit_publish_fn audit_publisher;
+
+void audit_set_publisher(audit_publish_fn fn) { audit_publisher = fn; }
 
 /* Write all of `buf` (one line). A short write (a pipe, a non-blocking
  * sink) is continued, waiting up to a second for room; if the rest cannot
@@ -81,6 +84,11 @@ int audit_emit(struct audit_sink *s, const char *event, json_object *fields)
                         if (!json_object_object_get_ex(o, k, NULL))
                                 json_object_object_add(o, k, json_object_get(v));
                 json_object_put(fields);
+        }
+        if (audit_publisher) {
+                size_t len;
+                const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+                audit_publisher(s, event, s->seq, host_seq, txt, len);
         }
         if (s->fd >= 0) {
                 size_t len;

@@ -26,8 +26,17 @@ void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id);
  * is counted; the event keeps its seq so the gap is visible). */
 int audit_emit(struct audit_sink *s, const char *event, json_object *fields);
 
-/* Whether events are written anywhere: hot paths skip building them. */
-static inline bool audit_on(const struct audit_sink *s) { return s->fd >= 0; }
+/* Called with every event (the line without its newline) when set; see
+ * audit_set_publisher. */
+typedef void (*audit_publish_fn)(const struct audit_sink *s, const char *event, uint64_t seq, uint64_t host_seq,
+                                 const char *line, size_t len);
+
+/* Send every event to `fn` as well (the live stream), or stop (NULL). */
+void audit_set_publisher(audit_publish_fn fn);
+extern audit_publish_fn audit_publisher;
+
+/* Whether events go anywhere: hot paths skip building them. */
+static inline bool audit_on(const struct audit_sink *s) { return s->fd >= 0 || audit_publisher; }
 
 /* Close the sink's descriptor. */
 void audit_close(struct audit_sink *s);

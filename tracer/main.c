@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/transport/ipc/ipc.h>
 
@@ -77,6 +78,48 @@ void tracer_defer_free(void *p)
         if (T.ndeferred == ARRAY_SIZE(T.deferred))
                 free_deferred(); /* only between batches can this be full */
         T.deferred[T.ndeferred++] = p;
+}
+
+static nng_socket events_sock;
+
+/* The live stream: each event as an AuditEvent on a PUB socket. A slow
+ * subscriber may miss events (nng PUB does not block the tracer); it sees
+ * the gap in host_seq, and the audit file remains the record. */
+static void publish_event(const struct audit_sink *s, const char *event, uint64_t seq, uint64_t host_seq,
+                          const char *line, size_t len)
+{
+        Seccell__AuditEvent ev = SECCELL__AUDIT_EVENT__INIT;
+        char *json = strndup(line, len);
+        nng_msg *m;
+        if (!json)
+                return;
+        ev.sandbox_id = s->sandbox_id;
+        ev.seq = seq;
+        ev.host_seq = host_seq;
+        ev.event = (char *)event;
+        ev.json = json;
+        if (msg_pack(&ev.base, &m) == 0 && nng_sendmsg(events_sock, m, NNG_FLAG_NONBLOCK) != 0)
+                nng_msg_free(m);
+        free(json);
+}
+
+static int events_open(const char *dir)
+{
+        char url[PATH_MAX + 32];
+        nng_listener l;
+        snprintf(url, sizeof(url), "ipc://%s/events.ipc", dir);
+        int rv = nng_pub0_open(&events_sock);
+        if (rv == 0)
+                rv = nng_listener_create(&l, events_sock, url);
+        /* every sandbox's argv flows here: the tracer's user and root only */
+        if (rv == 0)
+                rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600);
+        if (rv == 0)
+                rv = nng_listener_start(l, 0);
+        if (rv != 0)
+                return msg_nng_errno(rv);
+        audit_set_publisher(publish_event);
+        return 0;
 }
 
 static void drain_fdchan(void)
@@ -337,12 +380,13 @@ int main(int argc, char **argv)
                 { "ready-fd", required_argument, NULL, 'r' },
                 { "user", required_argument, NULL, 'u' },
                 { "quiet", no_argument, NULL, 'q' },
+                { "events", no_argument, NULL, 'e' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *dir = NULL, *user = "nobody";
         int ready_fd = -1, c, rv;
-        bool quiet = false;
+        bool quiet = false, events = false;
         uint64_t v;
 
         log_set_prog("seccell-tracer");
@@ -353,6 +397,7 @@ int main(int argc, char **argv)
                 case 'd': dir = optarg; break;
                 case 'u': user = optarg; break;
                 case 'q': quiet = true; break;
+                case 'e': events = true; break;
                 case 'f':
                 case 'r':
                         if (parse_uint_range(optarg, 0, INT_MAX, &v) < 0) {
@@ -413,6 +458,11 @@ int main(int argc, char **argv)
                 rv = nng_socket_get_int(T.rep, NNG_OPT_RECVFD, &recv_fd);
         if (rv != 0) {
                 log_msg("cannot listen on %s: %s", url, nng_strerror(rv));
+                return 125;
+        }
+
+        if (events && (r = events_open(dir)) < 0) {
+                log_errno(r, "cannot open the live event stream in %s", dir);
                 return 125;
         }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
 
 #include "fdpass.h"
@@ -235,6 +236,53 @@ static void probe_broker(nng_socket s)
         check_valid_run_works(s, "after malformed requests");
 }
 
+/* The live event stream: a subscriber sees every event of a run, in
+ * order, host_seq without gaps. */
+static void probe_events(nng_socket broker)
+{
+        char url[300];
+        nng_socket sub;
+        snprintf(url, sizeof(url), "ipc://%s/tracer/events.ipc", dir);
+        if (nng_sub0_open(&sub) || nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "", 0) ||
+            nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 10000) || nng_dial(sub, url, NULL, 0)) {
+                CHECK(0, "cannot subscribe to %s", url);
+                return;
+        }
+        /* nng connects in the background: wait until a published event
+         * would reach us, by running until one does */
+        const char *want[] = { "sandbox_start", "exec", "exit", "sandbox_end" };
+        uint64_t last = 0;
+        size_t got = 0;
+        for (int attempt = 0; attempt < 50 && got == 0; attempt++) {
+                check_valid_run_works(broker, "with a subscriber");
+                nng_msg *m;
+                while (got < 4 && nng_recvmsg(sub, &m, attempt ? NNG_FLAG_NONBLOCK : 0) == 0) {
+                        Seccell__AuditEvent *ev = seccell__audit_event__unpack(NULL, nng_msg_len(m), nng_msg_body(m));
+                        nng_msg_free(m);
+                        CHECK(ev != NULL, "undecodable AuditEvent");
+                        if (!ev)
+                                break;
+                        if (got == 0 && strcmp(ev->event, "sandbox_start") != 0) {
+                                /* joined mid-run: wait for the next run */
+                                seccell__audit_event__free_unpacked(ev, NULL);
+                                continue;
+                        }
+                        CHECK(strcmp(ev->event, want[got]) == 0, "event %zu is %s, expected %s", got, ev->event,
+                              want[got]);
+                        CHECK(got == 0 || ev->host_seq == last + 1, "host_seq %llu after %llu",
+                              (unsigned long long)ev->host_seq, (unsigned long long)last);
+                        CHECK(ev->seq == got + 1, "seq %llu for event %zu", (unsigned long long)ev->seq, got);
+                        CHECK(ev->json && ev->json[0] == '{' && strstr(ev->json, ev->event),
+                              "the json of event %s", ev->event);
+                        last = ev->host_seq;
+                        got++;
+                        seccell__audit_event__free_unpacked(ev, NULL);
+                }
+        }
+        CHECK(got == 4, "the subscriber saw %zu of the 4 events of a run", got);
+        nng_close(sub);
+}
+
 static char state_of(pid_t pid)
 {
         struct proc_stat st;
@@ -353,7 +401,7 @@ int main(int argc, char **argv)
         pid_t b = fork();
         if (b == 0) {
                 dup2(ready[1], 3);
-                execl(argv[1], argv[1], "--embedded", "--dir", dir, "--ready-fd", "3", (char *)NULL);
+                execl(argv[1], argv[1], "--embedded", "--events", "--dir", dir, "--ready-fd", "3", (char *)NULL);
                 _exit(127);
         }
         close(ready[1]);
@@ -367,6 +415,7 @@ int main(int argc, char **argv)
         char path[256];
         snprintf(path, sizeof(path), "%s/broker.ipc", dir);
         nng_socket s = dial(path);
+        probe_events(s);
         probe_broker(s);
         probe_tracer(s);
         nng_close(s);
