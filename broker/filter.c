@@ -61,6 +61,12 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
                     .masked = true, .argno = 0, .mask = ns_flags[i], .value = ns_flags[i]);
         ADD(.syscall = "unshare", .action = FILTER_NOTIFY);
         ADD(.syscall = "setns", .action = FILTER_NOTIFY);
+        /* A listener of the sandbox's own: its filter, installed after
+         * ours, would take a fork notification first (equal actions go to
+         * the newest filter) and could answer Continue past the limits. */
+        ADD(.syscall = "seccomp", .action = FILTER_ERRNO, .err = EPERM, .masked = true, .argno = 0,
+            .mask = 0xffffffffu, .value = SECCOMP_SET_MODE_FILTER, .masked2 = true, .argno2 = 1,
+            .mask2 = SECCOMP_FILTER_FLAG_NEW_LISTENER, .value2 = SECCOMP_FILTER_FLAG_NEW_LISTENER);
         /* CLONE_UNTRACED would hide the child from fork registration. */
         ADD(.syscall = "clone", .action = FILTER_ERRNO, .err = EPERM,
             .masked = true, .argno = 0, .mask = CLONE_UNTRACED, .value = CLONE_UNTRACED);

@@ -266,6 +266,32 @@ class ListenerFd(SeccellTestCase, FdProbeMixin):
     def test_no_listener_fd_visible_and_seccell_fds_unreachable(self):
         self.check_fd_probe(*self.run_fd_probe(SECCELL, PYTHON))
 
+    def test_no_listener_of_its_own(self):
+        # A filter of the sandbox's own with a listener would see fork
+        # notifications before the tracer (the newest filter wins among
+        # equal actions): seccomp(SET_MODE_FILTER, NEW_LISTENER) is EPERM,
+        # while a plain filter (which can only restrict) still loads.
+        code = textwrap.dedent("""
+            import ctypes, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            class SockFilter(ctypes.Structure):
+                _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
+                            ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+            class SockFprog(ctypes.Structure):
+                _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+            insn = (SockFilter * 1)(SockFilter(0x06, 0, 0, 0x7fff0000))  # RET ALLOW
+            prog = SockFprog(1, insn)
+            SYS_seccomp, SET_MODE_FILTER, NEW_LISTENER = 317, 1, 8
+            r = libc.syscall(SYS_seccomp, SET_MODE_FILTER, NEW_LISTENER, ctypes.byref(prog))
+            print(r, os.strerror(ctypes.get_errno()) if r < 0 else "listener")
+            r = libc.syscall(SYS_seccomp, SET_MODE_FILTER, 0, ctypes.byref(prog))
+            print(r)
+            """)
+        for opts in ((), ("--max-procs", "4")):
+            with self.subTest(opts=opts):
+                r = self.run_cmd([PYTHON, "-c", code], opts=opts)
+                self.assertEqual((r.returncode, r.stdout), (0, b"-1 Operation not permitted\n0\n"), r.stderr)
+
     def test_sandbox_root_has_only_stdio(self):
         bare = self.bare([PYTHON, "-c", SELF_FDS])
         boxed = self.run_cmd([PYTHON, "-c", SELF_FDS])
