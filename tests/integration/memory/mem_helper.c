@@ -1,0 +1,963 @@
+/* seccell-mem-helper: programs run inside `seccell run --max-memory M` by
+ * test_memory.py. Each subcommand makes exact memory syscalls and prints
+ * what it did on stdout, one line at a time, written with write(2) from a
+ * stack buffer (stdio would malloc, and malloc moves the break).
+ *
+ * Every request that can be charged is announced first:
+ *
+ *     req <step> <syscall> data <D> grow <G>
+ *
+ * where D is this process's /proc/self/statm field 6 (data + stack, the
+ * kernel's data_vm) in bytes just before the call and G the growth the
+ * call asks for by the defined measure; then, if the process was not
+ * killed, `ok <step>`. Nothing charged happens between the `req` line and
+ * the call, so for a one-process sandbox a memory_kill event's ledger must
+ * equal the last D, and the kill must happen exactly at the first request
+ * with D + G > M.
+ *
+ * Exit status: 0 when the subcommand ran to its end, 2 on a usage error,
+ * 3 when a call failed unexpectedly (the line says which).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+#define MIB (1024ull * 1024ull)
+#define PAGE 4096ull
+#define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
+
+/* Deadline for any condition the helper waits for. */
+#define DEADLINE_MS 60000
+
+static const char *self_path;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+        char buf[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t)n > sizeof(buf) - 2)
+                n = sizeof(buf) - 2;
+        buf[n++] = '\n';
+        for (int off = 0; off < n;) {
+                ssize_t w = write(1, buf + off, (size_t)(n - off));
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return;
+                off += (int)w;
+        }
+}
+
+static _Noreturn void fail(const char *what)
+{
+        say("error %s: %s", what, strerror(errno));
+        _exit(3);
+}
+
+static _Noreturn void usage(void)
+{
+        say("usage error");
+        _exit(2);
+}
+
+static uint64_t num(const char *s)
+{
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 0);
+        if (errno || *end || end == s)
+                usage();
+        return v;
+}
+
+static int64_t snum(const char *s)
+{
+        char *end;
+        errno = 0;
+        long long v = strtoll(s, &end, 0);
+        if (errno || *end || end == s)
+                usage();
+        return v;
+}
+
+/* /proc/<pid>/statm field 6 in bytes; 0 when unreadable (gone, zombie). */
+static uint64_t statm_data_of(const char *pid)
+{
+        char path[64], buf[256];
+        snprintf(path, sizeof(path), "/proc/%s/statm", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        buf[n] = 0;
+        unsigned long long f[6];
+        if (sscanf(buf, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) != 6)
+                return 0;
+        return f[5] * PAGE;
+}
+
+/* thread-self: /proc/self/statm (the thread-group leader's) reads zeros
+ * once the leader has exited, whatever its live threads hold. */
+static uint64_t data_now(void) { return statm_data_of("thread-self"); }
+
+static int step_no;
+
+/* Announce a request of `grow` bytes by `call`; returns the step number. */
+static int announce(const char *call, uint64_t grow)
+{
+        step_no++;
+        say("req %d %s data %" PRIu64 " grow %" PRIu64, step_no, call, data_now(), grow);
+        return step_no;
+}
+
+static void touch(void *p, uint64_t len)
+{
+        volatile char *c = p;
+        for (uint64_t off = 0; off < len; off += PAGE)
+                c[off] = 1;
+}
+
+/* A private (or shared) writable anonymous mapping, announced and touched. */
+static void *map_anon(uint64_t len, int flags)
+{
+        int s = announce(flags & MAP_SHARED ? "mmap-shared" : "mmap", PAGE_UP(len));
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                fail("mmap");
+        touch(p, len);
+        say("ok %d", s);
+        return p;
+}
+
+static int wait_readable(int fd, int ms)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        for (;;) {
+                int r = poll(&p, 1, ms);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                return r;
+        }
+}
+
+/* Read one byte from fd within the deadline (EOF counts as the byte). */
+static void await_byte(int fd, const char *what)
+{
+        if (wait_readable(fd, DEADLINE_MS) <= 0) {
+                errno = ETIMEDOUT;
+                fail(what);
+        }
+        char c;
+        while (read(fd, &c, 1) < 0 && errno == EINTR)
+                ;
+}
+
+static void send_byte(int fd)
+{
+        char c = 1;
+        while (write(fd, &c, 1) < 0 && errno == EINTR)
+                ;
+}
+
+/* waitpid with a deadline: SIGKILL the child when it passes. */
+static int wait_child(pid_t pid)
+{
+        for (int i = 0; i < DEADLINE_MS; i++) {
+                int st;
+                pid_t r = waitpid(pid, &st, WNOHANG);
+                if (r == pid)
+                        return st;
+                if (r < 0 && errno != EINTR)
+                        fail("waitpid");
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        kill(pid, SIGKILL);
+        int st;
+        waitpid(pid, &st, 0);
+        errno = ETIMEDOUT;
+        fail("child deadline");
+}
+
+static void print_status(const char *label, int k, pid_t pid, int st)
+{
+        if (WIFEXITED(st))
+                say("%s %d pid %d exit %d", label, k, pid, WEXITSTATUS(st));
+        else if (WIFSIGNALED(st))
+                say("%s %d pid %d signal %d", label, k, pid, WTERMSIG(st));
+        else
+                say("%s %d pid %d status %d", label, k, pid, st);
+}
+
+/* ---------------------------------------------------------------- mmap */
+
+/* map KIND MIB COUNT: COUNT mappings of MIB each, touched, kept mapped.
+ * KIND: anon (MAP_PRIVATE|MAP_ANONYMOUS), devzero (/dev/zero MAP_PRIVATE),
+ * shared (MAP_SHARED|MAP_ANONYMOUS). All PROT_READ|PROT_WRITE. */
+static int cmd_map(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        const char *kind = argv[0];
+        uint64_t len = num(argv[1]) * MIB, count = num(argv[2]);
+        for (uint64_t i = 0; i < count; i++) {
+                if (!strcmp(kind, "anon")) {
+                        map_anon(len, MAP_PRIVATE);
+                } else if (!strcmp(kind, "shared")) {
+                        map_anon(len, MAP_SHARED);
+                } else if (!strcmp(kind, "devzero")) {
+                        int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+                        if (fd < 0)
+                                fail("open /dev/zero");
+                        int s = announce("mmap-devzero", len);
+                        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+                        if (p == MAP_FAILED)
+                                fail("mmap /dev/zero");
+                        close(fd);
+                        touch(p, len);
+                        say("ok %d", s);
+                } else {
+                        usage();
+                }
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* reserve MIB HOW:MIB...: a PROT_NONE reservation of MIB, then each commit
+ * in turn at increasing offsets, made writable by HOW (mprotect,
+ * pkey_mprotect with pkey -1, or fixed: mmap MAP_FIXED over the
+ * reservation) and touched. */
+static int cmd_reserve(int argc, char **argv)
+{
+        if (argc < 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        char *base = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (base == MAP_FAILED)
+                fail("mmap PROT_NONE");
+        say("reserved %" PRIu64 " data %" PRIu64, len, data_now());
+        uint64_t off = 0;
+        for (int i = 1; i < argc; i++) {
+                char how[32];
+                unsigned long long mib;
+                if (sscanf(argv[i], "%31[a-z_]:%llu", how, &mib) != 2)
+                        usage();
+                uint64_t n = mib * MIB;
+                if (off + n > len)
+                        usage();
+                char *p = base + off;
+                int s;
+                if (!strcmp(how, "mprotect")) {
+                        s = announce("mprotect", n);
+                        if (mprotect(p, n, PROT_READ | PROT_WRITE))
+                                fail("mprotect");
+                } else if (!strcmp(how, "pkey")) {
+                        s = announce("pkey_mprotect", n);
+                        if (syscall(SYS_pkey_mprotect, p, n, PROT_READ | PROT_WRITE, -1))
+                                fail("pkey_mprotect");
+                } else if (!strcmp(how, "fixed")) {
+                        s = announce("mmap-fixed", n);
+                        if (mmap(p, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+                            p)
+                                fail("mmap MAP_FIXED");
+                } else {
+                        usage();
+                }
+                touch(p, n);
+                say("ok %d", s);
+                off += n;
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* mremap OLD NEW: OLD MiB touched, grown in place or moved to NEW MiB. */
+static int cmd_mremap(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t old = num(argv[0]) * MIB, new = num(argv[1]) * MIB;
+        void *p = map_anon(old, MAP_PRIVATE);
+        int s = announce("mremap", new > old ? new - old : 0);
+        void *q = mremap(p, old, new, MREMAP_MAYMOVE);
+        if (q == MAP_FAILED)
+                fail("mremap");
+        touch(q, new);
+        say("ok %d", s);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* dontunmap ROUNDS MIB: MIB touched; each round mremap(p, MIB, MIB,
+ * MREMAP_MAYMOVE|MREMAP_DONTUNMAP), old and new ranges touched and kept
+ * mapped; the next round moves the new range. */
+static int cmd_dontunmap(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t rounds = num(argv[0]), len = num(argv[1]) * MIB;
+        char *p = map_anon(len, MAP_PRIVATE);
+        for (uint64_t r = 1; r <= rounds; r++) {
+                int s = announce("mremap-dontunmap", len);
+                char *q = mremap(p, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+                if (q == MAP_FAILED)
+                        fail("mremap MREMAP_DONTUNMAP");
+                touch(p, len);
+                touch(q, len);
+                say("ok %d", s);
+                say("round %" PRIu64 " data %" PRIu64, r, data_now());
+                p = q;
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* ----------------------------------------------------------------- brk */
+
+/* brk STEP_MIB COUNT: COUNT times brk(current + STEP) with the raw
+ * syscall, each touched. */
+static int cmd_brk(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t step = num(argv[0]) * MIB, count = num(argv[1]);
+        uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+        say("break %#" PRIxPTR, cur);
+        for (uint64_t i = 0; i < count; i++) {
+                uintptr_t want = cur + step;
+                int s = announce("brk", PAGE_UP(want) - PAGE_UP(cur));
+                uintptr_t got = (uintptr_t)syscall(SYS_brk, want);
+                if (got != want) {
+                        errno = ENOMEM;
+                        fail("brk");
+                }
+                touch((void *)PAGE_UP(cur), PAGE_UP(want) - PAGE_UP(cur));
+                say("ok %d", s);
+                cur = want;
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* execchain N MIB: grow the heap by MIB (sbrk, touched), then exec this
+ * helper with N-1; at 0 print "chain end". */
+static int cmd_execchain(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        void *p = sbrk((intptr_t)len);
+        if (p == (void *)-1)
+                fail("sbrk");
+        touch(p, len);
+        if (n == 0) {
+                say("chain end pid %d", (int)getpid());
+                return 0;
+        }
+        char next[32];
+        snprintf(next, sizeof(next), "%" PRIu64, n - 1);
+        execl(self_path, self_path, "execchain", next, argv[1], (char *)NULL);
+        fail("execl");
+}
+
+/* forkexec N MIB: N times: fork; the child grows its heap by MIB (sbrk,
+ * touched) and execs sh -c 'echo ok'; the parent waits. */
+static int cmd_forkexec(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        int good = 0;
+        for (uint64_t i = 1; i <= n; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0) {
+                        void *p = sbrk((intptr_t)len);
+                        if (p == (void *)-1)
+                                _exit(4);
+                        touch(p, len);
+                        execl("/bin/sh", "sh", "-c", "echo ok", (char *)NULL);
+                        _exit(5);
+                }
+                int st = wait_child(pid);
+                good += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+                if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                        print_status("child", (int)i, pid, st);
+        }
+        say("forkexec %d/%" PRIu64, good, n);
+        return 0;
+}
+
+/* ------------------------------------------------------------ processes */
+
+/* seq N MIB: N children one after another, each maps and touches MIB,
+ * reports ready, and then ends by the next way in turn: _exit(0),
+ * abort() (no core file), SIGKILL from the parent. */
+static int cmd_seq(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        static const char *const how[] = { "exit", "abort", "killed" };
+        int ready = 0;
+        for (uint64_t i = 0; i < n; i++) {
+                int fds[2];
+                if (pipe2(fds, O_CLOEXEC))
+                        fail("pipe");
+                const char *mode = how[i % 3];
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0) {
+                        close(fds[0]);
+                        struct rlimit no_core = { 0, 0 };
+                        setrlimit(RLIMIT_CORE, &no_core);
+                        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                        if (p == MAP_FAILED)
+                                _exit(4);
+                        touch(p, len);
+                        send_byte(fds[1]);
+                        if (!strcmp(mode, "exit"))
+                                _exit(0);
+                        if (!strcmp(mode, "abort"))
+                                abort();
+                        for (;;)
+                                pause();
+                }
+                close(fds[1]);
+                /* EOF without the byte: the child died before touching */
+                struct pollfd pf = { .fd = fds[0], .events = POLLIN };
+                bool got = false;
+                if (poll(&pf, 1, DEADLINE_MS) > 0) {
+                        char c;
+                        got = read(fds[0], &c, 1) == 1;
+                }
+                close(fds[0]);
+                if (got)
+                        ready++;
+                if (!strcmp(mode, "killed"))
+                        kill(pid, SIGKILL);
+                int st = wait_child(pid);
+                say("child %" PRIu64 " %s %s", i + 1, mode, got ? "ready" : "not-ready");
+                print_status("status", (int)i + 1, pid, st);
+        }
+        say("ready %d/%" PRIu64, ready, n);
+        return 0;
+}
+
+/* offender BIG SMALL: child B maps and touches SMALL and holds it; then
+ * child A maps BIG (past the limit); then B maps SMALL more and exits 0.
+ * The parent reports both statuses and exits 0. */
+static int cmd_offender(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t big = num(argv[0]) * MIB, small = num(argv[1]) * MIB;
+        int ready[2], go[2];
+        if (pipe2(ready, O_CLOEXEC) || pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t b = fork();
+        if (b < 0)
+                fail("fork");
+        if (b == 0) {
+                close(ready[0]);
+                close(go[1]);
+                map_anon(small, MAP_PRIVATE);
+                send_byte(ready[1]);
+                await_byte(go[0], "go");
+                map_anon(small, MAP_PRIVATE);
+                _exit(0);
+        }
+        close(ready[1]);
+        close(go[0]);
+        await_byte(ready[0], "sibling ready");
+        say("sibling %d holds %" PRIu64, (int)b, small);
+        pid_t a = fork();
+        if (a < 0)
+                fail("fork");
+        if (a == 0) {
+                say("offender %d", (int)getpid());
+                map_anon(big, MAP_PRIVATE);
+                _exit(0);
+        }
+        int sta = wait_child(a);
+        print_status("offender", 1, a, sta);
+        send_byte(go[1]);
+        int stb = wait_child(b);
+        print_status("sibling", 1, b, stb);
+        map_anon(small, MAP_PRIVATE);
+        say("parent done");
+        return 0;
+}
+
+/* -------------------------------------------------------------- threads */
+
+static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg);
+
+struct thread_arg {
+        uint64_t len;
+        char **argv;
+        int ready;
+};
+
+static void *thread_map(void *arg)
+{
+        struct thread_arg *t = arg;
+        map_anon(t->len, MAP_PRIVATE);
+        return NULL;
+}
+
+/* threadmap MIB THEN: a non-leader thread maps and touches MIB and exits;
+ * the main thread then maps THEN MiB. */
+static int cmd_threadmap(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        struct thread_arg t = { .len = num(argv[0]) * MIB };
+        uint64_t then = num(argv[1]) * MIB;
+        say("before data %" PRIu64, data_now());
+        pthread_t th;
+        start_thread(&th, thread_map, &t);
+        if ((errno = pthread_join(th, NULL)))
+                fail("pthread_join");
+        say("joined data %" PRIu64, data_now());
+        map_anon(then, MAP_PRIVATE);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* Threads get an explicit 1 MiB stack: its size is part of the measure
+ * (data_vm counts thread stacks), so it must not depend on RLIMIT_STACK. */
+#define THREAD_STACK (1024 * 1024)
+
+static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+        pthread_attr_t a;
+        if ((errno = pthread_attr_init(&a)) || (errno = pthread_attr_setstacksize(&a, THREAD_STACK)) ||
+            (errno = pthread_create(th, &a, fn, arg)))
+                fail("pthread_create");
+        pthread_attr_destroy(&a);
+}
+
+static void *thread_exec(void *arg)
+{
+        struct thread_arg *t = arg;
+        say("thread %ld execs %s", (long)syscall(SYS_gettid), t->argv[0]);
+        execv(t->argv[0], t->argv);
+        fail("execv");
+}
+
+/* threadexec MIB CMD...: the main thread maps and touches MIB; a non-leader
+ * thread execs CMD while the main thread waits. */
+static int cmd_threadexec(int argc, char **argv)
+{
+        if (argc < 2)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        map_anon(len, MAP_PRIVATE);
+        struct thread_arg t = { .argv = argv + 1 };
+        pthread_t th;
+        start_thread(&th, thread_exec, &t);
+        /* the exec ends this thread; joining returns only if it failed */
+        pthread_join(th, NULL);
+        say("error exec did not replace the process");
+        return 3;
+}
+
+struct leader_arg {
+        uint64_t len, count;
+};
+
+static void *thread_after_leader(void *arg)
+{
+        struct leader_arg *t = arg;
+        /* the leader is a zombie once /proc/<pid>/stat says so */
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
+        for (int i = 0;; i++) {
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+                if (fd >= 0)
+                        close(fd);
+                buf[n > 0 ? n : 0] = 0;
+                char *c = strrchr(buf, ')');
+                if (c && c[1] == ' ' && c[2] == 'Z')
+                        break;
+                if (i >= DEADLINE_MS) {
+                        errno = ETIMEDOUT;
+                        fail("leader exit");
+                }
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        say("leader gone statm-of-pid %" PRIu64 " data %" PRIu64, statm_data_of("self"), data_now());
+        for (uint64_t i = 0; i < t->count; i++)
+                map_anon(t->len, MAP_PRIVATE);
+        say("done data %" PRIu64, data_now());
+        exit(0);
+}
+
+/* leaderexit MIB COUNT: the main thread exits (pthread_exit, the process
+ * lives on in another thread), which then maps COUNT x MIB, touched. */
+static int cmd_leaderexit(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        static struct leader_arg t;
+        t.len = num(argv[0]) * MIB;
+        t.count = num(argv[1]);
+        pthread_t th;
+        start_thread(&th, thread_after_leader, &t);
+        pthread_exit(NULL);
+}
+
+/* clonevm HOLD MIB: HOLD MiB touched; a child made with
+ * clone(CLONE_VM | SIGCHLD) - a second process in the same address space -
+ * maps 1 MiB and waits; the parent then maps MIB; then the child exits. */
+static char clonevm_stack[256 * 1024] __attribute__((aligned(16)));
+static int clonevm_pipe[2], clonevm_go[2];
+
+static int clonevm_child(void *arg)
+{
+        (void)arg;
+        map_anon(MIB, MAP_PRIVATE);
+        send_byte(clonevm_pipe[1]);
+        await_byte(clonevm_go[0], "go");
+        return 0;
+}
+
+static int cmd_clonevm(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t hold = num(argv[0]) * MIB, len = num(argv[1]) * MIB;
+        if (pipe2(clonevm_pipe, O_CLOEXEC) || pipe2(clonevm_go, O_CLOEXEC))
+                fail("pipe");
+        map_anon(hold, MAP_PRIVATE);
+        pid_t pid = clone(clonevm_child, clonevm_stack + sizeof(clonevm_stack), CLONE_VM | SIGCHLD, NULL);
+        if (pid < 0)
+                fail("clone");
+        await_byte(clonevm_pipe[0], "child mapped");
+        say("clone-vm child %d", (int)pid);
+        map_anon(len, MAP_PRIVATE);
+        send_byte(clonevm_go[1]);
+        int st = wait_child(pid);
+        print_status("child", 1, pid, st);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* stack MIB: raise RLIMIT_STACK to its hard limit, then grow the main
+ * thread's stack in 1 MiB frames (every page touched) to MIB - page
+ * faults only, no syscall. */
+static uint64_t stack_depth;
+
+static void __attribute__((noinline)) grow_stack(uint64_t left)
+{
+        volatile char frame[MIB];
+        for (size_t off = 0; off < sizeof(frame); off += PAGE)
+                frame[off] = 1;
+        stack_depth++;
+        if (stack_depth % 16 == 0)
+                say("stack %" PRIu64 " data %" PRIu64, stack_depth, data_now());
+        if (left > 1)
+                grow_stack(left - 1);
+        frame[0] = 2;
+}
+
+static int cmd_stack(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t mib = num(argv[0]);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_STACK, &rl))
+                fail("getrlimit");
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_STACK, &rl))
+                fail("setrlimit");
+        say("stack limit %s data %" PRIu64, rl.rlim_cur == RLIM_INFINITY ? "unlimited" : "finite", data_now());
+        grow_stack(mib);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* ------------------------------------------------------------ SysV shm */
+
+/* shm MIB: a private segment of MIB, attached, touched in full, detached. */
+static int cmd_shm(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        int s = announce("shmget", len);
+        int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
+        if (id < 0)
+                fail("shmget");
+        say("ok %d", s);
+        void *p = shmat(id, NULL, 0);
+        shmctl(id, IPC_RMID, NULL); /* gone at the last detach */
+        if (p == (void *)-1)
+                fail("shmat");
+        touch(p, len);
+        shmdt(p);
+        say("used %" PRIu64, len);
+        return 0;
+}
+
+/* shmkey KEY MIB LOOKUPS THEN: a keyed segment of MIB created with
+ * IPC_CREAT, looked up LOOKUPS more times with IPC_CREAT (the same
+ * segment), attached and touched; then THEN MiB of anonymous memory. The
+ * segment is removed before the helper ends. */
+static int cmd_shmkey(int argc, char **argv)
+{
+        if (argc != 4)
+                usage();
+        key_t key = (key_t)snum(argv[0]);
+        uint64_t len = num(argv[1]) * MIB, lookups = num(argv[2]), then = num(argv[3]) * MIB;
+        int s = announce("shmget", len);
+        int id = shmget(key, len, IPC_CREAT | IPC_EXCL | 0600);
+        if (id < 0)
+                fail("shmget create");
+        say("ok %d", s);
+        for (uint64_t i = 0; i < lookups; i++) {
+                s = announce("shmget-lookup", 0);
+                int again = shmget(key, len, IPC_CREAT | 0600);
+                if (again != id) {
+                        shmctl(id, IPC_RMID, NULL);
+                        fail("shmget lookup");
+                }
+                say("ok %d", s);
+        }
+        void *p = shmat(id, NULL, 0);
+        shmctl(id, IPC_RMID, NULL);
+        if (p == (void *)-1)
+                fail("shmat");
+        touch(p, len);
+        say("used %" PRIu64, len);
+        if (then)
+                map_anon(then, MAP_PRIVATE);
+        shmdt(p);
+        say("done");
+        return 0;
+}
+
+/* ----------------------------------------------------------------- files */
+
+/* filecycle FILE ROUNDS STEP COUNT: ROUNDS times map FILE MAP_PRIVATE
+ * read-only and unmap it; ROUNDS times map it MAP_PRIVATE read-write,
+ * write every page and unmap it; then COUNT anonymous mappings of STEP MiB,
+ * touched and kept. */
+static int cmd_filecycle(int argc, char **argv)
+{
+        if (argc != 4)
+                usage();
+        uint64_t rounds = num(argv[1]), step = num(argv[2]) * MIB, count = num(argv[3]);
+        int fd = open(argv[0], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                fail("open file");
+        struct stat st;
+        if (fstat(fd, &st))
+                fail("fstat");
+        uint64_t len = (uint64_t)st.st_size;
+        volatile uint64_t sum = 0;
+        for (uint64_t r = 0; r < rounds; r++) {
+                char *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap file read-only");
+                for (uint64_t off = 0; off < len; off += PAGE)
+                        sum += (unsigned char)p[off];
+                munmap(p, len);
+        }
+        say("read-only rounds %" PRIu64 " data %" PRIu64, rounds, data_now());
+        for (uint64_t r = 0; r < rounds; r++) {
+                int s = announce("mmap-file", len);
+                char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap file read-write");
+                touch(p, len);
+                say("ok %d", s);
+                munmap(p, len);
+        }
+        close(fd);
+        say("read-write rounds %" PRIu64 " data %" PRIu64, rounds, data_now());
+        for (uint64_t i = 0; i < count; i++)
+                map_anon(step, MAP_PRIVATE);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* --------------------------------------------------------------- probe */
+
+/* The sum of statm field 6 over `root` and all its descendants. */
+static uint64_t tree_data(pid_t root, int *nproc)
+{
+        enum { MAXP = 4096 };
+        static pid_t pids[MAXP], ppids[MAXP];
+        int n = 0;
+        DIR *d = opendir("/proc");
+        if (!d)
+                fail("opendir /proc");
+        struct dirent *de;
+        while ((de = readdir(d)) && n < MAXP) {
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                char path[300], buf[1024];
+                snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                ssize_t r = read(fd, buf, sizeof(buf) - 1);
+                close(fd);
+                if (r <= 0)
+                        continue;
+                buf[r] = 0;
+                char *c = strrchr(buf, ')');
+                int ppid;
+                char state;
+                if (!c || sscanf(c + 2, "%c %d", &state, &ppid) != 2)
+                        continue;
+                pids[n] = atoi(de->d_name);
+                ppids[n] = ppid;
+                n++;
+        }
+        closedir(d);
+        /* members: root and whoever descends from it */
+        static bool in[MAXP];
+        for (int i = 0; i < n; i++)
+                in[i] = pids[i] == root;
+        for (bool grew = true; grew;) {
+                grew = false;
+                for (int i = 0; i < n; i++) {
+                        if (in[i])
+                                continue;
+                        for (int j = 0; j < n; j++)
+                                if (in[j] && pids[j] == ppids[i]) {
+                                        in[i] = grew = true;
+                                        break;
+                                }
+                }
+        }
+        uint64_t sum = 0;
+        *nproc = 0;
+        for (int i = 0; i < n; i++)
+                if (in[i]) {
+                        char p[16];
+                        snprintf(p, sizeof(p), "%d", pids[i]);
+                        sum += statm_data_of(p);
+                        ++*nproc;
+                }
+        return sum;
+}
+
+/* probe ROOT LIMIT SIGN: S = the statm sum over ROOT's tree (this process
+ * included), T = max(4 MiB, S/20) rounded up to pages; ask for
+ * G = LIMIT - S + T (SIGN +) or LIMIT - S - T (SIGN -) bytes of private
+ * writable memory. With a ledger within T of S, + is killed and - is
+ * allowed. */
+static int cmd_probe(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        pid_t root = (pid_t)num(argv[0]);
+        uint64_t limit = num(argv[1]);
+        bool up = !strcmp(argv[2], "+");
+        if (!up && strcmp(argv[2], "-"))
+                usage();
+        int nproc;
+        uint64_t s = tree_data(root, &nproc);
+        uint64_t tol = PAGE_UP(s / 20 > 4 * MIB ? s / 20 : 4 * MIB);
+        if (s + tol >= limit) {
+                say("probe sum %" PRIu64 " too close to the limit", s);
+                return 3;
+        }
+        uint64_t g = up ? limit - s + tol : limit - s - tol;
+        say("probe sum %" PRIu64 " procs %d tol %" PRIu64 " grow %" PRIu64, s, nproc, tol, g);
+        void *p = mmap(NULL, g, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+                fail("probe mmap");
+        say("probe allowed");
+        return 0;
+}
+
+/* treedata ROOT: print the statm sum over ROOT's tree. */
+static int cmd_treedata(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        int nproc;
+        uint64_t s = tree_data((pid_t)num(argv[0]), &nproc);
+        say("tree %" PRIu64 " procs %d", s, nproc);
+        return 0;
+}
+
+/* data: print this process's statm field 6. */
+static int cmd_data(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        say("data %" PRIu64, data_now());
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct {
+                const char *name;
+                int (*fn)(int, char **);
+        } cmds[] = {
+                { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
+                { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },         { "execchain", cmd_execchain },
+                { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "shm", cmd_shm },
+                { "shmkey", cmd_shmkey },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
+                { "treedata", cmd_treedata }, { "data", cmd_data },
+                { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
+        };
+        static char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        self_path = n > 0 ? (exe[n] = 0, exe) : "/proc/self/exe";
+        if (argc < 2)
+                usage();
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+                if (!strcmp(argv[1], cmds[i].name))
+                        return cmds[i].fn(argc - 2, argv + 2);
+        usage();
+}
