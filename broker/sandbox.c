@@ -259,6 +259,7 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 .switch_user = b->is_root,
                 .stdio = { fds->fds[0], fds->fds[1], fds->fds[2] },
                 .filter = &prog,
+                .max_memory = fp.max_memory,
         };
         sb->b = b;
         sb->id = ++b->next_id;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <limits.h>
@@ -31,9 +32,9 @@
 static const char *const stage_names[] = {
         "", "no_new_privs", "setgroups", "setresgid", "setresuid",
         "capabilities", "parent death signal", "chdir", "seccomp",
-        "listener hand-over",
+        "listener hand-over", "stack limit",
 };
-enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND };
+enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND, ST_RLIMIT };
 
 /* Capabilities a root-owned sandbox must not keep: each reaches the
  * supervisor or the kernel past the filter (CAP_SYS_PTRACE opens
@@ -145,6 +146,20 @@ static void root_main(void *ud)
                 _exit(125);
         if (chdir(rq->cwd) < 0)
                 root_fail(ST_CHDIR, errno);
+        if (rq->max_memory) {
+                /* The main stack grows by page faults, which the tracer
+                 * never sees: the kernel must bound it, and the sandbox
+                 * must not raise that bound. */
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_STACK, &rl) == 0) {
+                        uint64_t cap = rq->max_memory; /* also when unlimited */
+                        if ((uint64_t)rl.rlim_cur < cap)
+                                cap = rl.rlim_cur;
+                        rl.rlim_cur = rl.rlim_max = cap;
+                        if (setrlimit(RLIMIT_STACK, &rl) < 0)
+                                root_fail(ST_RLIMIT, errno);
+                }
+        }
 
         /* From here until the tracer holds the listener, nothing may make a
          * notified syscall: it would wait for a supervisor that has no fd. */

@@ -8,6 +8,7 @@
 #include <linux/filter.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct spawn_request {
@@ -21,6 +22,7 @@ struct spawn_request {
         bool switch_user;               /* broker is root: become uid/gid */
         int stdio[3];                   /* borrowed; duplicated into the root */
         const struct sock_fprog *filter;
+        uint64_t max_memory;            /* bytes, 0: none; caps RLIMIT_STACK */
 };
 
 struct spawn_result {

@@ -1,6 +1,7 @@
 #include "mem_limit.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,11 +24,10 @@
 #define MREMAP_DONTUNMAP 4
 #endif
 
-/* statm field 6 (data + stack), in bytes; 0 if the process is gone. */
-static uint64_t statm_data(pid_t pid)
+/* statm field 6 (data + stack) of `path`, in bytes; 0 if unreadable. */
+static uint64_t statm_file(const char *path)
 {
-        char path[64], buf[256];
-        snprintf(path, sizeof(path), "/proc/%d/statm", pid);
+        char buf[256];
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return 0;
@@ -39,6 +40,53 @@ static uint64_t statm_data(pid_t pid)
         if (sscanf(buf, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) != 6)
                 return 0;
         return f[5] * PAGE;
+}
+
+/* The address space's measure through thread `tid` of `tgid` (any live
+ * thread when tid is 0): /proc/<tgid>/statm reads zero once the leader
+ * thread has exited, while the other threads still share the memory. */
+static uint64_t statm_data(pid_t tgid, pid_t tid)
+{
+        char path[96];
+        if (tid > 0) {
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/statm", tgid, tid);
+                return statm_file(path);
+        }
+        snprintf(path, sizeof(path), "/proc/%d/statm", tgid);
+        uint64_t v = statm_file(path);
+        if (v)
+                return v;
+        snprintf(path, sizeof(path), "/proc/%d/task", tgid);
+        DIR *d = opendir(path);
+        if (!d)
+                return 0;
+        for (struct dirent *de; !v && (de = readdir(d));) {
+                if (de->d_name[0] == '.')
+                        continue;
+                char p2[320];
+                snprintf(p2, sizeof(p2), "/proc/%d/task/%.255s/statm", tgid, de->d_name);
+                v = statm_file(p2);
+        }
+        closedir(d);
+        return v;
+}
+
+/* Whether a SysV segment with `key` exists (proc(5), /proc/sysvipc/shm):
+ * then shmget only looks it up. */
+static bool shm_key_exists(key_t key)
+{
+        FILE *f = fopen("/proc/sysvipc/shm", "re");
+        char line[512];
+        bool found = false;
+        if (!f)
+                return false;
+        if (fgets(line, sizeof(line), f)) /* header */
+                while (!found && fgets(line, sizeof(line), f)) {
+                        long long k;
+                        found = sscanf(line, "%lld", &k) == 1 && (key_t)k == key;
+                }
+        fclose(f);
+        return found;
 }
 
 /* The current break: the end of [heap] in /proc/<pid>/maps, or start_brk
@@ -124,17 +172,90 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
         return tgid > 0 ? proc_index_find(&sb->procs, tgid) : NULL;
 }
 
+/* Whether `e` shares its address space with a live entry before it in the
+ * list (clone(CLONE_VM) without CLONE_THREAD, a vfork child before its
+ * exec): kcmp(2) KCMP_VM. */
+static bool shares_vm_with_earlier(struct tsandbox *sb, struct proc_entry *e)
+{
+        for (struct proc_entry *o = sb->procs.head; o && o != e; o = o->next)
+                if (!o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                        return true;
+        return false;
+}
+
+/* Anonymous shared memory is not in statm field 6: it is read from
+ * /proc/<pid>/maps (writable "s" mappings of "/dev/zero (deleted)", one
+ * shmem inode per mapping), each inode counted once across the sandbox,
+ * since a forked child maps the same memory. */
+struct inode_set {
+        unsigned long *v;
+        size_t n, cap;
+};
+
+static bool inode_seen(struct inode_set *s, unsigned long ino)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (s->v[i] == ino)
+                        return true;
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 32;
+                unsigned long *v = realloc(s->v, cap * sizeof(*v));
+                if (!v)
+                        return true; /* out of memory: do not count twice */
+                s->v = v;
+                s->cap = cap;
+        }
+        s->v[s->n++] = ino;
+        return false;
+}
+
+static uint64_t shared_anon(pid_t pid, struct inode_set *seen)
+{
+        char path[64], line[512];
+        snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+        FILE *f = fopen(path, "re");
+        uint64_t sum = 0;
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long long a, b;
+                unsigned long ino;
+                char perms[8];
+                int off = 0;
+                if (sscanf(line, "%llx-%llx %7s %*s %*s %lu %n", &a, &b, perms, &ino, &off) < 4 || !off)
+                        continue;
+                if (perms[1] == 'w' && perms[3] == 's' && strncmp(line + off, "/dev/zero", 9) == 0 &&
+                    !inode_seen(seen, ino))
+                        sum += b - a;
+        }
+        fclose(f);
+        return sum;
+}
+
 uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact)
 {
+        struct inode_set seen = { 0 };
         uint64_t sum = sb->shm_bytes;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
                 if (e->exited)
                         continue; /* its address space is gone */
-                if (exact)
-                        e->data = statm_data(e->pid);
-                sum += e->data;
+                if (exact) {
+                        /* one address space counts once */
+                        bool dup = shares_vm_with_earlier(sb, e);
+                        e->data = dup ? 0 : statm_data(e->pid, 0);
+                        e->shared = dup ? 0 : shared_anon(e->pid, &seen);
+                }
+                sum += e->data + e->shared;
         }
+        free(seen.v);
         return sum;
+}
+
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
+{
+        /* a forked child starts with a copy of its parent's commitment */
+        if (sb->max_memory && !e->exited)
+                e->data = statm_data(e->pid, 0);
 }
 
 void mem_limit_exec(struct tsandbox *sb, pid_t tid)
@@ -176,6 +297,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         if (e && n->data.nr == SYS_brk && !e->brk && args[0])
                 e->brk = read_brk(e->pid);
         uint64_t growth = mem_request_growth(n->data.nr, args, e ? e->brk : 0, &need_brk);
+        if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && shm_key_exists((key_t)args[0]))
+                growth = 0; /* a lookup: the segment was charged when created */
         if (growth == 0 && !need_brk) {
                 if (e && n->data.nr == SYS_brk && args[0] && e->brk && PAGE_UP(args[0]) < e->brk)
                         e->brk = PAGE_UP(args[0]); /* a shrink */
@@ -183,10 +306,11 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         /* the requester's own measure is always fresh */
         if (e)
-                e->data = statm_data(e->pid);
+                e->data = statm_data(e->pid, n->pid);
         uint64_t ledger = mem_limit_ledger(sb, false);
-        if (ledger + growth > sb->max_memory) {
-                /* at the limit: the exact ledger, before anything dies */
+        if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
+                /* at the limit, or at a new peak: the exact ledger (before
+                 * anything dies, and so the peak is the real one) */
                 ledger = mem_limit_ledger(sb, true);
                 if (e && n->data.nr == SYS_brk) {
                         e->brk = read_brk(e->pid);
@@ -199,6 +323,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         if (n->data.nr == SYS_shmget)
                 sb->shm_bytes += growth;
+        else if (e && n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE))
+                e->shared += growth; /* MAP_SHARED(_VALIDATE): not in statm */
         else if (e)
                 e->data += growth;
         if (e && n->data.nr == SYS_brk)

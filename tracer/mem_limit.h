@@ -22,6 +22,10 @@
  * when it would cross the limit. */
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
 
+/* A process was registered (the root, or a child at birth): read what its
+ * address space already holds. */
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
+
 /* `tid` asked to exec: its address space is about to be replaced. */
 void mem_limit_exec(struct tsandbox *sb, pid_t tid);
 

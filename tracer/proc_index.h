@@ -23,6 +23,9 @@ struct proc_entry {
         uint64_t data;            /* bytes of private writable commitment, last known
                                    * (statm field 6, plus what was allowed since) */
         uint64_t brk;             /* current break as last known; 0: unknown */
+        uint64_t shared;          /* bytes of writable anonymous MAP_SHARED memory
+                                   * (not in statm field 6), counted once per
+                                   * mapping across the sandbox */
         struct tsandbox *sb;
         struct proc_entry *next;
 };

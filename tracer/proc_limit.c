@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "mem_limit.h"
 #include "procfs.h"
 #include "syscalls.h"
 #include "fork_trace.h"
@@ -46,6 +47,8 @@ static struct proc_entry *register_pid(struct tsandbox *sb, pid_t pid)
         struct proc_entry *e = proc_index_add(&sb->procs, sb, pid, pidfd);
         if (e && tracer_watch(e->pidfd, e) < 0)
                 proc_entry_exited(e); /* cannot watch: treat as exited, reap check decides */
+        if (e)
+                mem_limit_register(sb, e);
         return e;
 }
 
