@@ -26,7 +26,7 @@ struct trace_rec {
         bool stopped;           /* child: its first stop has been seen */
         struct tsandbox *sb;    /* NULL: child whose creator is not known yet */
         pid_t parent;           /* child: the creating thread, when known */
-        bool holds_reservation; /* child: its creator's slot, until it counts */
+        bool registered;        /* child: counted in its sandbox already */
         bool died;              /* child: killed before its creator's event */
         struct trace_rec *next;
 };
@@ -211,16 +211,19 @@ void fork_trace_settle(void)
 
 /* Register a stopped new child, let it run, and release the reservation
  * its creator's fork held (only now does the child count). */
+/* Count a new child in its sandbox (it exists from its creator's fork
+ * event on, stopped before running code of its own), and let it run once
+ * it has reached its first stop. */
 static void child_register(struct trace_rec *c)
 {
-        /* no longer pending once counted: never both at once */
-        if (c->holds_reservation)
-                proc_limit_child_pending(c->sb, false);
-        proc_limit_child_born(c->sb, c->parent, c->tid);
-        ptrace(PTRACE_DETACH, c->tid, 0, 0);
-        if (c->holds_reservation)
-                proc_limit_fork_done(c->sb, c->parent);
-        rec_free(c);
+        if (!c->registered) {
+                proc_limit_child_born(c->sb, c->parent, c->tid);
+                c->registered = true;
+        }
+        if (c->stopped) {
+                ptrace(PTRACE_DETACH, c->tid, 0, 0);
+                rec_free(c);
+        }
 }
 
 /* The creator `tid` in `sb` died without reporting an event: new children
@@ -266,23 +269,20 @@ static void on_parent(struct trace_rec *r, int status)
                 struct trace_rec *c = rec_find((pid_t)child);
                 if (!c && (c = rec_new((pid_t)child)))
                         c->is_child = true;
-                if (!c) {
-                        proc_limit_fork_done(sb, tid);
-                        return;
+                if (c) {
+                        c->sb = sb;
+                        c->parent = tid;
+                        if (c->died) {
+                                /* killed before its first stop */
+                                proc_limit_child_died(sb, tid, c->tid);
+                                rec_free(c);
+                        } else {
+                                /* it exists: it counts from now on, so the
+                                 * creator's reservation can go */
+                                child_register(c);
+                        }
                 }
-                /* the reservation passes to the child until it counts */
-                c->sb = sb;
-                c->parent = tid;
-                if (c->died) {
-                        proc_limit_child_died(sb, tid, c->tid);
-                        proc_limit_fork_done(sb, tid);
-                        rec_free(c);
-                        return;
-                }
-                c->holds_reservation = true;
-                proc_limit_child_pending(sb, true);
-                if (c->stopped)
-                        child_register(c);
+                proc_limit_fork_done(sb, tid);
                 return;
         }
         /* The interrupt stop, a group stop, or a signal: no fork event came
@@ -299,17 +299,14 @@ static void on_child(struct trace_rec *c, int status)
         if (WIFEXITED(status) || WIFSIGNALED(status)) {
                 /* killed (SIGKILL) before its first stop, so before running
                  * any code of its own: it existed all the same */
-                if (c->sb) {
-                        if (c->holds_reservation)
-                                proc_limit_child_pending(c->sb, false);
+                if (c->registered) {
+                        rec_free(c); /* counted; its pidfd tells the rest */
+                } else if (c->sb) {
                         proc_limit_child_died(c->sb, c->parent, c->tid);
-                        if (c->holds_reservation)
-                                proc_limit_fork_done(c->sb, c->parent);
+                        rec_free(c);
                 } else {
                         c->died = true; /* its creator's event will say where */
-                        return;
                 }
-                rec_free(c);
                 return;
         }
         if (!WIFSTOPPED(status))

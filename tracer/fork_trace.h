@@ -48,9 +48,6 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child);
 /* `child`, created by `parent_tid`, died (SIGKILL) before it could be
  * registered: it is recorded as a fork, and counts while it is a zombie. */
 void proc_limit_child_died(struct tsandbox *sb, pid_t parent_tid, pid_t child);
-/* A child exists (its creator's event named it) but is not registered
- * yet (`pending`), or no longer pending (registered or gone). */
-void proc_limit_child_pending(struct tsandbox *sb, bool pending);
 /* The fork by `tid` is over (a child was or was not created): release its
  * reservation. */
 void proc_limit_fork_done(struct tsandbox *sb, pid_t tid);

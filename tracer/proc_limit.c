@@ -62,27 +62,17 @@ int proc_limit_start(struct tsandbox *sb)
         return 0;
 }
 
-/* Live processes: registered ones plus children whose fork event has been
- * seen but that are not registered yet (they exist). The count is an upper
- * bound (exits not yet seen), so a new peak is checked exactly before it is
+/* Live processes are the registered ones (a child is registered at its
+ * creator's fork event, before it runs). The count is an upper bound
+ * (exits not yet seen), so a new peak is checked exactly before it is
  * recorded. */
 static void update_peak(struct tsandbox *sb)
 {
-        if (sb->procs.count + sb->pending <= sb->procs.peak)
+        if (sb->procs.count <= sb->procs.peak)
                 return;
         proc_index_recount(&sb->procs, on_reap, sb, release_entry, true);
-        if (sb->procs.count + sb->pending > sb->procs.peak)
-                sb->procs.peak = sb->procs.count + sb->pending;
-}
-
-void proc_limit_child_pending(struct tsandbox *sb, bool pending)
-{
-        if (pending) {
-                sb->pending++;
-                update_peak(sb);
-        } else if (sb->pending) {
-                sb->pending--;
-        }
+        if (sb->procs.count > sb->procs.peak)
+                sb->procs.peak = sb->procs.count;
 }
 
 static void audit_fork(struct tsandbox *sb, pid_t parent_tid, pid_t child)

@@ -37,7 +37,6 @@ struct tsandbox {
         struct audit_sink audit;
         struct proc_index procs;  /* only with a process limit */
         uint32_t reserved;        /* forks answered, child not yet registered */
-        uint32_t pending;         /* children seen born, not yet registered */
         bool frozen;
         struct held_notif *held;
         uint64_t execs;           /* exec notifications handled */
