@@ -11,7 +11,7 @@
 
 #include "cleanup.h"
 
-static int read_small(const char *path, char *buf, size_t len)
+int procfs_read(const char *path, char *buf, size_t len)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -27,7 +27,7 @@ int procfs_stat(pid_t pid, struct proc_stat *st)
 {
         char path[64], buf[1024];
         snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        int r = read_small(path, buf, sizeof(buf));
+        int r = procfs_read(path, buf, sizeof(buf));
         if (r < 0)
                 return r;
         char *p = strrchr(buf, ')');
@@ -72,16 +72,24 @@ int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *u
         return count;
 }
 
-pid_t procfs_tgid(pid_t tid)
+long procfs_status_field(pid_t tid, const char *name)
 {
-        char path[64], buf[2048];
+        char path[64], buf[2048], key[40];
         snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-        int r = read_small(path, buf, sizeof(buf));
+        int r = procfs_read(path, buf, sizeof(buf));
         if (r < 0)
                 return r;
-        char *p = strstr(buf, "\nTgid:");
+        snprintf(key, sizeof(key), "\n%s:", name);
+        char *p = strstr(buf, key);
         if (!p)
                 return -EIO;
-        long v = strtol(p + 6, NULL, 10);
+        return strtol(p + strlen(key), NULL, 10);
+}
+
+pid_t procfs_tgid(pid_t tid)
+{
+        long v = procfs_status_field(tid, "Tgid");
+        if (v < 0)
+                return (pid_t)v;
         return v > 0 ? (pid_t)v : -EIO;
 }

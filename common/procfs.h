@@ -21,6 +21,14 @@ int procfs_stat(pid_t pid, struct proc_stat *st);
  * of such processes, or -errno if /proc cannot be read. */
 int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *ud);
 
+/* Read up to len-1 bytes of the /proc file `path` into buf, NUL-terminated.
+ * Returns the bytes read, -ENOENT when the process is gone, or -errno. */
+int procfs_read(const char *path, char *buf, size_t len);
+
+/* The number in field `name` ("Tgid", "TracerPid", ...) of
+ * /proc/<tid>/status, or -errno (-EIO when absent). */
+long procfs_status_field(pid_t tid, const char *name);
+
 /* The thread group (Tgid:) of thread `tid`, from /proc/<tid>/status.
  * Returns the tgid (> 0), or -ENOENT when the thread is gone. */
 pid_t procfs_tgid(pid_t tid);

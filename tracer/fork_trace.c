@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "procfs.h"
 
 struct trace_rec {
         pid_t tid;
@@ -138,18 +139,7 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
 /* Whether /proc/<tid>/status names us as its tracer. */
 static bool traced_by_us(pid_t tid)
 {
-        char path[64], buf[2048];
-        snprintf(path, sizeof(path), "/proc/%d/status", tid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = 0;
-        char *p = strstr(buf, "\nTracerPid:");
-        return p && strtol(p + 11, NULL, 10) == getpid();
+        return procfs_status_field(tid, "TracerPid") == getpid();
 }
 
 /* The fork-like syscall numbers a parent can be inside. */
@@ -157,14 +147,8 @@ static bool in_fork_syscall(pid_t tid)
 {
         char path[64], buf[64];
         snprintf(path, sizeof(path), "/proc/%d/syscall", tid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (procfs_read(path, buf, sizeof(buf)) <= 0)
                 return false;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = 0;
         long nr = strtol(buf, NULL, 10); /* "running" parses as 0: not a fork */
         return nr == SYS_clone || nr == SYS_fork || nr == SYS_vfork || nr == SYS_clone3;
 }

@@ -28,14 +28,8 @@
 static uint64_t statm_file(const char *path)
 {
         char buf[256];
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (procfs_read(path, buf, sizeof(buf)) <= 0)
                 return 0;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        buf[n] = 0;
         unsigned long long f[6];
         if (sscanf(buf, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) != 6)
                 return 0;
