@@ -19,6 +19,7 @@
 #include "filter.h"
 #include "log.h"
 #include "msg.h"
+#include "procfs.h"
 #include "reaper.h"
 #include "spawn.h"
 
@@ -191,6 +192,26 @@ static int user_groups(uid_t uid, gid_t gid, gid_t *groups, int *n)
         return 0;
 }
 
+/* Whether `pid` runs inside one of our sandboxes: every sandboxed process
+ * descends from the broker (through its reaper, or directly once a reaper
+ * is gone: the broker is a subreaper too). A process that cannot be looked
+ * up is treated as inside. */
+static bool inside_sandbox(pid_t pid)
+{
+        pid_t self = getpid();
+        for (int depth = 0; depth < 65536; depth++) {
+                if (pid == self)
+                        return true;
+                if (pid <= 1)
+                        return false;
+                struct proc_stat st;
+                if (procfs_stat(pid, &st) < 0)
+                        return true;
+                pid = st.ppid;
+        }
+        return true;
+}
+
 static void handle_run(struct broker *b, struct server_request *rq, const Seccell__RunRequest *run)
 {
         _cleanup_free_ struct sandbox *sb = NULL;
@@ -204,6 +225,14 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         char why[512];
         int r;
 
+        /* A sandboxed process asking for a sandbox of its own would get one
+         * without its limits: refused. */
+        if (inside_sandbox((pid_t)rq->peer_pid)) {
+                log_msg("refusing a run requested from inside a sandbox (pid %llu)",
+                        (unsigned long long)rq->peer_pid);
+                server_reply_error(rq, EPERM, "seccell run cannot be used inside a seccell sandbox");
+                return;
+        }
         if (b->is_root && rq->peer_uid == b->tracer_uid) {
                 server_reply_error(rq, EPERM, "uid %llu is the tracer's own user; its sandboxes could signal the "
                                    "tracer (create a dedicated 'seccell' user for the tracer)",

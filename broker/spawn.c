@@ -43,6 +43,9 @@ static const cap_value_t root_drop_caps[] = {
         CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO,
         CAP_SYS_BOOT, CAP_BPF, CAP_PERFMON, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE,
         CAP_SETPCAP, CAP_SYS_RESOURCE,
+        /* signalling the tracer (its own uid), becoming its uid, or
+         * reading past the permissions that fence its control socket */
+        CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
 };
 
 _Noreturn static void root_fail(int stage, int err)

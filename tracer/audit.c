@@ -1,4 +1,5 @@
 #include "audit.h"
+#include "exec_audit.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -121,10 +122,18 @@ json_object *audit_wait_status(int st)
         return o;
 }
 
+json_object *audit_string(const char *s)
+{
+        char *clean = utf8_sanitize(s ? s : "", s ? strlen(s) : 0);
+        json_object *o = json_object_new_string(clean ? clean : "");
+        free(clean);
+        return o;
+}
+
 json_object *audit_string_array(char *const *v, size_t n)
 {
         json_object *a = json_object_new_array_ext((int)n);
         for (size_t i = 0; i < n; i++)
-                json_object_array_add(a, json_object_new_string(v[i] ? v[i] : ""));
+                json_object_array_add(a, audit_string(v[i]));
         return a;
 }

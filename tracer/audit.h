@@ -44,5 +44,9 @@ void audit_close(struct audit_sink *s);
 /* A wait(2) status as {"code": N} or {"signal": N, "core_dumped": bool}. */
 json_object *audit_wait_status(int wait_status);
 
-/* A JSON array of `n` C strings. */
+/* A JSON string of `s` made valid UTF-8 (invalid bytes become U+FFFD), so
+ * hostile bytes cannot break a consumer's parser. */
+json_object *audit_string(const char *s);
+
+/* A JSON array of `n` C strings, each as audit_string(). */
 json_object *audit_string_array(char *const *v, size_t n);

@@ -241,7 +241,7 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
 
         json_object *f = json_object_new_object();
         json_object_object_add(f, "argv", audit_string_array(a->argv, a->n_argv));
-        json_object_object_add(f, "cwd", json_object_new_string(a->cwd ? a->cwd : ""));
+        json_object_object_add(f, "cwd", audit_string(a->cwd));
         json_object_object_add(f, "uid", json_object_new_uint64(a->uid));
         json_object_object_add(f, "gid", json_object_new_uint64(a->gid));
         json_object_object_add(f, "root_pid", json_object_new_int(a->root_pid));
@@ -337,6 +337,16 @@ static void serve_control(void)
                 Seccell__SandboxStats stats = SECCELL__SANDBOX_STATS__INIT;
                 bool with_stats = false;
                 char why[256] = "";
+                uint64_t peer = (uint64_t)-1;
+                nng_pipe_get_uint64(nng_msg_get_pipe(m), NNG_OPT_IPC_PEER_UID, &peer);
+                /* only the broker: root, or our own uid when unprivileged */
+                if (peer != 0 && peer != getuid()) {
+                        log_msg("refusing a control request from uid %llu", (unsigned long long)peer);
+                        nng_msg_free(m);
+                        if (msg_error_reply(&m, EPERM, "not the broker") == 0 && nng_sendmsg(T.rep, m, 0) != 0)
+                                nng_msg_free(m);
+                        continue;
+                }
                 int r = msg_unpack_tracer_request(m, &req, why, sizeof(why));
                 nng_msg_free(m);
                 if (r < 0) {
