@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,11 +246,30 @@ uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact)
         return sum;
 }
 
+uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        if (!sb->max_memory || n->data.nr == SYS_vfork ||
+            (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM)))
+                return 0; /* the child shares the address space */
+        struct proc_entry *e = entry_of(sb, n->pid);
+        uint64_t copy = statm_data(e ? e->pid : (pid_t)n->pid, n->pid);
+        if (e)
+                e->data = copy;
+        uint64_t ledger = mem_limit_ledger(sb, false);
+        if (ledger + copy > sb->max_memory)
+                ledger = mem_limit_ledger(sb, true);
+        return ledger + copy > sb->max_memory ? copy : 0;
+}
+
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
 {
         /* a forked child starts with a copy of its parent's commitment */
-        if (sb->max_memory && !e->exited)
-                e->data = statm_data(e->pid, 0);
+        if (!sb->max_memory || e->exited)
+                return;
+        e->data = statm_data(e->pid, 0);
+        uint64_t ledger = mem_limit_ledger(sb, false);
+        if (ledger > sb->mem_peak && (ledger = mem_limit_ledger(sb, true)) > sb->mem_peak)
+                sb->mem_peak = ledger;
 }
 
 void mem_limit_exec(struct tsandbox *sb, pid_t tid)

@@ -22,6 +22,12 @@
  * when it would cross the limit. */
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
 
+/* A fork-like request under a memory limit: the child would start with a
+ * copy of the parent's commitment. Returns 0 when it fits, or the bytes
+ * that would cross the limit (the fork is then refused with ENOMEM, as the
+ * kernel refuses a fork it cannot commit). */
+uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n);
+
 /* A process was registered (the root, or a child at birth): read what its
  * address space already holds. */
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);

@@ -56,9 +56,15 @@ int proc_limit_start(struct tsandbox *sb)
 {
         if (!sb->tracked)
                 return 0;
-        if (!register_pid(sb, sb->root))
+        struct proc_entry *e = register_pid(sb, sb->root);
+        if (!e)
                 return -ESRCH;
         sb->procs.peak = 1;
+        /* The root has not exec'd yet: its address space is still the
+         * broker's copy, about to be replaced. It is measured afresh at its
+         * first request. */
+        e->data = 0;
+        sb->mem_peak = 0;
         return 0;
 }
 
@@ -191,6 +197,19 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         if (v == FORK_HOLD)
                 return hold(sb, n);
+        uint64_t copy = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n) : 0;
+        if (copy) {
+                sb->forks_denied++;
+                json_object *f = json_object_new_object();
+                pid_t tgid = procfs_tgid(n->pid);
+                json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (int)n->pid));
+                json_object_object_add(f, "tid", json_object_new_int(n->pid));
+                json_object_object_add(f, "errno", json_object_new_string("ENOMEM"));
+                json_object_object_add(f, "requested", json_object_new_uint64(copy));
+                json_object_object_add(f, "limit_memory", json_object_new_uint64(sb->max_memory));
+                audit_emit(&sb->audit, "fork_denied", f);
+                return ENOMEM;
+        }
         if (v == FORK_DENY) {
                 sb->forks_denied++;
                 json_object *f = json_object_new_object();
