@@ -187,6 +187,22 @@ static void root_main(void *ud)
         if (e == 0) {
                 execve(path, rq->argv, rq->envp);
                 e = errno;
+                if (e == ENOEXEC) {
+                        /* no #! line: a shell script, as execvp(3) and
+                         * env(1) run it */
+                        size_t n = 0;
+                        while (rq->argv[n])
+                                n++;
+                        char **sh = calloc(n + 2, sizeof(char *));
+                        if (sh) {
+                                sh[0] = "/bin/sh";
+                                sh[1] = path;
+                                for (size_t i = 1; i < n; i++)
+                                        sh[i + 1] = rq->argv[i];
+                                execve("/bin/sh", sh, rq->envp);
+                        }
+                        e = ENOEXEC;
+                }
         }
         dprintf(2, "seccell: cannot run '%s': %s\n", rq->argv[0], strerror(e));
         _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);

@@ -318,6 +318,11 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 log_msg("the broker's answer has no result");
         else {
                 status = exit_code(rep->run);
+                const Seccell__SandboxStats *s = rep->run->stats;
+                if (s && s->memory_kills)
+                        log_msg("%llu process%s killed by the memory limit (--max-memory %.1f MiB)",
+                                (unsigned long long)s->memory_kills, s->memory_kills == 1 ? "" : "es",
+                                o->max_memory / 1048576.0);
                 if (o->summary)
                         print_summary(rep->run, o);
         }

@@ -59,6 +59,7 @@ static int cmd_run(int argc, char **argv)
                 { "audit", required_argument, NULL, 'a' },
                 { "broker", required_argument, NULL, 'b' },
                 { "summary", no_argument, NULL, 's' },
+                { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -70,7 +71,7 @@ static int cmd_run(int argc, char **argv)
 
         optind = 1;
         /* '+': options end at the command */
-        while ((c = getopt_long(argc, argv, "+p:m:t:a:h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+p:m:t:a:hV", opts, NULL)) != -1) {
                 switch (c) {
                 case 'p':
                         r = parse_uint_range(optarg, 1, MSG_MAX_PROCS, &v);
@@ -94,6 +95,7 @@ static int cmd_run(int argc, char **argv)
                 case 'b': broker_dir = optarg; break;
                 case 's': o.summary = true; break;
                 case 'h': usage(stdout); return 0;
+                case 'V': printf("seccell %s\n", SECCELL_VERSION); return 0;
                 default:
                         fputs("Try 'seccell run --help'.\n", stderr);
                         return EXIT_SECCELL;

@@ -9,8 +9,8 @@
 #include "seccell.pb-c.h"
 
 /* Upper bounds on what a request may carry. */
-#define MSG_MAX_ARGS 65536
-#define MSG_MAX_ENV 65536
+#define MSG_MAX_ARGS (1 << 20)
+#define MSG_MAX_ENV (1 << 20)
 #define MSG_MAX_PROCS 4194304u /* PID_MAX_LIMIT */
 
 /* Pack `m` into a new nng message (*out, owned by the caller).

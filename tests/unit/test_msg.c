@@ -50,7 +50,7 @@ static bool policy_ok(const Seccell__Policy *p)
 
 static bool argv_ok(size_t n, char **argv)
 {
-        return n >= 1 && n <= 65536 && argv[0][0] != 0;
+        return n >= 1 && n <= MSG_MAX_ARGS && argv[0][0] != 0;
 }
 
 static bool oracle_request(const Seccell__Request *r)
@@ -58,7 +58,7 @@ static bool oracle_request(const Seccell__Request *r)
         switch (r->body_case) {
         case SECCELL__REQUEST__BODY_RUN: {
                 const Seccell__RunRequest *x = r->run;
-                if (x->fd_token == 0 || !argv_ok(x->n_argv, x->argv) || x->n_env > 65536)
+                if (x->fd_token == 0 || !argv_ok(x->n_argv, x->argv) || x->n_env > MSG_MAX_ENV)
                         return false;
                 for (size_t i = 0; i < x->n_env; i++)
                         if (!strchr(x->env[i], '='))
