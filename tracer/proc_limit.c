@@ -182,6 +182,19 @@ static int hold(struct tsandbox *sb, const struct seccomp_notif *n)
         return NOTIF_ANSWERED;
 }
 
+/* Refuse a fork with `err`: count it and record a fork_denied event with
+ * the caller and the members of `f` (consumed). Returns err. */
+static int deny_fork(struct tsandbox *sb, const struct seccomp_notif *n, int err, const char *name, json_object *f)
+{
+        sb->forks_denied++;
+        pid_t tgid = procfs_tgid(n->pid);
+        json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (int)n->pid));
+        json_object_object_add(f, "tid", json_object_new_int(n->pid));
+        json_object_object_add(f, "errno", json_object_new_string(name));
+        audit_emit(&sb->audit, "fork_denied", f);
+        return err;
+}
+
 /* Judge a fork request of `tid` (notification `id`): EAGAIN, Continue with
  * birth registration, or hold. */
 static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
@@ -199,28 +212,16 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
                 return hold(sb, n);
         uint64_t copy = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n) : 0;
         if (copy) {
-                sb->forks_denied++;
                 json_object *f = json_object_new_object();
-                pid_t tgid = procfs_tgid(n->pid);
-                json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (int)n->pid));
-                json_object_object_add(f, "tid", json_object_new_int(n->pid));
-                json_object_object_add(f, "errno", json_object_new_string("ENOMEM"));
                 json_object_object_add(f, "requested", json_object_new_uint64(copy));
                 json_object_object_add(f, "limit_memory", json_object_new_uint64(sb->max_memory));
-                audit_emit(&sb->audit, "fork_denied", f);
-                return ENOMEM;
+                return deny_fork(sb, n, ENOMEM, "ENOMEM", f);
         }
         if (v == FORK_DENY) {
-                sb->forks_denied++;
                 json_object *f = json_object_new_object();
-                pid_t tgid = procfs_tgid(n->pid);
-                json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (int)n->pid));
-                json_object_object_add(f, "tid", json_object_new_int(n->pid));
-                json_object_object_add(f, "errno", json_object_new_string("EAGAIN"));
                 json_object_object_add(f, "live", json_object_new_int(live));
                 json_object_object_add(f, "limit", json_object_new_int(sb->max_procs));
-                audit_emit(&sb->audit, "fork_denied", f);
-                return EAGAIN;
+                return deny_fork(sb, n, EAGAIN, "EAGAIN", f);
         }
         sb->reserved++;
         int r = fork_trace_begin(sb, sb->listener, n->pid, n->id);
