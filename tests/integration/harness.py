@@ -193,15 +193,18 @@ def _reap_all_children():
             return
 
 
-def kill_all_descendants():
+def kill_all_descendants(deadline_s=10.0):
     """SIGKILL and reap every process below us (we are a subreaper, so
-    orphans of our runs are ours).  Returns the pids that were still alive."""
+    orphans of our runs are ours).  Returns the pids that were still alive;
+    AssertionError if some cannot be killed within deadline_s."""
     killed = set()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + deadline_s
+    while True:
         live = live_descendants(os.getpid())
         if not live:
             break
+        if time.monotonic() >= deadline:
+            raise AssertionError("cannot kill processes %r" % live)
         for pid in live:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -38,8 +38,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import sys
 import time
 import unittest
+
+# the process helpers shared by every integration suite
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from harness import _reap_all_children as reap_children  # noqa: E402
+from harness import kill_all_descendants as kill_descendants  # noqa: E402
+from harness import wait_for  # noqa: E402
 
 SECCELL = os.environ.get("SECCELL", "")
 HELPER = os.environ.get("MEM_HELPER", "")
@@ -61,63 +68,6 @@ SUMMARY_RE = re.compile(r"^seccell: summary: peak (\d+\.\d) of (\d+\.\d) MiB, (\
 
 
 # ------------------------------------------------------------------ /proc
-
-def _ppid_map():
-    out = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rindex(b")") + 2:].split()
-        out[int(name)] = (int(rest[1]), rest[0].decode())
-    return out
-
-
-def descendants(root):
-    m = _ppid_map()
-    kids = {}
-    for pid, (ppid, _) in m.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, todo = [], [root]
-    while todo:
-        for c in kids.get(todo.pop(), ()):
-            out.append((c, m[c][1]))
-            todo.append(c)
-    return out
-
-
-def reap_children():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def kill_descendants(deadline_s=20.0):
-    """SIGKILL and reap everything below us (we are a subreaper)."""
-    end = time.monotonic() + deadline_s
-    while True:
-        live = [p for p, st in descendants(os.getpid()) if st not in ("Z", "X")]
-        reap_children()
-        if not live:
-            break
-        if time.monotonic() > end:
-            raise AssertionError("cannot kill processes %r" % live)
-        for pid in live:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.01)
-    reap_children()
-
 
 def private_env():
     env = dict(os.environ)
