@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "filter.h"
 #include "log.h"
 #include "msg.h"
@@ -38,13 +39,6 @@ struct sandbox {
         int wait_status;
         struct sandbox *next;
 };
-
-static uint64_t mono_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static void sandbox_free(struct sandbox *sb)
 {

@@ -19,6 +19,7 @@
 #include <nng/transport/ipc/ipc.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "msg.h"
 
@@ -239,13 +240,6 @@ void server_fds_free(struct server_fds *f)
         free(f);
 }
 
-static uint64_t now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read the descriptor packet of a pending connection if it has arrived.
  * Returns 1 when read, 0 when not yet, -errno when the connection is bad. */
 static int pending_try_recv(struct server_fds *f)
@@ -263,7 +257,7 @@ static int pending_try_recv(struct server_fds *f)
 
 void server_accept_fds(struct server *s)
 {
-        uint64_t now = now_ms();
+        uint64_t now = mono_ns() / 1000000;
 
         /* Connections that never sent their packet are dropped after a
          * while, so a client cannot pin broker descriptors. */

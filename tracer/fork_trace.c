@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "procfs.h"
 
@@ -42,12 +43,6 @@ static int timer_fd = -1;
 /* A new task whose creator's event never comes is let go after this. */
 #define ORPHAN_NS (1000 * 1000 * 1000ull)
 
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
 
 static void arm_timer(void)
 {
@@ -75,7 +70,7 @@ static struct trace_rec *rec_new(pid_t tid)
         if (!r)
                 return NULL;
         r->tid = tid;
-        r->since_ns = now_ns();
+        r->since_ns = mono_ns();
         r->next = recs;
         recs = r;
         return r;
@@ -120,7 +115,7 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
                 }
         }
         r->sb = sb;
-        r->since_ns = now_ns();
+        r->since_ns = mono_ns();
         r->interrupted = false;
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0) {
                 /* ENOENT: killed while parked; its exit reaches
@@ -161,7 +156,7 @@ void fork_trace_settle(void)
         (void)!read(timer_fd, &v, sizeof(v));
         /* stops already queued decide first */
         fork_trace_collect();
-        now = now_ns();
+        now = mono_ns();
         for (struct trace_rec *r = recs, *next; r; r = next) {
                 next = r->next;
                 if (r->is_child && !r->sb) {
