@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Cost of the limits on real workloads: each workload bare and under
-seccell with a limit, interleaved, in one run; medians and ratios.
+"""Cost of the limits on real workloads: each workload bare, under seccell
+without a limit and under seccell with the limit, interleaved, in one run;
+medians, the ratio to bare and what the limit itself adds (limited minus
+unlimited: seccell's start-up and exec audit are in both).
 
   subprocess loop   Python subprocess.run(["/bin/true"]) x N, --max-procs 64
   mmap loop         N x (mmap 1 MiB private RW, touch a page, munmap), --max-memory 1G
@@ -35,17 +37,21 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     out = {}
-    print("%-26s %11s %11s %7s" % ("workload", "bare", "seccell", "ratio"))
+    print("%-26s %11s %11s %11s %7s %10s" % ("workload", "bare", "no limit", "limit", "ratio", "limit adds"))
     for name, cmd, limit in workloads(a.n):
+        plain = [a.seccell, "run", "--"] + cmd
         sandboxed = [a.seccell, "run"] + limit + ["--"] + cmd
-        timed(cmd, 60), timed(sandboxed, 60)  # warm caches
-        bare, sec = [], []
-        for _ in range(a.reps):  # interleaved: drift hits both alike
+        timed(cmd, 60), timed(plain, 60), timed(sandboxed, 60)  # warm caches
+        bare, unl, sec = [], [], []
+        for _ in range(a.reps):  # interleaved: drift hits all alike
             bare.append(timed(cmd, 120))
+            unl.append(timed(plain, 120))
             sec.append(timed(sandboxed, 120))
-        mb, ms = statistics.median(bare), statistics.median(sec)
-        out[name] = {"limit": limit, "bare_ms": mb, "seccell_ms": ms, "ratio": ms / mb}
-        print("%-26s %8.1f ms %8.1f ms %6.2fx   (%s)" % (name, mb, ms, ms / mb, " ".join(limit)))
+        mb, mu, ms = statistics.median(bare), statistics.median(unl), statistics.median(sec)
+        out[name] = {"limit": limit, "bare_ms": mb, "unlimited_ms": mu, "seccell_ms": ms, "ratio": ms / mb,
+                     "limit_adds_ms": ms - mu}
+        print("%-26s %8.1f ms %8.1f ms %8.1f ms %6.2fx %+7.1f ms   (%s)"
+              % (name, mb, mu, ms, ms / mb, ms - mu, " ".join(limit)))
     if a.json:
         json.dump(out, open(a.json, "w"), indent=1)
 

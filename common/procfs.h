@@ -29,6 +29,7 @@ int procfs_read(const char *path, char *buf, size_t len);
  * /proc/<tid>/status, or -errno (-EIO when absent). */
 long procfs_status_field(pid_t tid, const char *name);
 
-/* The thread group (Tgid:) of thread `tid`, from /proc/<tid>/status.
- * Returns the tgid (> 0), or -ENOENT when the thread is gone. */
+/* The thread group of thread `tid`: `tid` itself when pidfd_open(2)
+ * accepts it as a leader, else Tgid: of /proc/<tid>/status. Returns the
+ * tgid (> 0), or -ENOENT when the thread is gone. */
 pid_t procfs_tgid(pid_t tid);

@@ -8,6 +8,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cleanup.h"
+
 #define PAGE 4096u
 
 static ssize_t pvm_read(void *ctx, pid_t tid, uint64_t addr, void *buf, size_t len)
@@ -131,12 +133,26 @@ int exec_read(const struct target_mem *m, pid_t tid, int nr, const uint64_t args
         if (!rec->path || !rec->argv)
                 goto nomem;
 
+        /* argv pointers, read in runs up to the end of their page */
+        uint64_t ptrs[64];
+        size_t pbase = 0, pn = 0;
         for (size_t i = 0; argv_ptr; i++) {
-                uint64_t p = 0;
-                if (m->read(m->ctx, tid, argv_ptr + i * sizeof(uint64_t), &p, sizeof(p)) != sizeof(p)) {
-                        rec->unreadable = true;
-                        break;
+                if (i >= pbase + pn) {
+                        uint64_t at = argv_ptr + i * sizeof(uint64_t);
+                        size_t want = (PAGE - at % PAGE) / sizeof(uint64_t);
+                        if (want == 0)
+                                want = 1; /* one pointer across the page end */
+                        if (want > ARRAY_SIZE(ptrs))
+                                want = ARRAY_SIZE(ptrs);
+                        ssize_t got = m->read(m->ctx, tid, at, ptrs, want * sizeof(uint64_t));
+                        pbase = i;
+                        pn = got > 0 ? (size_t)got / sizeof(uint64_t) : 0;
+                        if (pn == 0) {
+                                rec->unreadable = true;
+                                break;
+                        }
                 }
+                uint64_t p = ptrs[i - pbase];
                 if (!p)
                         break;
                 if (i == EXEC_MAX_ARGS) {

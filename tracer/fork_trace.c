@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "notif_loop.h"
 #include "procfs.h"
 
 struct trace_rec {
@@ -88,7 +89,6 @@ static void rec_free(struct trace_rec *r)
 
 int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
 {
-        struct seccomp_notif_resp resp = { .id = id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
         struct trace_rec *r = rec_find(tid);
 
         if (r && !r->is_child) {
@@ -117,12 +117,11 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
         r->sb = sb;
         r->since_ns = mono_ns();
         r->interrupted = false;
-        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0) {
-                /* ENOENT: killed while parked; its exit reaches
-                 * fork_trace_collect like any other outcome */
-                if (errno != ENOENT)
-                        log_errno(-errno, "answering a fork notification");
-        }
+        int rr = notif_respond(listener, id, 0);
+        /* ENOENT: killed while parked; its exit reaches fork_trace_collect
+         * like any other outcome */
+        if (rr < 0 && rr != -ENOENT)
+                log_errno(rr, "answering a fork notification");
         /* No interrupt now: a stop pending while the fork runs makes the
          * kernel abort it (copy_process sees a pending signal and returns
          * ERESTARTNOINTR). A fork that creates a child stops at its event;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,7 +226,7 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
         notif_listener_setup(sb->listener);
         int r = proc_limit_start(sb);
-        if (r == 0 && (r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd)) == 0 &&
+        if (r == 0 && (r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd, notif_inline, sb)) == 0 &&
             (r = tracer_watch(sb->rx_efd, sb)) < 0)
                 notif_rx_stop(sb->rx);
         if (r < 0) {
@@ -500,9 +501,13 @@ int main(int argc, char **argv)
                 close(ready_fd);
         }
 
+        /* the main loop owns the tracer's state but while it sleeps */
+        pthread_mutex_lock(&tracer_lock);
         for (;;) {
                 struct epoll_event evs[64];
+                pthread_mutex_unlock(&tracer_lock);
                 int k = epoll_wait(T.epfd, evs, 64, -1);
+                pthread_mutex_lock(&tracer_lock);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -25,16 +25,20 @@
 #define MREMAP_DONTUNMAP 4
 #endif
 
-/* statm field 6 (data + stack) of `path`, in bytes; 0 if unreadable. */
-static uint64_t statm_file(const char *path)
+/* statm field 6 (data + stack) in `buf`, in bytes; 0 if unparsable. */
+static uint64_t statm_parse(const char *buf)
 {
-        char buf[256];
-        if (procfs_read(path, buf, sizeof(buf)) <= 0)
-                return 0;
         unsigned long long f[6];
         if (sscanf(buf, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) != 6)
                 return 0;
         return f[5] * PAGE;
+}
+
+/* statm field 6 (data + stack) of `path`, in bytes; 0 if unreadable. */
+static uint64_t statm_file(const char *path)
+{
+        char buf[256];
+        return procfs_read(path, buf, sizeof(buf)) > 0 ? statm_parse(buf) : 0;
 }
 
 /* The address space's measure through thread `tid` of `tgid` (any live
@@ -64,6 +68,30 @@ static uint64_t statm_data(pid_t tgid, pid_t tid)
         }
         closedir(d);
         return v;
+}
+
+/* The measure of `e`'s address space, through the requesting thread `tid`
+ * when the leader's view is empty (0: any thread). statm is a seq_file:
+ * a read at offset 0 renders it afresh, so the descriptor opened while the
+ * process was pinned (stopped at registration, or live with a pidfd) is
+ * re-read without a path walk, and never reaches a recycled pid. */
+static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
+{
+        char buf[256];
+        if (e->statm_fd < 0 && !e->exited) {
+                snprintf(buf, sizeof(buf), "/proc/%d/statm", e->pid);
+                e->statm_fd = open(buf, O_RDONLY | O_CLOEXEC);
+        }
+        if (e->statm_fd >= 0) {
+                ssize_t n = pread(e->statm_fd, buf, sizeof(buf) - 1, 0);
+                if (n > 0) {
+                        buf[n] = 0;
+                        uint64_t v = statm_parse(buf);
+                        if (v)
+                                return v;
+                }
+        }
+        return statm_data(e->pid, tid); /* the leader has exited */
 }
 
 /* Whether a SysV segment with `key` exists (proc(5), /proc/sysvipc/shm):
@@ -237,7 +265,7 @@ uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact)
                 if (exact) {
                         /* one address space counts once */
                         bool dup = shares_vm_with_earlier(sb, e);
-                        e->data = dup ? 0 : statm_data(e->pid, 0);
+                        e->data = dup ? 0 : entry_statm(e, 0);
                         e->shared = dup ? 0 : shared_anon(e->pid, &seen);
                 }
                 sum += e->data + e->shared;
@@ -252,7 +280,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
             (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM)))
                 return 0; /* the child shares the address space */
         struct proc_entry *e = entry_of(sb, n->pid);
-        uint64_t copy = statm_data(e ? e->pid : (pid_t)n->pid, n->pid);
+        uint64_t copy = e ? entry_statm(e, n->pid) : statm_data((pid_t)n->pid, n->pid);
         if (e)
                 e->data = copy;
         uint64_t ledger = mem_limit_ledger(sb, false);
@@ -266,7 +294,7 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         /* a forked child starts with a copy of its parent's commitment */
         if (!sb->max_memory || e->exited)
                 return;
-        e->data = statm_data(e->pid, 0);
+        e->data = entry_statm(e, 0);
         uint64_t ledger = mem_limit_ledger(sb, false);
         if (ledger > sb->mem_peak && (ledger = mem_limit_ledger(sb, true)) > sb->mem_peak)
                 sb->mem_peak = ledger;
@@ -320,7 +348,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         /* the requester's own measure is always fresh */
         if (e)
-                e->data = statm_data(e->pid, n->pid);
+                e->data = entry_statm(e, n->pid);
         uint64_t ledger = mem_limit_ledger(sb, false);
         if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
                 /* at the limit, or at a new peak: the exact ledger (before

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,9 +17,11 @@
 #include "proc_limit.h"
 #include "procfs.h"
 
+/* Room for the kernel's response, which may be larger than our header's. */
+#define RESP_ROOM 64
+
 static struct seccomp_notif_sizes sizes;
 static struct seccomp_notif *req;
-static struct seccomp_notif_resp *resp;
 
 int notif_init(void)
 {
@@ -26,9 +29,10 @@ int notif_init(void)
                 return -errno;
         /* the kernel's structures may be larger than our headers' */
         size_t nsize = sizes.seccomp_notif > sizeof(*req) ? sizes.seccomp_notif : sizeof(*req);
+        if (sizes.seccomp_notif_resp > RESP_ROOM)
+                return -EOVERFLOW;
         req = calloc(1, nsize);
-        resp = calloc(1, sizes.seccomp_notif_resp > sizeof(*resp) ? sizes.seccomp_notif_resp : sizeof(*resp));
-        if (!req || !resp)
+        if (!req)
                 return -ENOMEM;
         return notif_rx_init(nsize);
 }
@@ -65,19 +69,86 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
         exec_record_free(&rec);
 }
 
-/* err == 0: let the syscall run (SECCOMP_USER_NOTIF_FLAG_CONTINUE);
- * otherwise fail it with -err. */
-static int respond(int listener, uint64_t id, int err)
+int notif_respond(int listener, uint64_t id, int err)
 {
-        memset(resp, 0, sizes.seccomp_notif_resp);
-        resp->id = id;
+        union {
+                struct seccomp_notif_resp r;
+                unsigned char room[RESP_ROOM];
+        } u;
+        memset(&u, 0, sizeof(u));
+        u.r.id = id;
         if (err)
-                resp->error = -err;
+                u.r.error = -err;
         else
-                resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0)
+                u.r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &u) < 0)
                 return -errno;
         return 0;
+}
+
+/* Judge one notification; returns the errno to answer with (0: Continue)
+ * or NOTIF_ANSWERED. */
+static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        switch (n->data.nr) {
+        case SYS_execve:
+        case SYS_execveat:
+                mem_limit_exec(sb, n->pid);
+                handle_exec(sb, n);
+                return 0;
+        case SYS_mmap:
+        case SYS_mprotect:
+        case SYS_pkey_mprotect:
+        case SYS_brk:
+        case SYS_mremap:
+        case SYS_shmget:
+                return mem_limit_notify(sb, n);
+        case SYS_clone:
+        case SYS_fork:
+        case SYS_vfork:
+        case SYS_unshare:
+        case SYS_setns:
+                return proc_limit_notify(sb, n);
+        default:
+                /* the filter routes nothing else here; fail closed if it
+                 * ever does */
+                return ENOSYS;
+        }
+}
+
+static void answer(struct tsandbox *sb, uint64_t id, int err)
+{
+        if (err == NOTIF_ANSWERED)
+                return;
+        int r = notif_respond(sb->listener, id, err);
+        if (r == -ENOENT)
+                sb->stale++; /* the task died, or restarted its call */
+        else if (r < 0)
+                log_errno(r, "sandbox %llu: answering notification", (unsigned long long)sb->id);
+}
+
+pthread_mutex_t tracer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool notif_inline(void *ctx, struct seccomp_notif *n)
+{
+        struct tsandbox *sb = ctx;
+        switch (n->data.nr) {
+        case SYS_clone:
+        case SYS_fork:
+        case SYS_vfork:
+                return false; /* birth registration: ptrace, main thread */
+        default:
+                break;
+        }
+        /* never wait for the main thread: while this thread waits, nothing
+         * is received, and a received notification is safe in its queue */
+        if (pthread_mutex_trylock(&tracer_lock) != 0)
+                return false;
+        bool ok = sb->listener >= 0 && !sb->ended;
+        if (ok)
+                answer(sb, n->id, judge(sb, n));
+        pthread_mutex_unlock(&tracer_lock);
+        return ok;
 }
 
 int notif_drain(struct tsandbox *sb, int budget)
@@ -91,41 +162,7 @@ int notif_drain(struct tsandbox *sb, int budget)
                 if (k == 0)
                         break;
                 handled++;
-                int err = 0;
-                switch (req->data.nr) {
-                case SYS_execve:
-                case SYS_execveat:
-                        mem_limit_exec(sb, req->pid);
-                        handle_exec(sb, req);
-                        break;
-                case SYS_mmap:
-                case SYS_mprotect:
-                case SYS_pkey_mprotect:
-                case SYS_brk:
-                case SYS_mremap:
-                case SYS_shmget:
-                        err = mem_limit_notify(sb, req);
-                        break;
-                case SYS_clone:
-                case SYS_fork:
-                case SYS_vfork:
-                case SYS_unshare:
-                case SYS_setns:
-                        err = proc_limit_notify(sb, req);
-                        break;
-                default:
-                        /* the filter routes nothing else here; fail closed
-                         * if it ever does */
-                        err = ENOSYS;
-                        break;
-                }
-                if (err == NOTIF_ANSWERED)
-                        continue;
-                int r = respond(sb->listener, req->id, err);
-                if (r == -ENOENT)
-                        sb->stale++; /* the task died, or restarted its call */
-                else if (r < 0)
-                        log_errno(r, "sandbox %llu: answering notification", (unsigned long long)sb->id);
+                answer(sb, req->id, judge(sb, req));
         }
         return handled;
 }

@@ -1,6 +1,9 @@
 /* Serving one sandbox's seccomp listener (seccomp_unotify(2)). */
 #pragma once
 #include <linux/seccomp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "tracer.h"
 
@@ -11,6 +14,23 @@ int notif_init(void);
 /* Prepare a new listener: ask for synchronous wake-ups (6.6+; ignored where
  * the kernel lacks it). */
 void notif_listener_setup(int listener);
+
+/* Held by the main loop while it handles a batch of events; a receiver
+ * thread takes it (never waiting) to judge a notification inline. Every
+ * piece of tracer state is touched only under it. */
+extern pthread_mutex_t tracer_lock;
+
+/* Answer notification `id` on `listener` (borrowed): err 0 lets the
+ * syscall run (SECCOMP_USER_NOTIF_FLAG_CONTINUE), otherwise it fails with
+ * -err. Returns 0 or -errno; -ENOENT when the task died or restarted its
+ * call (a normal race). */
+int notif_respond(int listener, uint64_t id, int err);
+
+/* The receiver's inline callback (notif_rx.h), `ctx` the tsandbox: judges
+ * and answers a memory, exec or namespace notification when the tracer
+ * lock is free at once; fork-like calls (ptrace, main thread only) and
+ * anything met while the main loop is busy are left to the queue. */
+bool notif_inline(void *ctx, struct seccomp_notif *n);
 
 /* Answer the notifications the sandbox's receiver (notif_rx.h) has
  * queued, at most `budget`, without ever blocking. ENOENT from a reply

@@ -25,6 +25,8 @@ struct item {
 struct notif_rx {
         int listener;
         int efd;
+        notif_inline_fn inline_fn;
+        void *ctx;
         pthread_t thread;
         pthread_mutex_t lock;
         struct item *head, *tail;
@@ -68,6 +70,10 @@ static void *rx_main(void *arg)
                 /* a dirty buffer is rejected with EINVAL */
                 memset(it->notif, 0, nsize);
                 if (ioctl(rx->listener, SECCOMP_IOCTL_NOTIF_RECV, it->notif) == 0) {
+                        if (rx->inline_fn && rx->inline_fn(rx->ctx, (struct seccomp_notif *)it->notif)) {
+                                free(it);
+                                continue;
+                        }
                         it->next = NULL;
                         pthread_mutex_lock(&rx->lock);
                         if (rx->tail)
@@ -98,12 +104,14 @@ static void *rx_main(void *arg)
         return NULL;
 }
 
-int notif_rx_start(struct notif_rx **out, int listener, int *efd)
+int notif_rx_start(struct notif_rx **out, int listener, int *efd, notif_inline_fn inline_fn, void *ctx)
 {
         struct notif_rx *rx = calloc(1, sizeof(*rx));
         if (!rx)
                 return -ENOMEM;
         rx->listener = listener;
+        rx->inline_fn = inline_fn;
+        rx->ctx = ctx;
         rx->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         pthread_mutex_init(&rx->lock, NULL);
         int r = rx->efd < 0 ? errno : pthread_create(&rx->thread, NULL, rx_main, rx);

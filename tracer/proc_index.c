@@ -23,6 +23,7 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
         e->kind = TW_PIDFD;
         e->pid = pid;
         e->pidfd = pidfd;
+        e->statm_fd = -1;
         e->starttime = st.starttime;
         e->sb = sb;
         e->next = ix->head;
@@ -39,11 +40,18 @@ struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid)
         return NULL;
 }
 
-void proc_entry_exited(struct proc_entry *e)
+static void close_fds(struct proc_entry *e)
 {
         if (e->pidfd >= 0)
                 close(e->pidfd);
-        e->pidfd = -1;
+        if (e->statm_fd >= 0)
+                close(e->statm_fd);
+        e->pidfd = e->statm_fd = -1;
+}
+
+void proc_entry_exited(struct proc_entry *e)
+{
+        close_fds(e);
         e->exited = true;
 }
 
@@ -93,9 +101,7 @@ void proc_index_clear(struct proc_index *ix, void (*release)(struct proc_entry *
         while (ix->head) {
                 struct proc_entry *e = ix->head;
                 ix->head = e->next;
-                if (e->pidfd >= 0)
-                        close(e->pidfd);
-                e->pidfd = -1;
+                close_fds(e);
                 release(e);
         }
         ix->count = 0;

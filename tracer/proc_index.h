@@ -23,6 +23,8 @@ struct proc_entry {
         uint64_t data;            /* bytes of private writable commitment, last known
                                    * (statm field 6, plus what was allowed since) */
         uint64_t brk;             /* current break as last known; 0: unknown */
+        int statm_fd;             /* /proc/<pid>/statm, kept open for re-reads
+                                   * (memory limit only); -1: not open */
         uint64_t shared;          /* bytes of writable anonymous MAP_SHARED memory
                                    * (not in statm field 6), counted once per
                                    * mapping across the sandbox */
@@ -45,8 +47,8 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
 /* Find the entry of `pid`, or NULL. */
 struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
 
-/* The process exited (its pidfd was readable): close the pidfd. The entry
- * still counts until reaped. */
+/* The process exited (its pidfd was readable): close the pidfd and the
+ * statm descriptor. The entry still counts until reaped. */
 void proc_entry_exited(struct proc_entry *e);
 
 /* Drop every exited entry whose process has been reaped, calling

@@ -16,6 +16,7 @@
 #include "fork_trace.h"
 #include "kcompat.h"
 #include "log.h"
+#include "notif_loop.h"
 
 enum fork_verdict proc_limit_judge(uint32_t live, uint32_t max_procs, bool frozen)
 {
@@ -287,12 +288,8 @@ void proc_limit_freeze(struct tsandbox *sb, bool frozen)
                         n.data.nr = h->nr;
                         memcpy(n.data.args, h->args, sizeof(h->args));
                         int err = judge_fork(sb, &n);
-                        if (err != NOTIF_ANSWERED) {
-                                struct seccomp_notif_resp resp = { .id = h->id, .error = -err };
-                                if (!err)
-                                        resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-                                ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
-                        }
+                        if (err != NOTIF_ANSWERED)
+                                notif_respond(sb->listener, h->id, err);
                 }
                 free(h);
                 h = next;

@@ -284,6 +284,50 @@ static void argv_array_cut_by_unmapped_page(void **state)
         assert_true(x->rec.unreadable);
 }
 
+/* An argv array that is not 8-byte aligned, with a pointer straddling a
+ * page end: every entry is read whole. */
+static void argv_pointer_across_page_end(void **state)
+{
+        struct fixture *x = *state;
+        uint64_t av[] = { page(0) + 16, page(0) + 32, page(0) + 48, 0 };
+
+        put_str(x->f, page(0), "/bin/echo");
+        put_str(x->f, page(0) + 16, "echo");
+        put_str(x->f, page(0) + 32, "a");
+        put_str(x->f, page(0) + 48, "b");
+        put_ptrs(x->f, page(5) - 12, av, 4);
+        read_execve(x, page(0), page(5) - 12);
+        assert_int_equal(x->rec.argc, 3);
+        assert_string_equal(x->rec.argv[0], "echo");
+        assert_string_equal(x->rec.argv[1], "a");
+        assert_string_equal(x->rec.argv[2], "b");
+        assert_false(x->rec.unreadable);
+}
+
+/* The argv array is read in runs (up to a page end, 64 pointers at most),
+ * not one pointer per read: 100 arguments whose array crosses a page cost
+ * the path, the strings and a handful of pointer reads. */
+static void argv_pointers_read_in_runs(void **state)
+{
+        struct fixture *x = *state;
+        uint64_t av[101];
+
+        put_str(x->f, page(0), "/bin/echo");
+        for (size_t i = 0; i < 100; i++) {
+                char arg[8];
+                snprintf(arg, sizeof(arg), "a%zu", i);
+                put_str(x->f, page(1) + 8 * i, arg);
+                av[i] = page(1) + 8 * i;
+        }
+        av[100] = 0;
+        put_ptrs(x->f, page(4) - 200, av, 101);
+        read_execve(x, page(0), page(4) - 200);
+        assert_int_equal(x->rec.argc, 100);
+        assert_string_equal(x->rec.argv[99], "a99");
+        assert_false(x->rec.unreadable);
+        assert_true(x->f->reads <= 1 + 100 + 3);
+}
+
 /* An argument pointer to an unmapped page: the earlier ones are kept. */
 static void argv_entry_unreadable(void **state)
 {
@@ -853,6 +897,8 @@ static const struct CMUnitTest tests[] = {
         T(total_over_max),
         T(path_over_max),
         T(reads_are_bounded),
+        T(argv_pointer_across_page_end),
+        T(argv_pointers_read_in_runs),
         T(sanitized_strings),
         cmocka_unit_test(utf8_valid_kept),
         cmocka_unit_test(utf8_invalid_replaced),
