@@ -61,6 +61,12 @@ int tracer_watch(int fd, void *ptr)
         return epoll_ctl(T.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+int tracer_watch_hup(int fd, void *ptr)
+{
+        struct epoll_event ev = { .events = 0, .data.ptr = ptr };
+        return epoll_ctl(T.epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
 void tracer_unwatch(int fd)
 {
         if (fd >= 0)
@@ -537,9 +543,7 @@ int main(int argc, char **argv)
                                 if (sb->listener >= 0 && notif_drain(sb, DRAIN_BUDGET) == -ENOTCONN)
                                         listener_close(sb);
                         } else {
-                                struct proc_entry *e = evs[i].data.ptr;
-                                if (!e->exited)
-                                        proc_limit_exited(e);
+                                proc_limit_pidfd_event(evs[i].data.ptr, evs[i].events);
                         }
                 }
                 free_deferred();

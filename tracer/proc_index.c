@@ -51,12 +51,23 @@ static void close_fds(struct proc_entry *e)
 
 void proc_entry_exited(struct proc_entry *e)
 {
-        close_fds(e);
+        if (e->statm_fd >= 0)
+                close(e->statm_fd);
+        e->statm_fd = -1;
         e->exited = true;
 }
 
-static bool reaped(const struct proc_entry *e)
+/* POLLHUP on the pidfd: no task is attached to the pid any more. */
+static bool pidfd_hung_up(int pidfd)
 {
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        return pidfd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+}
+
+static bool reaped(struct proc_entry *e)
+{
+        if (e->reap_seen || (e->reap_seen = pidfd_hung_up(e->pidfd)))
+                return true;
         struct proc_stat st;
         int r = procfs_stat(e->pid, &st);
         /* gone, or the pid now names another process; any other failure
@@ -79,6 +90,7 @@ uint32_t proc_index_recount(struct proc_index *ix, void (*on_reap)(struct proc_e
                                 on_reap(e, ud);
                         *pp = e->next;
                         ix->count--;
+                        close_fds(e);
                         release(e);
                         continue;
                 }

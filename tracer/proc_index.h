@@ -4,9 +4,12 @@
  * they count, as the kernel's pids controller counts them.
  *
  * Exit is seen from the pidfd (pidfd_open(2): readable when the process
- * exits). Reaping has no notification for a non-parent, so an exited entry
- * is dropped when /proc/<pid> no longer shows a process with the same start
- * time (proc(5), field 22): checked at every fork decision and at the end. */
+ * exits). The pidfd is kept after the exit: where the kernel reports it
+ * (6.18 here), it hangs up (POLLHUP) once the process is reaped - no task
+ * is attached to its pid any more - which is exact and immediate. As a
+ * fallback an exited entry is also dropped when /proc/<pid> no longer
+ * shows a process with the same start time (proc(5), field 22): checked at
+ * every fork decision and at the end. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,9 +20,11 @@ struct tsandbox;
 struct proc_entry {
         int kind;                 /* TW_PIDFD: first, for the epoll dispatch */
         pid_t pid;                /* tgid */
-        int pidfd;                /* -1 once exited */
+        int pidfd;                /* kept until the entry is released; -1: none */
         uint64_t starttime;
         bool exited;
+        bool reap_seen;           /* the pidfd hung up: reaped */
+        bool watch_reap;          /* its epoll registration waits for the hang-up */
         uint64_t data;            /* bytes of private writable commitment, last known
                                    * (statm field 6, plus what was allowed since) */
         uint64_t brk;             /* current break as last known; 0: unknown */
@@ -47,13 +52,14 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
 /* Find the entry of `pid`, or NULL. */
 struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
 
-/* The process exited (its pidfd was readable): close the pidfd and the
- * statm descriptor. The entry still counts until reaped. */
+/* The process exited (its pidfd was readable): close the statm
+ * descriptor; the pidfd stays, to see the reap. The entry still counts
+ * until reaped. */
 void proc_entry_exited(struct proc_entry *e);
 
 /* Drop every exited entry whose process has been reaped, calling
- * `on_reap(e, ud)` before each is unlinked; entries are handed to
- * `release(e)` (deferred free) afterwards. With `poll_live`, exits not yet
+ * `on_reap(e, ud)` before each is unlinked; entries have their descriptors
+ * closed and are handed to `release(e)` (deferred free) afterwards. With `poll_live`, exits not yet
  * seen through epoll are noticed too (each live pidfd is polled), and the
  * result is exact. Returns the count. */
 uint32_t proc_index_recount(struct proc_index *ix, void (*on_reap)(struct proc_entry *e, void *ud), void *ud,

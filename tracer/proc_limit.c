@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -141,11 +142,24 @@ void proc_limit_fork_done(struct tsandbox *sb, pid_t tid)
                 sb->reserved--;
 }
 
-void proc_limit_exited(struct proc_entry *e)
+void proc_limit_pidfd_event(struct proc_entry *e, uint32_t events)
 {
-        tracer_unwatch(e->pidfd);
-        proc_entry_exited(e);
-        e->data = 0; /* the address space went with it */
+        if (e->pidfd < 0)
+                return; /* released earlier in this batch */
+        if (!e->watch_reap) {
+                /* readable stays readable: from now on only the hang-up */
+                e->watch_reap = true;
+                if (tracer_watch_hup(e->pidfd, e) < 0)
+                        tracer_unwatch(e->pidfd); /* the /proc check remains */
+        }
+        if (!e->exited) {
+                proc_entry_exited(e);
+                e->data = 0; /* the address space went with it */
+        }
+        if (events & (EPOLLHUP | EPOLLERR)) {
+                e->reap_seen = true;
+                proc_index_recount(&e->sb->procs, on_reap, e->sb, release_entry, false);
+        }
 }
 
 static const char *ns_syscall_name(int nr)

@@ -27,8 +27,10 @@ int proc_limit_start(struct tsandbox *sb);
  * to answer with (0: Continue) or NOTIF_ANSWERED. */
 int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
 
-/* A registered process's pidfd became readable: it exited. */
-void proc_limit_exited(struct proc_entry *e);
+/* Epoll reported `events` on a registered process's pidfd: readable, it
+ * exited (the registration then waits for the hang-up only); hung up, it
+ * was reaped, and leaves the count at once with a reap event. */
+void proc_limit_pidfd_event(struct proc_entry *e, uint32_t events);
 
 /* Freeze (hold fork notifications, SIGSTOP every process) or thaw
  * (SIGCONT, then judge the held notifications again). */

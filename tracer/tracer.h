@@ -52,6 +52,10 @@ struct tsandbox {
 int tracer_watch(int fd, void *ptr);
 void tracer_unwatch(int fd);
 
+/* Change fd's registration to report only EPOLLHUP/EPOLLERR (which epoll
+ * always reports), keeping `ptr`. Returns 0 or -errno. */
+int tracer_watch_hup(int fd, void *ptr);
+
 /* Free `p` after the current batch of epoll events (a later event of the
  * same batch may still point at it). */
 void tracer_defer_free(void *p);

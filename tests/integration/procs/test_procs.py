@@ -34,7 +34,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from harness import _reap_all_children as reap_children  # noqa: E402
 from harness import kill_all_descendants as kill_descendants  # noqa: E402
-from harness import wait_for  # noqa: E402
+from harness import read_line, read_to_eof, wait_for  # noqa: E402
 
 SECCELL = os.environ.get("SECCELL", "")
 HELPER = os.environ.get("PROCS_HELPER", "")
@@ -460,6 +460,59 @@ class TestReaping(ProcsTestBase):
         g = int(m.group(1))
         self.assertIn(g, [e["child"] for e in r.of("fork")], r.describe())
         self.assertIn(g, [e["pid"] for e in r.of("reap")], r.describe())
+
+    def test_reap_event_is_immediate(self):
+        # A reap is recorded when it happens (the pidfd hangs up), not at
+        # the next fork decision or the end: the sandbox blocks on stdin
+        # until the harness has seen the reap events of a waited child and
+        # of one auto-reaped under SIGCHLD = SIG_IGN; lazy events would keep
+        # it blocked until the deadline fails the test.
+        code = ("import os, signal, sys\n"
+                "a = os.fork()\n"
+                "if a == 0: os._exit(0)\n"
+                "os.waitpid(a, 0)\n"
+                "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+                "b = os.fork()\n"
+                "if b == 0: os._exit(0)\n"
+                "print(a, b, flush=True)\n"
+                "sys.stdin.read(1)\n"
+                "print('released', flush=True)\n")
+        audit = os.path.join(self.tmp, "audit-reap.jsonl")
+        cmd = [SECCELL, "run", "--max-procs", "4", "--audit", audit, "--", SYS_PYTHON, "-c", code]
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True, env=private_env(), cwd=self.tmp)
+        self.addCleanup(lambda: p.poll() is None and os.killpg(p.pid, signal.SIGKILL))
+
+        def reaped():
+            try:
+                with open(audit) as f:
+                    return {json.loads(l)["pid"] for l in f if '"event":"reap"' in l}
+            except OSError:
+                return set()
+        try:
+            line = read_line(p.stdout, 30).decode()
+            m = re.fullmatch(r"(\d+) (\d+)\n", line)
+            self.assertIsNotNone(m, "first line %r" % line)
+            a, b = int(m.group(1)), int(m.group(2))
+            wait_for(lambda: {a, b} <= reaped(), 30, "reap events of %d and %d in %s" % (a, b, audit))
+            p.stdin.write(b"x")
+            p.stdin.close()
+            out, eof = read_to_eof(p.stdout, 30)
+            self.assertTrue(eof, "no end of output after the release")
+            p.wait(timeout=30)
+            err = p.stderr.read()
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                f.close()
+        self.assertEqual(p.returncode, 0, err.decode(errors="replace"))
+        self.assertEqual(out, b"released\n")
+        with open(audit) as f:
+            events = [json.loads(l) for l in f if l.strip()]
+        r = Run(cmd, p.returncode, line + out.decode(), err.decode(errors="replace"), events, 0)
+        self.assertAudit(r, 4, forks=2, denied=0, peak=2)
 
     def test_shell_loop_status(self):
         # case 10: 200 fork+wait rounds by the root while the broker waits
