@@ -21,9 +21,6 @@
 #define PAGE 4096ull
 #define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
 
-#ifndef MREMAP_DONTUNMAP
-#define MREMAP_DONTUNMAP 4
-#endif
 
 /* statm field 6 (data + stack) in `buf`, in bytes; 0 if unparsable. */
 static uint64_t statm_parse(const char *buf)
@@ -255,6 +252,66 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen)
         return sum;
 }
 
+/* What [addr, addr+len) of thread `tid`'s address space holds, from
+ * /proc/<tgid>/task/<tid>/maps: *counted, the bytes already in the measure
+ * (private writable mappings, statm field 6, and writable anonymous shared
+ * ones); *convertible, the bytes that write permission would bring into it
+ * (private or anonymous shared mappings not yet writable). Holes and
+ * file-backed shared mappings are neither. Returns false if unreadable. */
+static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uint64_t *counted,
+                         uint64_t *convertible)
+{
+        char path[96], line[512];
+        uint64_t end = addr + len;
+        *counted = *convertible = 0;
+        if (end < addr)
+                return false;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return false;
+        bool any = false;
+        while (fgets(line, sizeof(line), f)) {
+                unsigned long long a, b;
+                char perms[8];
+                int off = 0;
+                any = true;
+                if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &a, &b, perms, &off) < 3 || !off)
+                        continue;
+                if (b <= addr)
+                        continue;
+                if (a >= end)
+                        break; /* maps is sorted by address */
+                uint64_t ov = (b < end ? b : end) - (a > addr ? a : addr);
+                bool private = perms[3] == 'p';
+                bool anon_shared = perms[3] == 's' && strncmp(line + off, "/dev/zero", 9) == 0;
+                if (!private && !anon_shared)
+                        continue;
+                if (perms[1] == 'w')
+                        *counted += ov;
+                else
+                        *convertible += ov;
+        }
+        fclose(f);
+        return any;
+}
+
+/* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
+ * already counts: re-protecting writable memory adds nothing, and a fixed
+ * mapping replaces what it lands on. Others keep `growth`. */
+static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth)
+{
+        uint64_t counted, convertible;
+        bool fixed = nr == SYS_mmap && (args[3] & MAP_FIXED) && !(args[3] & MAP_FIXED_NOREPLACE);
+        if (nr != SYS_mprotect && nr != SYS_pkey_mprotect && !fixed)
+                return growth;
+        if (!range_counts(tgid, tid, args[0], PAGE_UP(args[1]), &counted, &convertible))
+                return growth;
+        if (fixed)
+                return growth > counted ? growth - counted : 0;
+        return convertible < growth ? convertible : growth;
+}
+
 uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact)
 {
         struct inode_set seen = { 0 };
@@ -358,6 +415,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                         e->brk = read_brk(e->pid);
                         growth = mem_request_growth(n->data.nr, args, e->brk, &need_brk);
                 }
+                growth = net_growth(e ? e->pid : procfs_tgid(n->pid), n->pid, n->data.nr, args, growth);
         }
         if (ledger + growth > sb->max_memory) {
                 kill_requester(sb, e, n, growth, ledger);

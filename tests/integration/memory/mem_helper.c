@@ -43,9 +43,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef MREMAP_DONTUNMAP
-#define MREMAP_DONTUNMAP 4
-#endif
 
 #define MIB (1024ull * 1024ull)
 #define PAGE 4096ull
@@ -261,7 +258,8 @@ static int cmd_map(int argc, char **argv)
 /* reserve MIB HOW:MIB...: a PROT_NONE reservation of MIB, then each commit
  * in turn at increasing offsets, made writable by HOW (mprotect,
  * pkey_mprotect with pkey -1, or fixed: mmap MAP_FIXED over the
- * reservation) and touched. */
+ * reservation) and touched. remprotect and refixed do the same to the last
+ * MIB already committed (writable already: no growth) and do not advance. */
 static int cmd_reserve(int argc, char **argv)
 {
         if (argc < 1)
@@ -278,11 +276,21 @@ static int cmd_reserve(int argc, char **argv)
                 if (sscanf(argv[i], "%31[a-z_]:%llu", how, &mib) != 2)
                         usage();
                 uint64_t n = mib * MIB;
-                if (off + n > len)
+                bool again = !strncmp(how, "re", 2);
+                if (again ? n > off : off + n > len)
                         usage();
-                char *p = base + off;
+                char *p = base + (again ? off - n : off);
                 int s;
-                if (!strcmp(how, "mprotect")) {
+                if (!strcmp(how, "remprotect")) {
+                        s = announce("mprotect", 0);
+                        if (mprotect(p, n, PROT_READ | PROT_WRITE))
+                                fail("mprotect");
+                } else if (!strcmp(how, "refixed")) {
+                        s = announce("mmap-fixed", 0);
+                        if (mmap(p, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+                            p)
+                                fail("mmap MAP_FIXED");
+                } else if (!strcmp(how, "mprotect")) {
                         s = announce("mprotect", n);
                         if (mprotect(p, n, PROT_READ | PROT_WRITE))
                                 fail("mprotect");
@@ -300,7 +308,8 @@ static int cmd_reserve(int argc, char **argv)
                 }
                 touch(p, n);
                 say("ok %d", s);
-                off += n;
+                if (!again)
+                        off += n;
         }
         say("done data %" PRIu64, data_now());
         return 0;

@@ -288,6 +288,17 @@ class TestCharges(MemTestBase):
         self.assertLess(int(m.group(2)), 4 * MIB, "the reservation counted as data\n" + r.describe())
         self.assertLess(r.end["peak_memory"], 16 * MIB, r.describe())
 
+    def test_rewriting_writable_memory_is_not_growth(self):
+        # 40 MiB committed under 64M, then made writable again by mprotect
+        # and replaced by a MAP_FIXED mapping of the same size: neither adds
+        # memory, so neither may be charged as 40 MiB more (which would
+        # cross the limit and kill a process that stays at 40 MiB)
+        r = self.helper(64 * MIB, "reserve", 256, "mprotect:40", "remprotect:40", "refixed:40",
+                        "remprotect:8")
+        reqs = self.assertFits(r, 64 * MIB, nreq=4)
+        self.assertEqual([q[1] for q in reqs], ["mprotect", "mprotect", "mmap-fixed", "mprotect"], r.describe())
+        self.assertLess(r.end["peak_memory"], 48 * MIB, r.describe())
+
     def test_mremap_growth_to_200m(self):
         r = self.helper(64 * MIB, "mremap", 16, 200)
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mremap")
