@@ -24,6 +24,7 @@
 #include "fdpass.h"
 #include "log.h"
 #include "msg.h"
+#include "mem_limit.h"
 #include "notif_loop.h"
 #include "privs.h"
 #include "proc_limit.h"
@@ -272,6 +273,7 @@ static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stat
         listener_close(sb);
         sb->ended = true;
         proc_limit_end(sb);
+        mem_limit_end(sb);
 
         json_object *f = json_object_new_object();
         json_object_object_add(f, "pid", json_object_new_int(sb->root));

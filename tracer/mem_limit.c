@@ -38,6 +38,95 @@ static uint64_t statm_file(const char *path)
         return procfs_read(path, buf, sizeof(buf)) > 0 ? statm_parse(buf) : 0;
 }
 
+/* A SysV segment the sandbox created: pending (shmid -1) from the allowed
+ * shmget until an exact re-read finds it in /proc/sysvipc/shm. */
+struct shm_seg {
+        int shmid;
+        key_t key;        /* IPC_PRIVATE shows as 0 */
+        uint64_t size;    /* as asked: /proc/sysvipc/shm shows it unrounded */
+        pid_t tgid, tid;  /* the creator */
+        bool seen;        /* listed in this refresh */
+        struct shm_seg *next;
+};
+
+static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, pid_t tgid, pid_t tid)
+{
+        struct shm_seg *g = calloc(1, sizeof(*g));
+        if (!g)
+                return; /* charged anyway (shm_bytes), never credited */
+        *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .tgid = tgid, .tid = tid,
+                               .next = sb->shm_segs };
+        sb->shm_segs = g;
+}
+
+static struct shm_seg *shm_match(struct tsandbox *sb, int shmid, key_t key, uint64_t size, pid_t cpid)
+{
+        struct shm_seg *g;
+        for (g = sb->shm_segs; g; g = g->next)
+                if (g->shmid == shmid)
+                        return g;
+        for (g = sb->shm_segs; g; g = g->next)
+                /* a removed segment lists key 0 (IPC_PRIVATE) */
+                if (g->shmid < 0 && !g->seen && g->tgid == cpid && (g->key == key || key == IPC_PRIVATE) &&
+                    g->size == size) {
+                        g->shmid = shmid;
+                        return g;
+                }
+        return NULL;
+}
+
+/* Match the records against /proc/sysvipc/shm (proc(5)) and recompute
+ * shm_bytes: a known shmid no longer listed was destroyed; a pending record
+ * is resolved by creator, key and size, or dropped once a later request of
+ * its creating thread shows that its shmget is over (it failed, or the
+ * segment is gone already). `tid`: the thread whose request triggered the
+ * re-read (0: none). */
+static void shm_refresh(struct tsandbox *sb, pid_t tid)
+{
+        char line[512];
+        if (!sb->shm_segs)
+                return;
+        FILE *f = fopen("/proc/sysvipc/shm", "re");
+        if (!f)
+                return; /* keep what is known */
+        for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
+                g->seen = false;
+        if (fgets(line, sizeof(line), f)) /* header */
+                while (fgets(line, sizeof(line), f)) {
+                        long long key;
+                        int shmid, cpid;
+                        unsigned long long size;
+                        /* key shmid perms size cpid ... */
+                        if (sscanf(line, "%lld %d %*o %llu %d", &key, &shmid, &size, &cpid) != 4)
+                                continue;
+                        struct shm_seg *g = shm_match(sb, shmid, (key_t)key, size, cpid);
+                        if (g)
+                                g->seen = true;
+                }
+        fclose(f);
+        sb->shm_bytes = 0;
+        for (struct shm_seg **pp = &sb->shm_segs; *pp;) {
+                struct shm_seg *g = *pp;
+                if (!g->seen && (g->shmid >= 0 || g->tid == tid)) {
+                        *pp = g->next;
+                        free(g);
+                        continue;
+                }
+                sb->shm_bytes += PAGE_UP(g->size);
+                pp = &g->next;
+        }
+}
+
+void mem_limit_end(struct tsandbox *sb)
+{
+        while (sb->shm_segs) {
+                struct shm_seg *g = sb->shm_segs;
+                sb->shm_segs = g->next;
+                free(g);
+        }
+        sb->shm_bytes = 0;
+}
+
 /* The address space's measure through thread `tid` of `tgid` (any live
  * thread when tid is 0): /proc/<tgid>/statm reads zero once the leader
  * thread has exited, while the other threads still share the memory. */
@@ -312,9 +401,13 @@ static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6]
         return convertible < growth ? convertible : growth;
 }
 
-uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact)
+/* The sum of the ledger (bytes), re-reading every live entry and the SysV
+ * segments first when `exact`; `tid` is the requesting thread (0: none). */
+static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
 {
         struct inode_set seen = { 0 };
+        if (exact)
+                shm_refresh(sb, tid);
         uint64_t sum = sb->shm_bytes;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
                 if (e->exited)
@@ -340,9 +433,9 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         uint64_t copy = e ? entry_statm(e, n->pid) : statm_data((pid_t)n->pid, n->pid);
         if (e)
                 e->data = copy;
-        uint64_t ledger = mem_limit_ledger(sb, false);
+        uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + copy > sb->max_memory)
-                ledger = mem_limit_ledger(sb, true);
+                ledger = ledger_sum(sb, true, (pid_t)n->pid);
         return ledger + copy > sb->max_memory ? copy : 0;
 }
 
@@ -352,8 +445,8 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         if (!sb->max_memory || e->exited)
                 return;
         e->data = entry_statm(e, 0);
-        uint64_t ledger = mem_limit_ledger(sb, false);
-        if (ledger > sb->mem_peak && (ledger = mem_limit_ledger(sb, true)) > sb->mem_peak)
+        uint64_t ledger = ledger_sum(sb, false, 0);
+        if (ledger > sb->mem_peak && (ledger = ledger_sum(sb, true, 0)) > sb->mem_peak)
                 sb->mem_peak = ledger;
 }
 
@@ -406,11 +499,11 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         /* the requester's own measure is always fresh */
         if (e)
                 e->data = entry_statm(e, n->pid);
-        uint64_t ledger = mem_limit_ledger(sb, false);
+        uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
-                ledger = mem_limit_ledger(sb, true);
+                ledger = ledger_sum(sb, true, (pid_t)n->pid);
                 if (e && n->data.nr == SYS_brk) {
                         e->brk = read_brk(e->pid);
                         growth = mem_request_growth(n->data.nr, args, e->brk, &need_brk);
@@ -421,9 +514,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 kill_requester(sb, e, n, growth, ledger);
                 return ENOMEM;
         }
-        if (n->data.nr == SYS_shmget)
+        if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
-        else if (e && n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE))
+                shm_add(sb, (key_t)args[0], args[1], e ? e->pid : procfs_tgid(n->pid), n->pid);
+        } else if (e && n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE))
                 e->shared += growth; /* MAP_SHARED(_VALIDATE): not in statm */
         else if (e)
                 e->data += growth;

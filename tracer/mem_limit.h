@@ -10,7 +10,12 @@
  * therefore seen through the kernel's measure and needs no notification,
  * and memory that was never charged cannot launder the ledger. The
  * requesting process (its thread group, through its pidfd) is killed with
- * SIGKILL before its request takes effect; the rest of the sandbox runs on. */
+ * SIGKILL before its request takes effect; the rest of the sandbox runs on.
+ *
+ * A SysV segment is charged when it is created and counts while
+ * /proc/sysvipc/shm lists it (after IPC_RMID, until its last detach): each
+ * exact re-read finds the segments the sandbox created by creator pid, key
+ * and size, and drops those that are gone. */
 #pragma once
 #include <linux/seccomp.h>
 #include <stdint.h>
@@ -35,9 +40,8 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
 /* `tid` asked to exec: its address space is about to be replaced. */
 void mem_limit_exec(struct tsandbox *sb, pid_t tid);
 
-/* The sum of the ledger (bytes), re-reading every live entry first when
- * `exact`. */
-uint64_t mem_limit_ledger(struct tsandbox *sb, bool exact);
+/* The sandbox is over: drop its SysV records. */
+void mem_limit_end(struct tsandbox *sb);
 
 /* Growth in bytes of private writable commitment that a request asks for,
  * from its syscall number and arguments alone; `cur_brk` is the current

@@ -11,6 +11,8 @@
 /* What an epoll registration points at (the first member of each). */
 enum { TW_LISTENER = 100, TW_PIDFD };
 
+struct shm_seg;
+
 /* A fork notification held while the sandbox is frozen. */
 struct held_notif {
         uint64_t id;
@@ -31,7 +33,8 @@ struct tsandbox {
         uint32_t max_procs;       /* 0: no process limit */
         uint64_t max_memory;      /* bytes; 0: no memory limit */
         bool tracked;             /* processes registered at birth (either limit) */
-        uint64_t shm_bytes;       /* SysV segments created, charged once each */
+        uint64_t shm_bytes;       /* SysV segments created and still there */
+        struct shm_seg *shm_segs; /* those segments (mem_limit.c) */
         uint64_t mem_peak;        /* highest ledger allowed */
         uint64_t mem_kills;
         struct audit_sink audit;

@@ -729,31 +729,52 @@ static int cmd_stack(int argc, char **argv)
 
 /* ------------------------------------------------------------ SysV shm */
 
-/* shm MIB: a private segment of MIB, attached, touched in full, detached. */
-static int cmd_shm(int argc, char **argv)
+/* One private segment of `len` bytes: created, attached, removed (gone at
+ * its last detach), touched in full and detached. */
+static void shm_round(uint64_t len)
 {
-        if (argc != 1)
-                usage();
-        uint64_t len = num(argv[0]) * MIB;
         int s = announce("shmget", len);
         int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
         if (id < 0)
                 fail("shmget");
         say("ok %d", s);
         void *p = shmat(id, NULL, 0);
-        shmctl(id, IPC_RMID, NULL); /* gone at the last detach */
+        shmctl(id, IPC_RMID, NULL);
         if (p == (void *)-1)
                 fail("shmat");
         touch(p, len);
         shmdt(p);
+}
+
+/* shm MIB: one such segment. */
+static int cmd_shm(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        shm_round(len);
         say("used %" PRIu64, len);
+        return 0;
+}
+
+/* shmcycle N MIB: N such segments one after another; one exists at a
+ * time. */
+static int cmd_shmcycle(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t rounds = num(argv[0]), len = num(argv[1]) * MIB;
+        for (uint64_t i = 0; i < rounds; i++)
+                shm_round(len);
+        say("done cycled %" PRIu64, rounds);
         return 0;
 }
 
 /* shmkey KEY MIB LOOKUPS THEN: a keyed segment of MIB created with
  * IPC_CREAT, looked up LOOKUPS more times with IPC_CREAT (the same
- * segment), attached and touched; then THEN MiB of anonymous memory. The
- * segment is removed before the helper ends. */
+ * segment), attached, removed (IPC_RMID: destroyed only at its last
+ * detach) and touched; then THEN MiB of anonymous memory while it is still
+ * attached. KEY 0 is IPC_PRIVATE (then LOOKUPS must be 0). */
 static int cmd_shmkey(int argc, char **argv)
 {
         if (argc != 4)
@@ -956,7 +977,7 @@ int main(int argc, char **argv)
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
                 { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "shm", cmd_shm },
-                { "shmkey", cmd_shmkey },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
+                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
         };

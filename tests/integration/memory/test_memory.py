@@ -660,6 +660,26 @@ class TestSysV(MemTestBase):
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mmap", extra=40 * MIB, extra_from=2)
         self.assertEqual(step[0], 2, r.describe())
 
+    def test_removed_segments_are_credited(self):
+        # 100 rounds of a 4 MiB segment created, used and removed at 64M:
+        # one exists at a time, so all fit; charges that were never
+        # credited would pass 64M around round 15
+        r = self.helper(64 * MIB, "shmcycle", 100, 4)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual(r.lines()[-1], "done cycled 100", d)
+        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertLess(r.end["peak_memory"], 16 * MIB, d)
+
+    def test_removed_but_attached_segment_still_counts(self):
+        # IPC_RMID destroys a segment only at its last detach: a removed
+        # 40 MiB IPC_PRIVATE segment, still attached, is in the ledger when
+        # 30 MiB of anonymous memory is asked for at 64M (the crossing
+        # kills); test_shm_segment_is_in_the_ledger does it with a key
+        r = self.helper(64 * MIB, "shmkey", 0, 40, 0, 30)
+        step = self.assertKilledAtCrossing(r, 64 * MIB, "mmap", extra=40 * MIB, extra_from=2)
+        self.assertEqual(step[0], 2, r.describe())
+
     def test_shm_lookup_is_not_charged_again(self):
         # issue: "shmget segment sizes (once per segment, not per lookup)".
         # A 40 MiB segment created, then looked up twice with
