@@ -39,15 +39,23 @@ int procfs_stat(pid_t pid, struct proc_stat *st)
          * stime(15) cutime(16) cstime(17) priority(18) nice(19)
          * num_threads(20) itrealvalue(21) starttime(22) */
         char state;
-        int ppid, pgrp;
+        int ppid, pgrp, end = 0;
         unsigned long long start;
-        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                   &state, &ppid, &pgrp, &start) != 4)
+        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu%n",
+                   &state, &ppid, &pgrp, &start, &end) != 4 || !end)
                 return -EIO;
         st->state = state;
         st->ppid = ppid;
         st->pgrp = pgrp;
         st->starttime = start;
+        /* start_brk is field 47, 25 fields on */
+        st->start_brk = 0;
+        p += 1 + end;
+        for (int field = 22; field < 47 && p; field++)
+                if ((p = strchr(p, ' ')))
+                        p++;
+        if (p)
+                st->start_brk = strtoull(p, NULL, 10);
         return 0;
 }
 

@@ -9,6 +9,8 @@ struct proc_stat {
         pid_t ppid;
         pid_t pgrp;
         uint64_t starttime;  /* clock ticks since boot (field 22) */
+        uint64_t start_brk;  /* heap start (field 47); 0 when hidden (no
+                              * ptrace access) or absent */
 };
 
 /* Parse /proc/<pid>/stat. The comm field may hold spaces and parentheses,

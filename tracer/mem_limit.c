@@ -218,26 +218,8 @@ static uint64_t read_brk(pid_t pid)
         fclose(f);
         if (end)
                 return end;
-        /* /proc/<pid>/stat field 47: start_brk */
-        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-        f = fopen(path, "re");
-        if (!f)
-                return 0;
-        char buf[1024];
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *p = strrchr(buf, ')');
-        if (!p)
-                return 0;
-        /* fields 3.. after ") "; start_brk is field 47 */
-        p += 2;
-        for (int field = 3; field < 47 && p; field++) {
-                p = strchr(p, ' ');
-                if (p)
-                        p++;
-        }
-        return p ? PAGE_UP(strtoull(p, NULL, 10)) : 0;
+        struct proc_stat st;
+        return procfs_stat(pid, &st) == 0 ? PAGE_UP(st.start_brk) : 0;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)

@@ -1,0 +1,134 @@
+/* common/procfs.h: /proc readers, on this very process and its children.
+ *
+ * procfs_stat must take its fields after the last ')' (a comm may hold
+ * spaces and parentheses), and report start_brk (field 47); procfs_tgid
+ * answers a leader with pidfd_open and a non-leader thread from
+ * /proc/<tid>/status; both say -ENOENT for a task that is gone. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "unit.h"
+
+/* A child that has renamed itself `comm` and waits to be killed; its pid. */
+static pid_t child_named(const char *comm)
+{
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                prctl(PR_SET_NAME, comm, 0, 0, 0);
+                (void)!write(p[1], "r", 1);
+                for (;;)
+                        pause();
+        }
+        char c;
+        close(p[1]);
+        assert_int_equal(read(p[0], &c, 1), 1); /* renamed */
+        close(p[0]);
+        return pid;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+static void stat_of_self(void **state)
+{
+        (void)state;
+        struct proc_stat st;
+        assert_int_equal(procfs_stat(getpid(), &st), 0);
+        assert_int_equal(st.state, 'R');
+        assert_int_equal(st.ppid, getppid());
+        assert_int_equal(st.pgrp, getpgrp());
+        assert_true(st.starttime > 0);
+        /* the heap starts at start_brk and ends at the current break */
+        void *brk_now = sbrk(0);
+        assert_true(st.start_brk > 0);
+        assert_true(st.start_brk <= (uintptr_t)brk_now);
+}
+
+static void stat_comm_with_parentheses(void **state)
+{
+        (void)state;
+        pid_t pid = child_named("a) (b c) 9 9");
+        struct proc_stat st;
+        assert_int_equal(procfs_stat(pid, &st), 0);
+        assert_int_equal(st.ppid, getpid());
+        assert_true(st.state == 'S' || st.state == 'R');
+        assert_true(st.start_brk > 0);
+        struct proc_stat me;
+        assert_int_equal(procfs_stat(getpid(), &me), 0);
+        assert_true(st.starttime >= me.starttime);
+        kill_and_reap(pid);
+}
+
+static void stat_of_gone_is_enoent(void **state)
+{
+        (void)state;
+        pid_t pid = child_named("gone");
+        kill_and_reap(pid);
+        struct proc_stat st;
+        assert_int_equal(procfs_stat(pid, &st), -ENOENT);
+        assert_int_equal(procfs_tgid(pid), -ENOENT);
+}
+
+static atomic_int thread_tid;
+static atomic_bool thread_stop;
+
+static void *thread_main(void *arg)
+{
+        (void)arg;
+        atomic_store(&thread_tid, (int)syscall(SYS_gettid));
+        while (!atomic_load(&thread_stop))
+                usleep(1000);
+        return NULL;
+}
+
+static void tgid_of_leader_and_thread(void **state)
+{
+        (void)state;
+        assert_int_equal(procfs_tgid(getpid()), getpid());
+        pthread_t t;
+        atomic_store(&thread_stop, false);
+        atomic_store(&thread_tid, 0);
+        assert_int_equal(pthread_create(&t, NULL, thread_main, NULL), 0);
+        while (!atomic_load(&thread_tid))
+                usleep(1000);
+        pid_t tid = atomic_load(&thread_tid);
+        assert_int_not_equal(tid, getpid());
+        /* not a leader: pidfd_open refuses it, /proc/<tid>/status answers */
+        assert_int_equal(procfs_tgid(tid), getpid());
+        atomic_store(&thread_stop, true);
+        assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+static void tgid_of_child(void **state)
+{
+        (void)state;
+        pid_t pid = child_named("child");
+        assert_int_equal(procfs_tgid(pid), pid);
+        kill_and_reap(pid);
+}
+
+static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stat_of_self),
+        cmocka_unit_test(stat_comm_with_parentheses),
+        cmocka_unit_test(stat_of_gone_is_enoent),
+        cmocka_unit_test(tgid_of_leader_and_thread),
+        cmocka_unit_test(tgid_of_child),
+};
+
+UNIT_MAIN_NO_BUGS(tests)
