@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -50,8 +51,8 @@ static struct {
         nng_socket rep;
         struct pending_fds pending[MAX_PENDING_FDS];
         size_t npending;
-        void *deferred[256];
-        size_t ndeferred;
+        void **deferred;          /* freed after the batch (tracer_defer_free) */
+        size_t ndeferred, deferred_cap;
 } T;
 
 struct tsandbox *tracer_sandboxes;
@@ -83,8 +84,19 @@ static void free_deferred(void)
 
 void tracer_defer_free(void *p)
 {
-        if (T.ndeferred == ARRAY_SIZE(T.deferred))
-                free_deferred(); /* only between batches can this be full */
+        /* Never free within a batch: a later event of it may point at p.
+         * One recount can release any number of entries, so the list
+         * grows; should that fail, p is leaked rather than freed early. */
+        if (T.ndeferred == T.deferred_cap) {
+                size_t cap = T.deferred_cap ? 2 * T.deferred_cap : 256;
+                void **v = realloc(T.deferred, cap * sizeof(*v));
+                if (!v) {
+                        log_msg("out of memory: leaking %p", p);
+                        return;
+                }
+                T.deferred = v;
+                T.deferred_cap = cap;
+        }
         T.deferred[T.ndeferred++] = p;
 }
 
@@ -448,6 +460,14 @@ int main(int argc, char **argv)
                 log_msg("running as %s", desc);
         else
                 log_debug("running as %s", desc);
+        /* A pidfd per live process of every sandbox, and a statm descriptor
+         * under a memory limit: take all the descriptors we may. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+                        log_debug("cannot raise the descriptor limit: %s", strerror(errno));
+        }
         if ((r = notif_init()) < 0) {
                 log_errno(r, "seccomp user notification is not available");
                 return 125;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,11 +32,23 @@ static uint64_t statm_parse(const char *buf)
         return f[5] * PAGE;
 }
 
-/* statm field 6 (data + stack) of `path`, in bytes; 0 if unreadable. */
-static uint64_t statm_file(const char *path)
+/* Whether a failed read of /proc says nothing about the process: the
+ * tracer is short of descriptors or memory. */
+static bool short_of_resources(int err)
+{
+        return err == -EMFILE || err == -ENFILE || err == -ENOMEM;
+}
+
+/* statm field 6 (data + stack) of `path`, in bytes: 0 if the process or
+ * its address space is gone; *unknown is set when it could not be read
+ * for lack of resources. */
+static uint64_t statm_file(const char *path, bool *unknown)
 {
         char buf[256];
-        return procfs_read(path, buf, sizeof(buf)) > 0 ? statm_parse(buf) : 0;
+        int r = procfs_read(path, buf, sizeof(buf));
+        if (short_of_resources(r))
+                *unknown = true;
+        return r > 0 ? statm_parse(buf) : 0;
 }
 
 /* A SysV segment the sandbox created: pending (shmid -1) from the allowed
@@ -59,38 +72,24 @@ static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, pid_t tgid, p
         sb->shm_segs = g;
 }
 
-static struct shm_seg *shm_match(struct tsandbox *sb, int shmid, key_t key, uint64_t size, pid_t cpid)
-{
-        struct shm_seg *g;
-        for (g = sb->shm_segs; g; g = g->next)
-                if (g->shmid == shmid)
-                        return g;
-        for (g = sb->shm_segs; g; g = g->next)
-                /* a removed segment lists key 0 (IPC_PRIVATE) */
-                if (g->shmid < 0 && !g->seen && g->tgid == cpid && (g->key == key || key == IPC_PRIVATE) &&
-                    g->size == size) {
-                        g->shmid = shmid;
-                        return g;
-                }
-        return NULL;
-}
+/* One line of /proc/sysvipc/shm (proc(5)). */
+struct shm_line {
+        key_t key;
+        int shmid;
+        uint64_t size;
+        pid_t cpid;
+        bool claimed;
+};
 
-/* Match the records against /proc/sysvipc/shm (proc(5)) and recompute
- * shm_bytes: a known shmid no longer listed was destroyed; a pending record
- * is resolved by creator, key and size, or dropped once a later request of
- * its creating thread shows that its shmget is over (it failed, or the
- * segment is gone already). `tid`: the thread whose request triggered the
- * re-read (0: none). */
-static void shm_refresh(struct tsandbox *sb, pid_t tid)
+static struct shm_line *shm_read_lines(size_t *n)
 {
         char line[512];
-        if (!sb->shm_segs)
-                return;
+        struct shm_line *v = NULL;
+        size_t cap = 0;
+        *n = 0;
         FILE *f = fopen("/proc/sysvipc/shm", "re");
         if (!f)
-                return; /* keep what is known */
-        for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
-                g->seen = false;
+                return NULL;
         if (fgets(line, sizeof(line), f)) /* header */
                 while (fgets(line, sizeof(line), f)) {
                         long long key;
@@ -99,15 +98,89 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                         /* key shmid perms size cpid ... */
                         if (sscanf(line, "%lld %d %*o %llu %d", &key, &shmid, &size, &cpid) != 4)
                                 continue;
-                        struct shm_seg *g = shm_match(sb, shmid, (key_t)key, size, cpid);
-                        if (g)
-                                g->seen = true;
+                        if (*n == cap) {
+                                size_t c2 = cap ? 2 * cap : 64;
+                                struct shm_line *v2 = realloc(v, c2 * sizeof(*v2));
+                                if (!v2) {
+                                        free(v);
+                                        fclose(f);
+                                        *n = 0;
+                                        return NULL;
+                                }
+                                v = v2;
+                                cap = c2;
+                        }
+                        v[(*n)++] = (struct shm_line){ (key_t)key, shmid, size, cpid, false };
                 }
         fclose(f);
+        if (!v)
+                v = calloc(1, sizeof(*v)); /* empty but read */
+        return v;
+}
+
+/* Bind unresolved records to unclaimed lines of the same creator and size:
+ * with the record's own key, or (any_key) to a line showing key 0, which
+ * is how a removed segment (IPC_RMID) lists. */
+static void shm_bind(struct tsandbox *sb, struct shm_line *l, size_t n, bool any_key)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (l[i].claimed || (any_key && l[i].key != IPC_PRIVATE))
+                        continue;
+                for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
+                        if (g->shmid < 0 && g->tgid == l[i].cpid && g->size == l[i].size &&
+                            (any_key || g->key == l[i].key)) {
+                                g->shmid = l[i].shmid;
+                                g->seen = l[i].claimed = true;
+                                break;
+                        }
+        }
+}
+
+static bool thread_gone(pid_t tgid, pid_t tid)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d", tgid, tid);
+        return access(path, F_OK) < 0 && errno == ENOENT;
+}
+
+/* Match the records against /proc/sysvipc/shm and recompute shm_bytes.
+ * A resolved record counts while its shmid is listed. Unresolved records
+ * are bound to unclaimed segments of their creator and size (own key
+ * first, then removed ones), so every listed segment the sandbox created
+ * is charged to some record. An unresolved record is dropped only when no
+ * unclaimed segment of its creator and size is left and its shmget is
+ * surely over - a later request of its thread triggered this re-read, or
+ * the thread is gone (the shmget failed, or the segment is gone already);
+ * when unsure it keeps charging. `tid`: the triggering thread (0: none). */
+static void shm_refresh(struct tsandbox *sb, pid_t tid)
+{
+        if (!sb->shm_segs)
+                return;
+        size_t n;
+        struct shm_line *l = shm_read_lines(&n);
+        if (!l)
+                return; /* keep what is known */
+        for (struct shm_seg *g = sb->shm_segs; g; g = g->next) {
+                g->seen = false;
+                for (size_t i = 0; g->shmid >= 0 && i < n; i++)
+                        if (!l[i].claimed && l[i].shmid == g->shmid)
+                                g->seen = l[i].claimed = true;
+        }
+        shm_bind(sb, l, n, false);
+        shm_bind(sb, l, n, true);
         sb->shm_bytes = 0;
         for (struct shm_seg **pp = &sb->shm_segs; *pp;) {
                 struct shm_seg *g = *pp;
-                if (!g->seen && (g->shmid >= 0 || g->tid == tid)) {
+                bool drop = false;
+                if (!g->seen && g->shmid >= 0) {
+                        drop = true; /* destroyed */
+                } else if (!g->seen) {
+                        bool open_match = false;
+                        for (size_t i = 0; !open_match && i < n; i++)
+                                open_match = !l[i].claimed && l[i].cpid == g->tgid && l[i].size == g->size;
+                        drop = !open_match && (g->tid == tid || thread_gone(g->tgid, g->tid));
+                }
+                if (drop) {
                         *pp = g->next;
                         free(g);
                         continue;
@@ -115,6 +188,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                 sb->shm_bytes += PAGE_UP(g->size);
                 pp = &g->next;
         }
+        free(l);
 }
 
 void mem_limit_end(struct tsandbox *sb)
@@ -129,45 +203,64 @@ void mem_limit_end(struct tsandbox *sb)
 
 /* The address space's measure through thread `tid` of `tgid` (any live
  * thread when tid is 0): /proc/<tgid>/statm reads zero once the leader
- * thread has exited, while the other threads still share the memory. */
-static uint64_t statm_data(pid_t tgid, pid_t tid)
+ * thread has exited, while the other threads still share the memory.
+ * *unknown as for statm_file. */
+static uint64_t statm_data(pid_t tgid, pid_t tid, bool *unknown)
 {
         char path[96];
         if (tid > 0) {
                 snprintf(path, sizeof(path), "/proc/%d/task/%d/statm", tgid, tid);
-                return statm_file(path);
+                return statm_file(path, unknown);
         }
         snprintf(path, sizeof(path), "/proc/%d/statm", tgid);
-        uint64_t v = statm_file(path);
+        uint64_t v = statm_file(path, unknown);
         if (v)
                 return v;
         snprintf(path, sizeof(path), "/proc/%d/task", tgid);
         DIR *d = opendir(path);
-        if (!d)
+        if (!d) {
+                if (short_of_resources(-errno))
+                        *unknown = true;
                 return 0;
+        }
         for (struct dirent *de; !v && (de = readdir(d));) {
                 if (de->d_name[0] == '.')
                         continue;
                 char p2[320];
                 snprintf(p2, sizeof(p2), "/proc/%d/task/%.255s/statm", tgid, de->d_name);
-                v = statm_file(p2);
+                v = statm_file(p2, unknown);
         }
         closedir(d);
         return v;
 }
 
+/* Keep /proc/<pid>/statm open for `e`. The descriptor is bound to the
+ * process it was opened for; that is `e`'s only if `e` had not exited by
+ * then (its pidfd not readable): a pid is reused once reaped. */
+static void statm_open(struct proc_entry *e)
+{
+        char path[64];
+        if (e->statm_fd >= 0 || e->exited || e->pidfd < 0)
+                return;
+        snprintf(path, sizeof(path), "/proc/%d/statm", e->pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
+        if (fd >= 0 && poll(&p, 1, 0) != 0) {
+                close(fd);
+                fd = -1;
+        }
+        e->statm_fd = fd;
+}
+
 /* The measure of `e`'s address space, through the requesting thread `tid`
- * when the leader's view is empty (0: any thread). statm is a seq_file:
- * a read at offset 0 renders it afresh, so the descriptor opened while the
- * process was pinned (stopped at registration, or live with a pidfd) is
- * re-read without a path walk, and never reaches a recycled pid. */
+ * when the leader's view is empty (0: any thread). statm is a seq_file: a
+ * read at offset 0 renders it afresh, so the kept descriptor is re-read
+ * without a path walk. 0 when the address space is gone (a zombie); the
+ * last known value when it cannot be read for lack of descriptors. */
 static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
 {
         char buf[256];
-        if (e->statm_fd < 0 && !e->exited) {
-                snprintf(buf, sizeof(buf), "/proc/%d/statm", e->pid);
-                e->statm_fd = open(buf, O_RDONLY | O_CLOEXEC);
-        }
+        statm_open(e);
         if (e->statm_fd >= 0) {
                 ssize_t n = pread(e->statm_fd, buf, sizeof(buf) - 1, 0);
                 if (n > 0) {
@@ -177,7 +270,9 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
                                 return v;
                 }
         }
-        return statm_data(e->pid, tid); /* the leader has exited */
+        bool unknown = false;
+        uint64_t v = statm_data(e->pid, tid, &unknown); /* the leader has exited */
+        return unknown && !v ? e->data : v;
 }
 
 /* Whether a SysV segment with `key` exists (proc(5), /proc/sysvipc/shm):
@@ -300,14 +395,16 @@ static bool inode_seen(struct inode_set *s, unsigned long ino)
         return false;
 }
 
-static uint64_t shared_anon(pid_t pid, struct inode_set *seen)
+/* The writable anonymous shared memory of `pid` not seen yet; `known` when
+ * its maps cannot be read (out of descriptors...). */
+static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 {
         char path[64], line[512];
         snprintf(path, sizeof(path), "/proc/%d/maps", pid);
         FILE *f = fopen(path, "re");
         uint64_t sum = 0;
         if (!f)
-                return 0;
+                return known;
         while (fgets(line, sizeof(line), f)) {
                 unsigned long long a, b;
                 unsigned long ino;
@@ -326,15 +423,16 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen)
 /* What [addr, addr+len) of thread `tid`'s address space holds, from
  * /proc/<tgid>/task/<tid>/maps: *counted, the bytes already in the measure
  * (private writable mappings, statm field 6, and writable anonymous shared
- * ones); *convertible, the bytes that write permission would bring into it
- * (private or anonymous shared mappings not yet writable). Holes and
- * file-backed shared mappings are neither. Returns false if unreadable. */
+ * ones), *private of them the private writable ones; *convertible, the
+ * bytes that write permission would bring into it (private or anonymous
+ * shared mappings not yet writable). Holes and file-backed shared mappings
+ * are none of these. Returns false if unreadable. */
 static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uint64_t *counted,
-                         uint64_t *convertible)
+                         uint64_t *private, uint64_t *convertible)
 {
         char path[96], line[512];
         uint64_t end = addr + len;
-        *counted = *convertible = 0;
+        *counted = *private = *convertible = 0;
         if (end < addr)
                 return false;
         snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
@@ -354,13 +452,15 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 if (a >= end)
                         break; /* maps is sorted by address */
                 uint64_t ov = (b < end ? b : end) - (a > addr ? a : addr);
-                bool private = perms[3] == 'p';
+                bool priv = perms[3] == 'p';
                 bool anon_shared = perms[3] == 's' && strncmp(line + off, "/dev/zero", 9) == 0;
-                if (!private && !anon_shared)
+                if (!priv && !anon_shared)
                         continue;
-                if (perms[1] == 'w')
+                if (perms[1] == 'w') {
                         *counted += ov;
-                else
+                        if (priv)
+                                *private += ov;
+                } else
                         *convertible += ov;
         }
         fclose(f);
@@ -369,17 +469,18 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
 
 /* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
  * already counts: re-protecting writable memory adds nothing, and a fixed
- * mapping replaces what it lands on. Others keep `growth`. */
+ * mapping replaces the private memory it lands on (not shared memory,
+ * which lives on while another process maps it). Others keep `growth`. */
 static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth)
 {
-        uint64_t counted, convertible;
+        uint64_t counted, private, convertible;
         bool fixed = nr == SYS_mmap && (args[3] & MAP_FIXED) && !(args[3] & MAP_FIXED_NOREPLACE);
         if (nr != SYS_mprotect && nr != SYS_pkey_mprotect && !fixed)
                 return growth;
-        if (!range_counts(tgid, tid, args[0], PAGE_UP(args[1]), &counted, &convertible))
+        if (!range_counts(tgid, tid, args[0], PAGE_UP(args[1]), &counted, &private, &convertible))
                 return growth;
         if (fixed)
-                return growth > counted ? growth - counted : 0;
+                return growth > private ? growth - private : 0;
         return convertible < growth ? convertible : growth;
 }
 
@@ -398,7 +499,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         /* one address space counts once */
                         bool dup = shares_vm_with_earlier(sb, e);
                         e->data = dup ? 0 : entry_statm(e, 0);
-                        e->shared = dup ? 0 : shared_anon(e->pid, &seen);
+                        e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
                 }
                 sum += e->data + e->shared;
         }
@@ -412,7 +513,8 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
             (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM)))
                 return 0; /* the child shares the address space */
         struct proc_entry *e = entry_of(sb, n->pid);
-        uint64_t copy = e ? entry_statm(e, n->pid) : statm_data((pid_t)n->pid, n->pid);
+        bool unknown = false;
+        uint64_t copy = e ? entry_statm(e, n->pid) : statm_data((pid_t)n->pid, n->pid, &unknown);
         if (e)
                 e->data = copy;
         uint64_t ledger = ledger_sum(sb, false, 0);
@@ -443,11 +545,19 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
                            uint64_t growth, uint64_t ledger)
 {
         pid_t pid = e ? e->pid : (pid_t)n->pid;
-        int pidfd = e && e->pidfd >= 0 ? dup(e->pidfd) : (int)syscall(__NR_pidfd_open, pid, 0);
         /* through the pidfd: never a recycled pid, never the whole group */
-        if (pidfd >= 0) {
-                syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-                close(pidfd);
+        if (e && e->pidfd >= 0) {
+                syscall(__NR_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
+        } else {
+                int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+                if (pidfd >= 0) {
+                        syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                        close(pidfd);
+                } else {
+                        /* out of descriptors: the requester is parked in
+                         * its notification, alive, so its pid is its own */
+                        kill(pid, SIGKILL);
+                }
         }
         sb->mem_kills++;
         json_object *f = json_object_new_object();

@@ -12,14 +12,18 @@
 
 struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pid_t pid, int pidfd)
 {
-        struct proc_stat st;
+        struct proc_stat st = { 0 };
         struct proc_entry *e;
+        int r = procfs_stat(pid, &st);
 
-        if (procfs_stat(pid, &st) < 0 || !(e = calloc(1, sizeof(*e)))) {
+        if (r == -ENOENT || !(e = calloc(1, sizeof(*e)))) {
                 if (pidfd >= 0)
                         close(pidfd);
+                errno = r == -ENOENT ? ESRCH : ENOMEM;
                 return NULL;
         }
+        /* r < 0 otherwise (out of descriptors...): the start time is
+         * learnt at the first reap check that can read it */
         e->kind = TW_PIDFD;
         e->pid = pid;
         e->pidfd = pidfd;
@@ -70,6 +74,10 @@ static bool reaped(struct proc_entry *e)
                 return true;
         struct proc_stat st;
         int r = procfs_stat(e->pid, &st);
+        if (r == 0 && !e->starttime) {
+                e->starttime = st.starttime; /* unknown until now: keep counting */
+                return false;
+        }
         /* gone, or the pid now names another process; any other failure
          * to read says nothing, and the process keeps counting */
         return r == -ENOENT || (r == 0 && st.starttime != e->starttime);

@@ -21,7 +21,7 @@ struct proc_entry {
         int kind;                 /* TW_PIDFD: first, for the epoll dispatch */
         pid_t pid;                /* tgid */
         int pidfd;                /* kept until the entry is released; -1: none */
-        uint64_t starttime;
+        uint64_t starttime;       /* 0: not known yet */
         bool exited;
         bool reap_seen;           /* the pidfd hung up: reaped */
         bool watch_reap;          /* its epoll registration waits for the hang-up */
@@ -44,9 +44,11 @@ struct proc_index {
 };
 
 /* Register `pid` (a thread-group leader) with `pidfd` (ownership passes;
- * -1 for a process already dead, which the caller marks exited).
- * Returns the entry, or NULL when /proc shows no such process (it is gone;
- * the pidfd is closed) or memory is short. */
+ * -1 for a process already dead, which the caller marks exited). Its start
+ * time comes from /proc (0, unknown, when /proc cannot be read for another
+ * reason, such as a lack of descriptors: learnt at a later reap check).
+ * Returns the entry, or NULL with errno ESRCH when /proc shows no such
+ * process (it is gone) or ENOMEM; the pidfd is then closed. */
 struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pid_t pid, int pidfd);
 
 /* Find the entry of `pid`, or NULL. */

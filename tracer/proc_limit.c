@@ -39,28 +39,35 @@ static void on_reap(struct proc_entry *e, void *ud)
         audit_emit(&sb->audit, "reap", f);
 }
 
-static struct proc_entry *register_pid(struct tsandbox *sb, pid_t pid)
+/* Register `pid` with a pidfd. Returns 0 (*out set), -ESRCH when it is
+ * gone, or another -errno (out of descriptors or memory). */
+static int register_pid(struct tsandbox *sb, pid_t pid, struct proc_entry **out)
 {
         int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
-        if (pidfd < 0) {
-                log_debug("pidfd_open %d: %s", pid, strerror(errno));
-                return NULL;
-        }
+        if (pidfd < 0)
+                return -errno;
         struct proc_entry *e = proc_index_add(&sb->procs, sb, pid, pidfd);
-        if (e && tracer_watch(e->pidfd, e) < 0)
-                proc_entry_exited(e); /* cannot watch: treat as exited, reap check decides */
-        if (e)
-                mem_limit_register(sb, e);
-        return e;
+        if (!e)
+                return -errno;
+        if (tracer_watch(e->pidfd, e) < 0) {
+                /* its exit is then seen by the recounts that poll every
+                 * live pidfd, its reap by the /proc check */
+                log_debug("cannot watch process %d: %s", pid, strerror(errno));
+                e->watch_reap = true;
+        }
+        mem_limit_register(sb, e);
+        *out = e;
+        return 0;
 }
 
 int proc_limit_start(struct tsandbox *sb)
 {
         if (!sb->tracked)
                 return 0;
-        struct proc_entry *e = register_pid(sb, sb->root);
-        if (!e)
-                return -ESRCH;
+        struct proc_entry *e;
+        int r = register_pid(sb, sb->root, &e);
+        if (r < 0)
+                return r;
         sb->procs.peak = 1;
         /* The root has not exec'd yet: its address space is still the
          * broker's copy, about to be replaced. It is measured afresh at its
@@ -123,11 +130,22 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
                         return 0;
                 }
         }
-        struct proc_entry *e = register_pid(sb, child);
-        if (!e) {
+        struct proc_entry *e;
+        int r = register_pid(sb, child, &e);
+        if (r == -ESRCH) {
                 /* gone before we could look: nothing to count */
                 log_debug("child %d of %d: gone before registration", child, parent_tid);
-                return -ESRCH;
+                return r;
+        }
+        if (r < 0) {
+                /* Fail closed: it must not run unregistered. It is stopped
+                 * under our ptrace, so its pid cannot be reused yet; it
+                 * counts as a zombie until reaped. */
+                log_errno(r, "sandbox %llu: cannot register child %d of %d; killing it",
+                          (unsigned long long)sb->id, child, parent_tid);
+                kill(child, SIGKILL);
+                proc_limit_child_died(sb, parent_tid, child);
+                return r;
         }
         sb->forks_allowed++;
         update_peak(sb);

@@ -433,6 +433,78 @@ static int cmd_forkexec(int argc, char **argv)
         return 0;
 }
 
+/* fixedshared MIB: MIB of anonymous shared memory, touched, kept by a
+ * forked child; then the parent maps MIB of private memory over its view
+ * (MAP_FIXED) and touches it. The shared memory lives on in the child, so
+ * the fixed mapping adds MIB. */
+static int cmd_fixedshared(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        char *p = map_anon(len, MAP_SHARED);
+        int go[2];
+        if (pipe(go))
+                fail("pipe");
+        pid_t child = fork();
+        if (child < 0)
+                fail("fork");
+        if (child == 0) {
+                close(go[1]);
+                await_byte(go[0], "parent");
+                touch(p, len);
+                for (;;)
+                        pause();
+        }
+        close(go[0]);
+        int s = announce("mmap-fixed", len);
+        if (mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+                fail("mmap MAP_FIXED");
+        say("ok %d", s);
+        touch(p, len);
+        send_byte(go[1]);
+        kill(child, SIGKILL);
+        wait_child(child);
+        say("done");
+        return 0;
+}
+
+/* sleepers N MIB: N children that only wait, then one more that maps and
+ * touches MIB and exits; prints how that last child ended. */
+static int cmd_sleepers(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        pid_t *kids = calloc(n, sizeof(*kids));
+        if (!kids)
+                fail("calloc");
+        uint64_t made = 0;
+        for (; made < n; made++) {
+                kids[made] = fork();
+                if (kids[made] < 0)
+                        break; /* denied: the rest is the point */
+                if (kids[made] == 0)
+                        for (;;)
+                                pause();
+        }
+        say("sleepers %" PRIu64, made);
+        pid_t last = fork();
+        if (last < 0)
+                fail("fork");
+        if (last == 0) {
+                map_anon(len, MAP_PRIVATE);
+                _exit(0);
+        }
+        print_status("last", 1, last, wait_child(last));
+        for (uint64_t i = 0; i < made; i++) {
+                kill(kids[i], SIGKILL);
+                wait_child(kids[i]);
+        }
+        say("done");
+        return 0;
+}
+
 /* ------------------------------------------------------------ processes */
 
 /* seq N MIB: N children one after another, each maps and touches MIB,
@@ -770,6 +842,77 @@ static int cmd_shmcycle(int argc, char **argv)
         return 0;
 }
 
+/* shmpair ROUNDS MIB KEY: first 40 MiB mapped, touched and unmapped (a
+ * peak, so the shmgets below are not re-read exactly); then each round a
+ * private segment of MIB (attached, removed: gone at its detach) and a
+ * segment of MIB with key KEY+round, then two requests that re-read the
+ * ledger exactly (mprotect of an unmapped range: no growth, fails ENOMEM)
+ * around the private one's detach; the keyed one is attached, touched and
+ * kept. */
+static int cmd_shmpair(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t rounds = num(argv[0]), len = num(argv[1]) * MIB;
+        key_t key = (key_t)snum(argv[2]);
+        void *far = (void *)(uintptr_t)0x100000000000ull;
+        munmap(map_anon(40 * MIB, MAP_PRIVATE), 40 * MIB);
+        for (uint64_t i = 0; i < rounds; i++) {
+                int s = announce("shmget", len);
+                int c = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
+                if (c < 0)
+                        fail("shmget private");
+                say("ok %d", s);
+                void *pc = shmat(c, NULL, 0);
+                shmctl(c, IPC_RMID, NULL);
+                if (pc == (void *)-1)
+                        fail("shmat");
+                s = announce("shmget", len);
+                int b = shmget(key + (key_t)i, len, IPC_CREAT | IPC_EXCL | 0600);
+                if (b < 0)
+                        fail("shmget keyed");
+                say("ok %d", s);
+                mprotect(far, 1ull << 40, PROT_READ | PROT_WRITE);
+                shmdt(pc);
+                mprotect(far, 1ull << 40, PROT_READ | PROT_WRITE);
+                void *pb = shmat(b, NULL, 0);
+                if (pb == (void *)-1)
+                        fail("shmat");
+                touch(pb, len);
+                shmdt(pb);
+                say("round %" PRIu64 " keyed %" PRIu64, i + 1, (i + 1) * len);
+        }
+        say("done");
+        return 0;
+}
+
+/* shmkids N MIB THEN: N children one after another, each asking for a
+ * MIB huge-page segment (SHM_HUGETLB: fails with ENOMEM where no huge pages
+ * are reserved; removed at once where it succeeds) and exiting; then THEN
+ * MiB of anonymous memory in the parent. */
+static int cmd_shmkids(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB, then = num(argv[2]) * MIB;
+        for (uint64_t i = 1; i <= n; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0) {
+                        int id = shmget(IPC_PRIVATE, len, IPC_CREAT | SHM_HUGETLB | 0600);
+                        if (id >= 0)
+                                shmctl(id, IPC_RMID, NULL);
+                        say("child %" PRIu64 " shmget %s", i, id >= 0 ? "ok" : strerror(errno));
+                        _exit(0);
+                }
+                print_status("child", (int)i, pid, wait_child(pid));
+        }
+        map_anon(then, MAP_PRIVATE);
+        say("done");
+        return 0;
+}
+
 /* shmkey KEY MIB LOOKUPS THEN: a keyed segment of MIB created with
  * IPC_CREAT, looked up LOOKUPS more times with IPC_CREAT (the same
  * segment), attached, removed (IPC_RMID: destroyed only at its last
@@ -977,7 +1120,8 @@ int main(int argc, char **argv)
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
                 { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "shm", cmd_shm },
-                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
+                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
+                { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
         };

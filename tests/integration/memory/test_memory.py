@@ -153,11 +153,11 @@ class MemTestBase(unittest.TestCase):
         self.addCleanup(kill_descendants)
         self._n = 0
 
-    def sandbox(self, limit, argv, opts=(), timeout=HARD_TIMEOUT, cwd=None):
-        """seccell run --max-memory limit --audit FILE [opts] -- argv."""
+    def sandbox(self, limit, argv, opts=(), timeout=HARD_TIMEOUT, cwd=None, prefix=()):
+        """[prefix] seccell run --max-memory limit --audit FILE [opts] -- argv."""
         self._n += 1
         audit = os.path.join(self.tmp, "audit-%d.jsonl" % self._n)
-        cmd = [SECCELL, "run", "--max-memory", str(limit), "--audit", audit] + list(opts)
+        cmd = list(prefix) + [SECCELL, "run", "--max-memory", str(limit), "--audit", audit] + list(opts)
         cmd += ["--"] + [str(a) for a in argv]
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True, env=private_env(),
@@ -298,6 +298,18 @@ class TestCharges(MemTestBase):
         reqs = self.assertFits(r, 64 * MIB, nreq=4)
         self.assertEqual([q[1] for q in reqs], ["mprotect", "mprotect", "mmap-fixed", "mprotect"], r.describe())
         self.assertLess(r.end["peak_memory"], 48 * MIB, r.describe())
+
+    def test_fixed_over_kept_shared_memory(self):
+        # 40 MiB of anonymous shared memory kept by a child; the parent maps
+        # 40 MiB of private memory over its own view (MAP_FIXED): the shared
+        # memory lives on, so the sandbox now holds 80 MiB - killed at 64M
+        r = self.helper(64 * MIB, "fixedshared", 40)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        kill = r.of("memory_kill")[0]
+        self.assertEqual((kill["pid"], kill["syscall"]), (r.root, 9), d)
+        self.assertNotIn("done", r.lines(), d)
 
     def test_mremap_growth_to_200m(self):
         r = self.helper(64 * MIB, "mremap", 16, 200)
@@ -633,6 +645,25 @@ print("joined")
         self.assertAudit(r, limit, kills=0)
 
 
+class TestOutOfDescriptors(MemTestBase):
+
+    def test_registration_fails_closed(self):
+        # The tracer keeps a pidfd and a statm descriptor per process. With
+        # 64 descriptors it cannot register 60 children: those it cannot
+        # register are killed before they run, never left to run unseen -
+        # so the last child, asking for 512 MiB at 256M, dies either way.
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) is not installed")
+        r = self.helper(256 * MIB, "sleepers", 60, 512, prefix=["prlimit", "--nofile=64:64", "--"])
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        m = [l for l in r.lines() if l.startswith("last 1 ")]
+        self.assertEqual(len(m), 1, d)
+        self.assertTrue(m[0].endswith("signal 9"), "the last child was not killed\n" + d)
+        self.assertIn("cannot register child", r.err, d)
+        self.assertAudit(r, 256 * MIB)
+
+
 class TestSysV(MemTestBase):
 
     def key(self, n):
@@ -679,6 +710,33 @@ class TestSysV(MemTestBase):
         r = self.helper(64 * MIB, "shmkey", 0, 40, 0, 30)
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mmap", extra=40 * MIB, extra_from=2)
         self.assertEqual(step[0], 2, r.describe())
+
+    def test_keyed_and_private_segments_cannot_launder(self):
+        # each round: a private segment (removed, so it lists with key 0)
+        # and a keyed one of the same size, exact re-reads around the
+        # private one's end; the keyed ones stay: 16 MiB more each round.
+        # Round 3's keyed segment would bring 64M to 64.5 MiB: killed there.
+        base = self.key(8)
+        for n in (9, 10, 11):
+            self.key(n)
+        r = self.helper(64 * MIB, "shmpair", 4, 16, base)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        self.assertIn("round 2 keyed %d" % (32 * MIB), r.lines(), d)
+        self.assertFalse([l for l in r.lines() if l.startswith("round 3")], d)
+
+    def test_failed_shmget_is_not_charged_for_ever(self):
+        # three children each ask for a 32 MiB huge-page segment and exit;
+        # where no huge pages are reserved the shmget fails (ENOMEM) and
+        # creates nothing, where it succeeds the segment is removed at once.
+        # Either way nothing is left: the parent's 40 MiB fit in 64M.
+        r = self.helper(64 * MIB, "shmkids", 3, 32, 40)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual(r.lines()[-1], "done", d)
+        self.assertEqual(len([l for l in r.lines() if re.match(r"child \d+ shmget ", l)]), 3, d)
+        self.assertAudit(r, 64 * MIB, kills=0)
 
     def test_shm_lookup_is_not_charged_again(self):
         # issue: "shmget segment sizes (once per segment, not per lookup)".

@@ -514,6 +514,28 @@ class TestReaping(ProcsTestBase):
         r = Run(cmd, p.returncode, line + out.decode(), err.decode(errors="replace"), events, 0)
         self.assertAudit(r, 4, forks=2, denied=0, peak=2)
 
+    def test_mass_reap(self):
+        # 300 children exit and are reaped newest first, twice: the reaps
+        # arrive as a burst of pidfd hang-ups, and one recount can release
+        # hundreds of entries within one batch of events (they must outlive
+        # the batch). Every count exact: 600 forks, 600 + 1 reaps, peak 301.
+        code = ("import os\n"
+                "for _ in range(2):\n"
+                "    pids = []\n"
+                "    for _ in range(300):\n"
+                "        p = os.fork()\n"
+                "        if p == 0:\n"
+                "            os._exit(0)\n"
+                "        pids.append(p)\n"
+                "    for p in pids:\n"
+                "        os.waitid(os.P_PID, p, os.WEXITED | os.WNOWAIT)\n"
+                "    for p in reversed(pids):\n"
+                "        os.waitpid(p, 0)\n"
+                "print('reaped', len(pids) * 2)\n")
+        r = self.sandbox(400, [SYS_PYTHON, "-c", code], timeout=120)
+        self.assertRun(r, 0, "reaped 600\n")
+        self.assertAudit(r, 400, forks=600, denied=0, peak=301)
+
     def test_shell_loop_status(self):
         # case 10: 200 fork+wait rounds by the root while the broker waits
         # for it: no hang, its own status
