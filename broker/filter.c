@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/userfaultfd.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,11 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
          * user's shell. */
         ADD(.syscall = "ioctl", .action = FILTER_ERRNO, .err = EPERM,
             .masked = true, .argno = 1, .mask = 0xffffffffu, .value = TIOCSTI);
+        /* A userfaultfd made through /dev/userfaultfd (the syscall is in the
+         * hardening list) could park the tracer's reads of an exec's argv
+         * on a page the sandbox never serves. */
+        ADD(.syscall = "ioctl", .action = FILTER_ERRNO, .err = EPERM,
+            .masked = true, .argno = 1, .mask = 0xffffffffu, .value = USERFAULTFD_IOC_NEW);
 
         /* Every exec is an audit event. */
         ADD(.syscall = "execve", .action = FILTER_NOTIFY);

@@ -261,6 +261,35 @@ class Namespaces(SeccellTestCase):
         self.assertEqual(r.returncode, 0)
 
 
+UFFD_PROBE = r"""
+import errno, fcntl, os
+try:
+    fd = os.open("/dev/userfaultfd", os.O_RDWR | os.O_CLOEXEC)
+except OSError as e:
+    print("open", errno.errorcode[e.errno])
+else:
+    try:
+        fcntl.ioctl(fd, 0xAA00)  # USERFAULTFD_IOC_NEW
+        print("created")
+    except OSError as e:
+        print("ioctl", errno.errorcode[e.errno])
+"""
+
+
+class UserFaultFd(SeccellTestCase):
+    """A userfaultfd could park the tracer's read of an exec's argv on a
+    page the sandbox never serves: neither the syscall nor the
+    /dev/userfaultfd ioctl is allowed."""
+
+    def test_dev_userfaultfd_refused(self):
+        bare = self.bare([PYTHON, "-c", UFFD_PROBE])
+        if bare.stdout.strip() != b"created":
+            self.skipTest("/dev/userfaultfd unusable here: %r" % bare.stdout)
+        r = self.run_cmd([PYTHON, "-c", UFFD_PROBE])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), b"ioctl EPERM")
+
+
 class ListenerFd(SeccellTestCase, FdProbeMixin):
 
     def test_no_listener_fd_visible_and_seccell_fds_unreachable(self):

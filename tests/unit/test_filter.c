@@ -17,6 +17,7 @@
 #include <linux/audit.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -132,7 +133,8 @@ static void rules_common(const struct filter_rule *r, int n)
         assert_errno_rule(masked_rule(r, n, "clone", 0, CLONE_UNTRACED, CLONE_UNTRACED), EPERM);
         /* ioctl's command is an unsigned int: the upper half is ignored */
         assert_errno_rule(masked_rule(r, n, "ioctl", 1, 0xffffffffu, TIOCSTI), EPERM);
-        assert_int_equal(count_rules(r, n, "ioctl"), 1);
+        assert_errno_rule(masked_rule(r, n, "ioctl", 1, 0xffffffffu, USERFAULTFD_IOC_NEW), EPERM);
+        assert_int_equal(count_rules(r, n, "ioctl"), 2);
 
         /* every name is one libseccomp knows */
         for (int i = 0; i < n; i++)
@@ -415,6 +417,8 @@ static void bpf_sweep(const struct filter_policy *p)
                            RET_ERRNO(EPERM), "ioctl TIOCSTI hi %#llx", (unsigned long long)hi[i]);
                 EXPECT_RET(run_on(&prog, AUDIT_ARCH_X86_64, SYS_ioctl, 0, hi[i] << 32 | TCGETS), RET_ALLOW,
                            "ioctl TCGETS hi %#llx", (unsigned long long)hi[i]);
+                EXPECT_RET(run_on(&prog, AUDIT_ARCH_X86_64, SYS_ioctl, 0, hi[i] << 32 | USERFAULTFD_IOC_NEW),
+                           RET_ERRNO(EPERM), "ioctl USERFAULTFD_IOC_NEW hi %#llx", (unsigned long long)hi[i]);
         }
 
         /* x32 numbers and foreign ABIs: ENOSYS, never the x86_64 rule */
@@ -464,7 +468,7 @@ struct probes {
         struct res x32_getpid, x32_fork, x32_unshare, x32_execve;
         long i386_getpid, i386_unshare;
         struct res tiocsti, tiocsti_hi, tcgets;
-        struct res bpf, perf, uffd, pidfd_getfd, pvm_writev, keyctl, mount;
+        struct res bpf, perf, uffd, uffd_dev, pidfd_getfd, pvm_writev, keyctl, mount;
         struct res fork_clone, fork_sys, vfork;
         int fork_clone_status, fork_sys_status, vfork_status;
         int thread;           /* pthread_create+join: 0 or an error */
@@ -587,6 +591,7 @@ static void child_probes(struct probes *p)
         PROBE(bpf, syscall(SYS_bpf, -1, NULL, 0));
         PROBE(perf, syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
         PROBE(uffd, syscall(SYS_userfaultfd, ~0U));
+        PROBE(uffd_dev, syscall(SYS_ioctl, -1, (unsigned long)USERFAULTFD_IOC_NEW, 0));
         PROBE(pidfd_getfd, syscall(SYS_pidfd_getfd, -1, 0, 0));
         PROBE(pvm_writev, syscall(SYS_process_vm_writev, getpid(), NULL, 0, NULL, 0, 0));
         PROBE(keyctl, syscall(SYS_keyctl, -1, 0, 0, 0, 0));
@@ -839,6 +844,7 @@ static void check_common(const struct probes *p, pid_t pid)
         EXPECT_ERR(p->bpf, EPERM);
         EXPECT_ERR(p->perf, EPERM);
         EXPECT_ERR(p->uffd, EPERM);
+        EXPECT_ERR(p->uffd_dev, EPERM);         /* the kernel would say EBADF */
         EXPECT_ERR(p->pidfd_getfd, EPERM);
         EXPECT_ERR(p->pvm_writev, EPERM);
         EXPECT_ERR(p->keyctl, EPERM);
