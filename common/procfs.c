@@ -39,14 +39,15 @@ int procfs_stat(pid_t pid, struct proc_stat *st)
          * stime(15) cutime(16) cstime(17) priority(18) nice(19)
          * num_threads(20) itrealvalue(21) starttime(22) */
         char state;
-        int ppid, pgrp, end = 0;
+        int ppid, pgrp, threads, end = 0;
         unsigned long long start;
-        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu%n",
-                   &state, &ppid, &pgrp, &start, &end) != 4 || !end)
+        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %d %*d %llu%n",
+                   &state, &ppid, &pgrp, &threads, &start, &end) != 5 || !end)
                 return -EIO;
         st->state = state;
         st->ppid = ppid;
         st->pgrp = pgrp;
+        st->num_threads = threads;
         st->starttime = start;
         /* start_brk is field 47, 25 fields on */
         st->start_brk = 0;

@@ -8,6 +8,7 @@ struct proc_stat {
         char state;          /* R, S, D, Z, T, t, X ... */
         pid_t ppid;
         pid_t pgrp;
+        int num_threads;     /* field 20 */
         uint64_t starttime;  /* clock ticks since boot (field 22) */
         uint64_t start_brk;  /* heap start (field 47); 0 when hidden (no
                               * ptrace access) or absent */

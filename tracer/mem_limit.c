@@ -59,6 +59,7 @@ struct shm_seg {
         uint64_t size;    /* as asked: /proc/sysvipc/shm shows it unrounded */
         pid_t tgid, tid;  /* the creator */
         bool seen;        /* listed in this refresh */
+        bool over;        /* its shmget was surely over before the listing was read */
         struct shm_seg *next;
 };
 
@@ -156,6 +157,10 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
 {
         if (!sb->shm_segs)
                 return;
+        /* decided before the listing is read: a segment created after the
+         * read by a thread that exits at once is no proof of failure */
+        for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
+                g->over = g->shmid < 0 && (g->tid == tid || thread_gone(g->tgid, g->tid));
         size_t n;
         struct shm_line *l = shm_read_lines(&n);
         if (!l)
@@ -178,7 +183,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                         bool open_match = false;
                         for (size_t i = 0; !open_match && i < n; i++)
                                 open_match = !l[i].claimed && l[i].cpid == g->tgid && l[i].size == g->size;
-                        drop = !open_match && (g->tid == tid || thread_gone(g->tgid, g->tid));
+                        drop = !open_match && g->over;
                 }
                 if (drop) {
                         *pp = g->next;
@@ -293,12 +298,13 @@ static bool shm_key_exists(key_t key)
         return found;
 }
 
-/* The current break: the end of [heap] in /proc/<pid>/maps, or start_brk
- * when there is no heap yet. 0 if unknown. */
-static uint64_t read_brk(pid_t pid)
+/* The current break of `tgid`'s address space, seen through thread `tid`:
+ * the end of [heap] in its maps (near their start), or start_brk when
+ * there is no heap yet. 0 if unknown. */
+static uint64_t read_brk(pid_t tgid, pid_t tid)
 {
-        char path[64], line[512];
-        snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+        char path[96], line[512];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
         FILE *f = fopen(path, "re");
         if (!f)
                 return 0;
@@ -314,7 +320,7 @@ static uint64_t read_brk(pid_t pid)
         if (end)
                 return end;
         struct proc_stat st;
-        return procfs_stat(pid, &st) == 0 ? PAGE_UP(st.start_brk) : 0;
+        return procfs_stat(tgid, &st) == 0 ? PAGE_UP(st.start_brk) : 0;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
@@ -534,13 +540,6 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
                 sb->mem_peak = ledger;
 }
 
-void mem_limit_exec(struct tsandbox *sb, pid_t tid)
-{
-        struct proc_entry *e = sb->tracked ? entry_of(sb, tid) : NULL;
-        if (e)
-                e->brk = 0; /* the new image's heap starts elsewhere */
-}
-
 static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const struct seccomp_notif *n,
                            uint64_t growth, uint64_t ledger)
 {
@@ -570,6 +569,21 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
         audit_emit(&sb->audit, "memory_kill", f);
 }
 
+/* Whether nothing but the parked requester can change `e`'s mappings
+ * before its request runs: one thread, and no other registered process
+ * shares the address space (CLONE_VM, a vfork child). Only then does a
+ * look at its maps still hold when the call runs. */
+static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e)
+{
+        struct proc_stat st;
+        if (procfs_stat(e->pid, &st) < 0 || st.num_threads != 1)
+                return false;
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next)
+                if (o != e && !o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                        return false;
+        return true;
+}
+
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
 {
         if (!sb->max_memory)
@@ -578,29 +592,37 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         const uint64_t *args = (const uint64_t *)n->data.args;
         bool need_brk;
 
-        if (e && n->data.nr == SYS_brk && !e->brk && args[0])
-                e->brk = read_brk(e->pid);
-        uint64_t growth = mem_request_growth(n->data.nr, args, e ? e->brk : 0, &need_brk);
+        if (n->data.nr == SYS_brk && !args[0])
+                return 0; /* a query */
+        if (!e) {
+                /* Every process is registered at birth: an unknown requester
+                 * means the tracer could not look (out of descriptors) or
+                 * something escaped registration. Fail closed. */
+                log_msg("sandbox %llu: memory request of unregistered task %d; killing it",
+                        (unsigned long long)sb->id, n->pid);
+                kill_requester(sb, NULL, n, 0, ledger_sum(sb, false, 0));
+                return ENOMEM;
+        }
+        /* The break is read afresh: a brk the tracer allowed may have been
+         * refused by the kernel (a mapping in the way), so a remembered one
+         * could let later growth pass as none. Unknown: fail closed. */
+        uint64_t cur_brk = n->data.nr == SYS_brk ? read_brk(e->pid, n->pid) : 0;
+        uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
+        if (need_brk)
+                growth = UINT64_MAX / 4;
         if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && shm_key_exists((key_t)args[0]))
                 growth = 0; /* a lookup: the segment was charged when created */
-        if (growth == 0 && !need_brk) {
-                if (e && n->data.nr == SYS_brk && args[0] && e->brk && PAGE_UP(args[0]) < e->brk)
-                        e->brk = PAGE_UP(args[0]); /* a shrink */
+        if (growth == 0)
                 return 0;
-        }
         /* the requester's own measure is always fresh */
-        if (e)
-                e->data = entry_statm(e, n->pid);
+        e->data = entry_statm(e, n->pid);
         uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
-                if (e && n->data.nr == SYS_brk) {
-                        e->brk = read_brk(e->pid);
-                        growth = mem_request_growth(n->data.nr, args, e->brk, &need_brk);
-                }
-                growth = net_growth(e ? e->pid : procfs_tgid(n->pid), n->pid, n->data.nr, args, growth);
+                if (alone_in_its_address_space(sb, e))
+                        growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
         }
         if (ledger + growth > sb->max_memory) {
                 kill_requester(sb, e, n, growth, ledger);
@@ -608,13 +630,12 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
-                shm_add(sb, (key_t)args[0], args[1], e ? e->pid : procfs_tgid(n->pid), n->pid);
-        } else if (e && n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE))
+                shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid);
+        } else if (n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE)) {
                 e->shared += growth; /* MAP_SHARED(_VALIDATE): not in statm */
-        else if (e)
+        } else {
                 e->data += growth;
-        if (e && n->data.nr == SYS_brk)
-                e->brk = PAGE_UP(args[0]);
+        }
         if (ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;
         return 0;

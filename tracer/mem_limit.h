@@ -37,9 +37,6 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
  * address space already holds. */
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
 
-/* `tid` asked to exec: its address space is about to be replaced. */
-void mem_limit_exec(struct tsandbox *sb, pid_t tid);
-
 /* The sandbox is over: drop its SysV records. */
 void mem_limit_end(struct tsandbox *sb);
 

@@ -93,7 +93,6 @@ static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
         switch (n->data.nr) {
         case SYS_execve:
         case SYS_execveat:
-                mem_limit_exec(sb, n->pid);
                 handle_exec(sb, n);
                 return 0;
         case SYS_mmap:

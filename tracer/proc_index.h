@@ -27,7 +27,6 @@ struct proc_entry {
         bool watch_reap;          /* its epoll registration waits for the hang-up */
         uint64_t data;            /* bytes of private writable commitment, last known
                                    * (statm field 6, plus what was allowed since) */
-        uint64_t brk;             /* current break as last known; 0: unknown */
         int statm_fd;             /* /proc/<pid>/statm, kept open for re-reads
                                    * (memory limit only); -1: not open */
         uint64_t shared;          /* bytes of writable anonymous MAP_SHARED memory

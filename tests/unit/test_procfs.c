@@ -53,6 +53,7 @@ static void stat_of_self(void **state)
         assert_int_equal(st.state, 'R');
         assert_int_equal(st.ppid, getppid());
         assert_int_equal(st.pgrp, getpgrp());
+        assert_int_equal(st.num_threads, 1);
         assert_true(st.starttime > 0);
         /* the heap starts at start_brk and ends at the current break */
         void *brk_now = sbrk(0);
@@ -111,6 +112,9 @@ static void tgid_of_leader_and_thread(void **state)
         assert_int_not_equal(tid, getpid());
         /* not a leader: pidfd_open refuses it, /proc/<tid>/status answers */
         assert_int_equal(procfs_tgid(tid), getpid());
+        struct proc_stat st;
+        assert_int_equal(procfs_stat(getpid(), &st), 0);
+        assert_int_equal(st.num_threads, 2);
         atomic_store(&thread_stop, true);
         assert_int_equal(pthread_join(t, NULL), 0);
 }

@@ -383,6 +383,42 @@ static int cmd_brk(int argc, char **argv)
         return 0;
 }
 
+/* brkblocked MIB N: a PROT_NONE page just above the break (mmap without
+ * write permission: never judged) makes the kernel refuse brk requests of
+ * 1..N x MIB past the break in turn; then the page goes and one brk asks
+ * for N x MIB at once, which is touched. Refused requests must not count
+ * as the break: each asks for i x MIB. */
+static int cmd_brkblocked(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t step = num(argv[0]) * MIB, count = num(argv[1]);
+        uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0);
+        void *ob = (void *)PAGE_UP(cur + 1);
+        if (mmap(ob, PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != ob)
+                fail("mmap obstacle");
+        for (uint64_t i = 1; i <= count; i++) {
+                /* asks for i x MIB past the real break; refused by the kernel */
+                int s = announce("brk", i * step);
+                if ((uintptr_t)syscall(SYS_brk, cur + i * step) != cur) {
+                        errno = EEXIST;
+                        fail("brk went past the obstacle");
+                }
+                say("ok %d", s);
+        }
+        munmap(ob, PAGE);
+        uintptr_t want = cur + count * step;
+        int s = announce("brk", PAGE_UP(want) - PAGE_UP(cur));
+        if ((uintptr_t)syscall(SYS_brk, want) != want) {
+                errno = ENOMEM;
+                fail("brk");
+        }
+        say("ok %d", s);
+        touch((void *)PAGE_UP(cur), PAGE_UP(want) - PAGE_UP(cur));
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* execchain N MIB: grow the heap by MIB (sbrk, touched), then exec this
  * helper with N-1; at 0 print "chain end". */
 static int cmd_execchain(int argc, char **argv)
@@ -1117,7 +1153,7 @@ int main(int argc, char **argv)
                 int (*fn)(int, char **);
         } cmds[] = {
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
-                { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },         { "execchain", cmd_execchain },
+                { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
                 { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },

@@ -311,6 +311,16 @@ class TestCharges(MemTestBase):
         self.assertEqual((kill["pid"], kill["syscall"]), (r.root, 9), d)
         self.assertNotIn("done", r.lines(), d)
 
+    def test_refused_brk_is_not_the_break(self):
+        # brk requests for 48, 96, ... MiB past the break, which the kernel
+        # refuses (a page in the way): each is judged from the real break,
+        # not from the last one allowed, so the second (96 MiB) is killed;
+        # remembering the refused 48 MiB as the break would let every step
+        # and then the whole 384 MiB pass
+        r = self.helper(64 * MIB, "brkblocked", 48, 8)
+        step = self.assertKilledAtCrossing(r, 64 * MIB, "brk")
+        self.assertEqual((step[0], step[3]), (2, 96 * MIB), r.describe())
+
     def test_mremap_growth_to_200m(self):
         r = self.helper(64 * MIB, "mremap", 16, 200)
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mremap")
