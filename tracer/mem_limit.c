@@ -51,6 +51,13 @@ static uint64_t statm_file(const char *path, bool *unknown)
         return r > 0 ? statm_parse(buf) : 0;
 }
 
+/* A fork allowed whose child is not registered yet: its copy. */
+struct fork_copy {
+        pid_t tid;
+        uint64_t bytes;
+        struct fork_copy *next;
+};
+
 /* A SysV segment the sandbox created: pending (shmid -1) from the allowed
  * shmget until an exact re-read finds it in /proc/sysvipc/shm. */
 struct shm_seg {
@@ -198,6 +205,9 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
 
 void mem_limit_end(struct tsandbox *sb)
 {
+        while (sb->fork_copies)
+                mem_limit_fork_over(sb, sb->fork_copies->tid);
+        sb->fork_copy_bytes = 0;
         while (sb->shm_segs) {
                 struct shm_seg *g = sb->shm_segs;
                 sb->shm_segs = g->next;
@@ -497,7 +507,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         struct inode_set seen = { 0 };
         if (exact)
                 shm_refresh(sb, tid);
-        uint64_t sum = sb->shm_bytes;
+        uint64_t sum = sb->shm_bytes + sb->fork_copy_bytes;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
                 if (e->exited)
                         continue; /* its address space is gone */
@@ -513,8 +523,41 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         return sum;
 }
 
+/* The copy judged last by mem_limit_fork_growth, for mem_limit_fork_reserve
+ * (both run in one judge_fork, on the main thread under the tracer lock). */
+static uint64_t last_copy;
+
+void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid)
+{
+        if (!sb->max_memory || !last_copy)
+                return;
+        struct fork_copy *c = calloc(1, sizeof(*c));
+        if (c) {
+                *c = (struct fork_copy){ .tid = tid, .bytes = last_copy, .next = sb->fork_copies };
+                sb->fork_copies = c;
+        } else {
+                /* cannot track its end: keep the bytes reserved for good */
+                log_msg("out of memory: %llu bytes stay reserved", (unsigned long long)last_copy);
+        }
+        sb->fork_copy_bytes += last_copy;
+        last_copy = 0;
+}
+
+void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
+{
+        for (struct fork_copy **pp = &sb->fork_copies; *pp; pp = &(*pp)->next)
+                if ((*pp)->tid == tid) {
+                        struct fork_copy *c = *pp;
+                        *pp = c->next;
+                        sb->fork_copy_bytes -= c->bytes;
+                        free(c);
+                        return;
+                }
+}
+
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n)
 {
+        last_copy = 0;
         if (!sb->max_memory || n->data.nr == SYS_vfork ||
             (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM)))
                 return 0; /* the child shares the address space */
@@ -526,7 +569,10 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + copy > sb->max_memory)
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
-        return ledger + copy > sb->max_memory ? copy : 0;
+        if (ledger + copy > sb->max_memory)
+                return copy;
+        last_copy = copy;
+        return 0;
 }
 
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)

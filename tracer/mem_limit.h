@@ -33,6 +33,15 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
  * kernel refuses a fork it cannot commit). */
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n);
 
+/* The fork of thread `tid` judged by mem_limit_fork_growth was allowed:
+ * its child's copy stays in the ledger until mem_limit_fork_over(tid), so
+ * forks judged at the same time cannot each count on the same room. */
+void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid);
+
+/* The fork of `tid` is over (its child registered, or none was created):
+ * drop its reservation. */
+void mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
+
 /* A process was registered (the root, or a child at birth): read what its
  * address space already holds. */
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);

@@ -130,6 +130,8 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
                         return 0;
                 }
         }
+        /* the child's own measure replaces its creator's reservation */
+        mem_limit_fork_over(sb, parent_tid);
         struct proc_entry *e;
         int r = register_pid(sb, child, &e);
         if (r == -ESRCH) {
@@ -155,9 +157,9 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
 
 void proc_limit_fork_done(struct tsandbox *sb, pid_t tid)
 {
-        (void)tid;
         if (sb->reserved)
                 sb->reserved--;
+        mem_limit_fork_over(sb, tid);
 }
 
 void proc_limit_pidfd_event(struct proc_entry *e, uint32_t events)
@@ -272,6 +274,7 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
                           (unsigned long long)sb->id, n->pid);
                 return EPERM;
         }
+        mem_limit_fork_reserve(sb, n->pid);
         return NOTIF_ANSWERED;
 }
 

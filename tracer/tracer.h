@@ -12,6 +12,7 @@
 enum { TW_LISTENER = 100, TW_PIDFD };
 
 struct shm_seg;
+struct fork_copy;
 
 /* A fork notification held while the sandbox is frozen. */
 struct held_notif {
@@ -35,6 +36,9 @@ struct tsandbox {
         bool tracked;             /* processes registered at birth (either limit) */
         uint64_t shm_bytes;       /* SysV segments created and still there */
         struct shm_seg *shm_segs; /* those segments (mem_limit.c) */
+        struct fork_copy *fork_copies; /* forks allowed, child not registered:
+                                        * their copies, in the ledger */
+        uint64_t fork_copy_bytes; /* their sum */
         uint64_t mem_peak;        /* highest ledger allowed */
         uint64_t mem_kills;
         struct audit_sink audit;

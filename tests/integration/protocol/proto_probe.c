@@ -289,15 +289,36 @@ static char state_of(pid_t pid)
         return procfs_stat(pid, &st) == 0 ? st.state : '?';
 }
 
-/* Wait (at most 10 s) until `pid` is or is not in state T (stopped). */
+/* Whether `pid` is held without being in state T: it waits in a seccomp
+ * notification (a fork held by the freeze) or for its vfork child (which
+ * the freeze stopped before it exec'd: dash vforks). Both sleep killable,
+ * so SIGSTOP cannot stop them, and neither runs code until the thaw. */
+static bool parked_in_notification(pid_t pid)
+{
+        char path[64], wchan[128] = "";
+        snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+        return procfs_read(path, wchan, sizeof(wchan)) > 0 &&
+               (strstr(wchan, "seccomp") || strstr(wchan, "kernel_clone"));
+}
+
+/* Wait (at most 10 s) until `pid` is stopped (state T, or parked in a held
+ * notification, seen so for 200 samples in a row: a sandbox that is not
+ * frozen passes through notifications in microseconds), or until it runs
+ * again. */
 static bool wait_state(pid_t pid, bool stopped)
 {
+        int run = 0;
         for (int i = 0; i < 10000; i++) {
                 char s = state_of(pid);
-                if ((s == 'T') == stopped)
+                bool parked = stopped && s != 'T' && parked_in_notification(pid);
+                bool halted = s == 'T' || parked;
+                run = parked ? run + 1 : 0;
+                if (halted == stopped && (!parked || run >= 200))
                         return true;
                 usleep(1000);
         }
+        fprintf(stderr, "pid %d: state %c%s\n", pid, state_of(pid),
+                parked_in_notification(pid) ? ", parked in a notification or a vfork" : "");
         return false;
 }
 
