@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,13 +254,12 @@ static uint64_t statm_data(pid_t tgid, pid_t tid, bool *unknown)
 static void statm_open(struct proc_entry *e)
 {
         char path[64];
-        if (e->statm_fd >= 0 || e->exited || e->pidfd < 0)
+        if (e->statm_fd >= 0 || !proc_entry_running(e))
                 return;
         snprintf(path, sizeof(path), "/proc/%d/statm", e->pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
-        if (fd >= 0 && poll(&p, 1, 0) != 0) {
-                close(fd);
+        if (fd >= 0 && !proc_entry_running(e)) {
+                close(fd); /* it exited meanwhile: the pid may be another's */
                 fd = -1;
         }
         e->statm_fd = fd;
@@ -308,24 +306,59 @@ static bool shm_key_exists(key_t key)
         return found;
 }
 
+/* The maps of `tgid` (proc(5)), through thread `tid` (0: the leader's
+ * view). NULL if unreadable. */
+static FILE *maps_open(pid_t tgid, pid_t tid)
+{
+        char path[96];
+        if (tid > 0)
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
+        else
+                snprintf(path, sizeof(path), "/proc/%d/maps", tgid);
+        return fopen(path, "re");
+}
+
+/* One line of a maps file. */
+struct vma {
+        uint64_t start, end;
+        char perms[8];            /* "rw-p" ... */
+        unsigned long inode;
+        const char *name;         /* into the line: path, "[heap]", "" */
+};
+
+static bool vma_parse(const char *line, struct vma *v)
+{
+        unsigned long long a, b;
+        int off = 0;
+        if (sscanf(line, "%llx-%llx %7s %*s %*s %lu %n", &a, &b, v->perms, &v->inode, &off) < 4 || !off)
+                return false;
+        v->start = a;
+        v->end = b;
+        v->name = line + off;
+        return true;
+}
+
+/* Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero mapped
+ * shared): a shmem file that maps list as "/dev/zero (deleted)". */
+static bool vma_anon_shared(const struct vma *v)
+{
+        return v->perms[3] == 's' && strncmp(v->name, "/dev/zero", 9) == 0;
+}
+
 /* The current break of `tgid`'s address space, seen through thread `tid`:
  * the end of [heap] in its maps (near their start), or start_brk when
  * there is no heap yet. 0 if unknown. */
 static uint64_t read_brk(pid_t tgid, pid_t tid)
 {
-        char path[96], line[512];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
-        FILE *f = fopen(path, "re");
+        char line[512];
+        FILE *f = maps_open(tgid, tid);
         if (!f)
                 return 0;
         uint64_t end = 0;
-        while (fgets(line, sizeof(line), f))
-                if (strstr(line, "[heap]")) {
-                        unsigned long long a, b;
-                        if (sscanf(line, "%llx-%llx", &a, &b) == 2)
-                                end = b;
-                        break;
-                }
+        struct vma v;
+        while (!end && fgets(line, sizeof(line), f))
+                if (vma_parse(line, &v) && strncmp(v.name, "[heap]", 6) == 0)
+                        end = v.end;
         fclose(f);
         if (end)
                 return end;
@@ -374,13 +407,14 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
         return tgid > 0 ? proc_index_find(&sb->procs, tgid) : NULL;
 }
 
-/* Whether `e` shares its address space with a live entry before it in the
- * list (clone(CLONE_VM) without CLONE_THREAD, a vfork child before its
- * exec): kcmp(2) KCMP_VM. */
-static bool shares_vm_with_earlier(struct tsandbox *sb, struct proc_entry *e)
+/* Whether `e` shares its address space with another live entry (clone(2)
+ * CLONE_VM without CLONE_THREAD, a vfork child before its exec), looking
+ * only at the entries before `stop` in the list (NULL: all): kcmp(2)
+ * KCMP_VM. */
+static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct proc_entry *stop)
 {
-        for (struct proc_entry *o = sb->procs.head; o && o != e; o = o->next)
-                if (!o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
+        for (struct proc_entry *o = sb->procs.head; o && o != stop; o = o->next)
+                if (o != e && !o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
                         return true;
         return false;
 }
@@ -415,23 +449,15 @@ static bool inode_seen(struct inode_set *s, unsigned long ino)
  * its maps cannot be read (out of descriptors...). */
 static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 {
-        char path[64], line[512];
-        snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-        FILE *f = fopen(path, "re");
+        char line[512];
+        FILE *f = maps_open(pid, 0);
         uint64_t sum = 0;
         if (!f)
                 return known;
-        while (fgets(line, sizeof(line), f)) {
-                unsigned long long a, b;
-                unsigned long ino;
-                char perms[8];
-                int off = 0;
-                if (sscanf(line, "%llx-%llx %7s %*s %*s %lu %n", &a, &b, perms, &ino, &off) < 4 || !off)
-                        continue;
-                if (perms[1] == 'w' && perms[3] == 's' && strncmp(line + off, "/dev/zero", 9) == 0 &&
-                    !inode_seen(seen, ino))
-                        sum += b - a;
-        }
+        struct vma v;
+        while (fgets(line, sizeof(line), f))
+                if (vma_parse(line, &v) && v.perms[1] == 'w' && vma_anon_shared(&v) && !inode_seen(seen, v.inode))
+                        sum += v.end - v.start;
         fclose(f);
         return sum;
 }
@@ -446,33 +472,27 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uint64_t *counted,
                          uint64_t *private, uint64_t *convertible)
 {
-        char path[96], line[512];
+        char line[512];
         uint64_t end = addr + len;
         *counted = *private = *convertible = 0;
         if (end < addr)
                 return false;
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
-        FILE *f = fopen(path, "re");
+        FILE *f = maps_open(tgid, tid);
         if (!f)
                 return false;
         bool any = false;
+        struct vma v;
         while (fgets(line, sizeof(line), f)) {
-                unsigned long long a, b;
-                char perms[8];
-                int off = 0;
                 any = true;
-                if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &a, &b, perms, &off) < 3 || !off)
+                if (!vma_parse(line, &v) || v.end <= addr)
                         continue;
-                if (b <= addr)
-                        continue;
-                if (a >= end)
+                if (v.start >= end)
                         break; /* maps is sorted by address */
-                uint64_t ov = (b < end ? b : end) - (a > addr ? a : addr);
-                bool priv = perms[3] == 'p';
-                bool anon_shared = perms[3] == 's' && strncmp(line + off, "/dev/zero", 9) == 0;
-                if (!priv && !anon_shared)
+                uint64_t ov = (v.end < end ? v.end : end) - (v.start > addr ? v.start : addr);
+                bool priv = v.perms[3] == 'p';
+                if (!priv && !vma_anon_shared(&v))
                         continue;
-                if (perms[1] == 'w') {
+                if (v.perms[1] == 'w') {
                         *counted += ov;
                         if (priv)
                                 *private += ov;
@@ -513,7 +533,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         continue; /* its address space is gone */
                 if (exact) {
                         /* one address space counts once */
-                        bool dup = shares_vm_with_earlier(sb, e);
+                        bool dup = shares_vm(sb, e, e); /* with an earlier one */
                         e->data = dup ? 0 : entry_statm(e, 0);
                         e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
                 }
@@ -523,24 +543,19 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         return sum;
 }
 
-/* The copy judged last by mem_limit_fork_growth, for mem_limit_fork_reserve
- * (both run in one judge_fork, on the main thread under the tracer lock). */
-static uint64_t last_copy;
-
-void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid)
+void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid, uint64_t copy)
 {
-        if (!sb->max_memory || !last_copy)
+        if (!copy)
                 return;
         struct fork_copy *c = calloc(1, sizeof(*c));
         if (c) {
-                *c = (struct fork_copy){ .tid = tid, .bytes = last_copy, .next = sb->fork_copies };
+                *c = (struct fork_copy){ .tid = tid, .bytes = copy, .next = sb->fork_copies };
                 sb->fork_copies = c;
         } else {
                 /* cannot track its end: keep the bytes reserved for good */
-                log_msg("out of memory: %llu bytes stay reserved", (unsigned long long)last_copy);
+                log_msg("out of memory: %llu bytes stay reserved", (unsigned long long)copy);
         }
-        sb->fork_copy_bytes += last_copy;
-        last_copy = 0;
+        sb->fork_copy_bytes += copy;
 }
 
 void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
@@ -555,9 +570,9 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
                 }
 }
 
-uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n)
+uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out)
 {
-        last_copy = 0;
+        *copy_out = 0;
         if (!sb->max_memory || n->data.nr == SYS_vfork ||
             (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM)))
                 return 0; /* the child shares the address space */
@@ -571,7 +586,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
         if (ledger + copy > sb->max_memory)
                 return copy;
-        last_copy = copy;
+        *copy_out = copy;
         return 0;
 }
 
@@ -622,12 +637,7 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
 static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e)
 {
         struct proc_stat st;
-        if (procfs_stat(e->pid, &st) < 0 || st.num_threads != 1)
-                return false;
-        for (struct proc_entry *o = sb->procs.head; o; o = o->next)
-                if (o != e && !o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
-                        return false;
-        return true;
+        return procfs_stat(e->pid, &st) == 0 && st.num_threads == 1 && !shares_vm(sb, e, NULL);
 }
 
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)

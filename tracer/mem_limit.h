@@ -28,15 +28,17 @@
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
 
 /* A fork-like request under a memory limit: the child would start with a
- * copy of the parent's commitment. Returns 0 when it fits, or the bytes
- * that would cross the limit (the fork is then refused with ENOMEM, as the
- * kernel refuses a fork it cannot commit). */
-uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n);
+ * copy of the parent's commitment. Returns 0 when it fits (*copy: the
+ * bytes to reserve, 0 when the child shares the address space or there is
+ * no limit), or the bytes that would cross the limit (the fork is then
+ * refused with ENOMEM, as the kernel refuses a fork it cannot commit). */
+uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy);
 
-/* The fork of thread `tid` judged by mem_limit_fork_growth was allowed:
- * its child's copy stays in the ledger until mem_limit_fork_over(tid), so
- * forks judged at the same time cannot each count on the same room. */
-void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid);
+/* The fork of thread `tid` was allowed with `copy` from
+ * mem_limit_fork_growth: the copy stays in the ledger until
+ * mem_limit_fork_over(tid), so forks judged at the same time cannot each
+ * count on the same room. */
+void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid, uint64_t copy);
 
 /* The fork of `tid` is over (its child registered, or none was created):
  * drop its reservation. */

@@ -44,33 +44,44 @@ struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid)
         return NULL;
 }
 
-static void close_fds(struct proc_entry *e)
-{
-        if (e->pidfd >= 0)
-                close(e->pidfd);
-        if (e->statm_fd >= 0)
-                close(e->statm_fd);
-        e->pidfd = e->statm_fd = -1;
-}
-
-void proc_entry_exited(struct proc_entry *e)
+static void close_statm(struct proc_entry *e)
 {
         if (e->statm_fd >= 0)
                 close(e->statm_fd);
         e->statm_fd = -1;
+}
+
+static void close_fds(struct proc_entry *e)
+{
+        close_statm(e);
+        if (e->pidfd >= 0)
+                close(e->pidfd);
+        e->pidfd = -1;
+}
+
+void proc_entry_exited(struct proc_entry *e)
+{
+        close_statm(e);
         e->exited = true;
 }
 
-/* POLLHUP on the pidfd: no task is attached to the pid any more. */
-static bool pidfd_hung_up(int pidfd)
+/* The pidfd's state now (pidfd_open(2)): POLLIN once the process has
+ * exited, POLLHUP too once it is reaped; 0 while it runs or when there
+ * is no pidfd. */
+static short pidfd_revents(int pidfd)
 {
         struct pollfd p = { .fd = pidfd, .events = POLLIN };
-        return pidfd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+        return pidfd >= 0 && poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
+bool proc_entry_running(const struct proc_entry *e)
+{
+        return e->pidfd >= 0 && !e->exited && !pidfd_revents(e->pidfd);
 }
 
 static bool reaped(struct proc_entry *e)
 {
-        if (e->reap_seen || (e->reap_seen = pidfd_hung_up(e->pidfd)))
+        if (e->reap_seen || (e->reap_seen = pidfd_revents(e->pidfd) & POLLHUP))
                 return true;
         struct proc_stat st;
         int r = procfs_stat(e->pid, &st);
@@ -88,11 +99,8 @@ uint32_t proc_index_recount(struct proc_index *ix, void (*on_reap)(struct proc_e
 {
         for (struct proc_entry **pp = &ix->head; *pp;) {
                 struct proc_entry *e = *pp;
-                if (!e->exited && poll_live) {
-                        struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
-                        if (poll(&p, 1, 0) == 1)
-                                proc_entry_exited(e);
-                }
+                if (!e->exited && poll_live && pidfd_revents(e->pidfd))
+                        proc_entry_exited(e);
                 if (e->exited && reaped(e)) {
                         if (on_reap)
                                 on_reap(e, ud);

@@ -58,6 +58,10 @@ struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
  * until reaped. */
 void proc_entry_exited(struct proc_entry *e);
 
+/* Whether the process of `e` still runs: it has a pidfd that is not
+ * readable (pidfd_open(2)), so its pid is still its own. */
+bool proc_entry_running(const struct proc_entry *e);
+
 /* Drop every exited entry whose process has been reaped, calling
  * `on_reap(e, ud)` before each is unlinked; entries have their descriptors
  * closed and are handed to `release(e)` (deferred free) afterwards. With `poll_live`, exits not yet

@@ -245,10 +245,11 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         if (v == FORK_HOLD)
                 return hold(sb, n);
-        uint64_t copy = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n) : 0;
-        if (copy) {
+        uint64_t reserve = 0;
+        uint64_t over = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n, &reserve) : 0;
+        if (over) {
                 json_object *f = json_object_new_object();
-                json_object_object_add(f, "requested", json_object_new_uint64(copy));
+                json_object_object_add(f, "requested", json_object_new_uint64(over));
                 json_object_object_add(f, "limit_memory", json_object_new_uint64(sb->max_memory));
                 return deny_fork(sb, n, ENOMEM, "ENOMEM", f);
         }
@@ -274,7 +275,7 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
                           (unsigned long long)sb->id, n->pid);
                 return EPERM;
         }
-        mem_limit_fork_reserve(sb, n->pid);
+        mem_limit_fork_reserve(sb, n->pid, reserve);
         return NOTIF_ANSWERED;
 }
 
