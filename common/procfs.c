@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -22,6 +23,16 @@ int procfs_read(const char *path, char *buf, size_t len)
                 return errno == ESRCH ? -ENOENT : -errno;
         buf[n] = 0;
         return (int)n;
+}
+
+int procfs_thread_count(pid_t pid)
+{
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        if (stat(path, &st) < 0)
+                return errno == ESRCH ? -ENOENT : -errno;
+        return st.st_nlink > 2 ? (int)(st.st_nlink - 2) : -EIO;
 }
 
 int procfs_stat(pid_t pid, struct proc_stat *st)

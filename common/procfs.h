@@ -19,6 +19,12 @@ struct proc_stat {
  * process is gone (or is reaped), -EIO on unparsable content. */
 int procfs_stat(pid_t pid, struct proc_stat *st);
 
+/* The number of threads of process `pid`, from the link count of
+ * /proc/<pid>/task (the kernel's proc_task_getattr: 2 + its threads), one
+ * stat(2) instead of rendering /proc/<pid>/stat. Returns the count, or
+ * -errno (-ENOENT: gone). */
+int procfs_thread_count(pid_t pid);
+
 /* Call `fn` for every process whose parent is `parent`, by scanning /proc
  * (this kernel has no /proc/<pid>/task/<tid>/children). Returns the number
  * of such processes, or -errno if /proc cannot be read. */

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "kcompat.h"
 #include "log.h"
 #include "procfs.h"
@@ -143,11 +144,46 @@ static void shm_bind(struct tsandbox *sb, struct shm_line *l, size_t n, bool any
         }
 }
 
-static bool thread_gone(pid_t tgid, pid_t tid)
+/* Where a blocked thread waits (proc(5), /proc/<tid>/wchan: the kernel
+ * function it sleeps in) when it can only be inside a system call that
+ * maps nothing: wait4/waitid, futex, nanosleep, pipe I/O, poll/select/
+ * epoll, sigtimedwait/sigsuspend, or a signal/ptrace stop (reached after a
+ * call returns, or at its entry before seccomp). Names as of Linux 5.10 to
+ * 6.18; a name not listed only means "not sure". */
+static const char *const waits_outside_mm[] = {
+        "do_wait", "futex_do_wait", "futex_wait_queue", "futex_wait_queue_me", "hrtimer_nanosleep",
+        "do_nanosleep", "pipe_read", "pipe_write", "anon_pipe_read", "anon_pipe_write", "do_select",
+        "do_sys_poll", "ep_poll", "do_sigtimedwait", "sigsuspend", "do_signal_stop", "ptrace_stop",
+        "poll_schedule_timeout",
+};
+
+/* Whether thread `tid` of `tgid` is surely past every call the tracer has
+ * allowed it: a thread makes one call at a time, and once answered, its
+ * call runs before the thread does anything else; so it is past them when
+ * it is gone, or asleep in a wait that no memory call reaches (above;
+ * wchan needs ptrace read access, which the tracer has). A running
+ * thread, or one asleep anywhere else (inside mmap on mmap_lock, in page
+ * I/O, still parked in its notification), is not: its grant keeps
+ * counting, which at worst over-counts for a while. */
+static bool thread_past_calls(pid_t tgid, pid_t tid)
 {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d", tgid, tid);
-        return access(path, F_OK) < 0 && errno == ENOENT;
+        char path[96], buf[128];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
+        int n = procfs_read(path, buf, sizeof(buf));
+        if (n < 0)
+                return n == -ENOENT; /* gone */
+        if (!strcmp(buf, "0")) {
+                /* running, or dead: an exited thread (a zombie leader
+                 * whose process lives on) has no wait to show */
+                struct proc_stat st;
+                int r = procfs_stat(tid, &st);
+                return r == -ENOENT || (r == 0 && (st.state == 'Z' || st.state == 'X'));
+        }
+        buf[strcspn(buf, ".")] = 0; /* "poll_schedule_timeout.constprop.0" */
+        for (size_t i = 0; i < ARRAY_SIZE(waits_outside_mm); i++)
+                if (!strcmp(buf, waits_outside_mm[i]))
+                        return true;
+        return false;
 }
 
 /* Match the records against /proc/sysvipc/shm and recompute shm_bytes.
@@ -156,9 +192,9 @@ static bool thread_gone(pid_t tgid, pid_t tid)
  * first, then removed ones), so every listed segment the sandbox created
  * is charged to some record. An unresolved record is dropped only when no
  * unclaimed segment of its creator and size is left and its shmget is
- * surely over - a later request of its thread triggered this re-read, or
- * the thread is gone (the shmget failed, or the segment is gone already);
- * when unsure it keeps charging. `tid`: the triggering thread (0: none). */
+ * surely over (its thread is past it, or a later request of its thread
+ * triggered this re-read): the shmget failed, or the segment is gone already. When unsure
+ * it keeps charging. `tid`: the triggering thread (0: none). */
 static void shm_refresh(struct tsandbox *sb, pid_t tid)
 {
         if (!sb->shm_segs)
@@ -166,7 +202,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
         /* decided before the listing is read: a segment created after the
          * read by a thread that exits at once is no proof of failure */
         for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
-                g->over = g->shmid < 0 && (g->tid == tid || thread_gone(g->tgid, g->tid));
+                g->over = g->shmid < 0 && (g->tid == tid || thread_past_calls(g->tgid, g->tid));
         size_t n;
         struct shm_line *l = shm_read_lines(&n);
         if (!l)
@@ -413,6 +449,8 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
  * KCMP_VM. */
 static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct proc_entry *stop)
 {
+        if (!sb->vm_clones)
+                return false; /* every entry has an address space of its own */
         for (struct proc_entry *o = sb->procs.head; o && o != stop; o = o->next)
                 if (o != e && !o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
                         return true;
@@ -520,6 +558,69 @@ static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6]
         return convertible < growth ? convertible : growth;
 }
 
+/* Grants. An allowed request runs only after the tracer's answer, so a
+ * statm read in between does not show it yet: until its call is surely
+ * over, its growth counts on top of the measure, or a request judged
+ * meanwhile (another thread's, another process's) could count on the same
+ * room. Over-counting is the worst a grant does. */
+static uint64_t grants_sum(const struct proc_entry *e)
+{
+        uint64_t sum = e->grants_kept;
+        for (const struct mem_grant *g = e->grants; g; g = g->next)
+                sum += g->bytes;
+        return sum;
+}
+
+static void grant_add(struct proc_entry *e, pid_t tid, uint64_t bytes, bool shared, bool alone)
+{
+        struct mem_grant *g = malloc(sizeof(*g));
+        if (!g) {
+                e->grants_kept += bytes; /* safe side: counted until the process exits */
+                return;
+        }
+        *g = (struct mem_grant){ .tid = tid, .bytes = bytes, .base = e->data, .shared = shared, .alone = alone,
+                                 .next = e->grants };
+        e->grants = g;
+}
+
+static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
+{
+        struct mem_grant *g = *pp;
+        if (g->shared)
+                e->shared += g->bytes; /* see grants_settle */
+        *pp = g->next;
+        free(g);
+}
+
+/* Drop the grants of `e` that are surely over: thread `tid`'s, which asks
+ * again (0: none), and, when `look`, those whose thread is past its calls.
+ * Their private memory is in any statm read after this; anonymous shared
+ * memory is only re-read from the maps on the exact path, so it moves into
+ * e->shared (counted twice at worst until that re-read). */
+static void grants_settle(struct proc_entry *e, pid_t tid, bool look)
+{
+        for (struct mem_grant **pp = &e->grants; *pp;)
+                if ((*pp)->tid == tid || (look && thread_past_calls(e->pid, (*pp)->tid)))
+                        grant_drop(e, pp);
+                else
+                        pp = &(*pp)->next;
+}
+
+/* With e->data just read: drop the private grants made while their thread
+ * was alone in its address space whose growth the measure now shows.
+ * Nothing but that thread's own call could change the address space
+ * between the answer and the end of the call, so growth by the grant
+ * means the call has done its part, even while its thread still runs
+ * (where thread_past_calls cannot tell). */
+static void grants_settle_grown(struct proc_entry *e)
+{
+        for (struct mem_grant **pp = &e->grants; *pp;)
+                if ((*pp)->alone && !(*pp)->shared && e->data >= (*pp)->base + (*pp)->bytes)
+                        grant_drop(e, pp);
+                else
+                        pp = &(*pp)->next;
+}
+
 /* The sum of the ledger (bytes), re-reading every live entry and the SysV
  * segments first when `exact`; `tid` is the requesting thread (0: none). */
 static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
@@ -532,12 +633,16 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                 if (e->exited)
                         continue; /* its address space is gone */
                 if (exact) {
+                        /* grants first: one that ends after the re-read
+                         * must still count */
+                        grants_settle(e, tid, true);
                         /* one address space counts once */
                         bool dup = shares_vm(sb, e, e); /* with an earlier one */
                         e->data = dup ? 0 : entry_statm(e, 0);
                         e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
+                        grants_settle_grown(e);
                 }
-                sum += e->data + e->shared;
+                sum += e->data + e->shared + grants_sum(e);
         }
         free(seen.v);
         return sum;
@@ -573,14 +678,23 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out)
 {
         *copy_out = 0;
-        if (!sb->max_memory || n->data.nr == SYS_vfork ||
-            (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM)))
+        if (!sb->max_memory)
+                return 0;
+        if (n->data.nr == SYS_vfork || (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM))) {
+                sb->vm_clones = true;
                 return 0; /* the child shares the address space */
+        }
         struct proc_entry *e = entry_of(sb, n->pid);
         bool unknown = false;
-        uint64_t copy = e ? entry_statm(e, n->pid) : statm_data((pid_t)n->pid, n->pid, &unknown);
-        if (e)
-                e->data = copy;
+        uint64_t copy;
+        if (e) {
+                grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
+                copy = e->data = entry_statm(e, n->pid);
+                /* the child copies what other threads' calls add first */
+                copy += grants_sum(e);
+        } else {
+                copy = statm_data((pid_t)n->pid, n->pid, &unknown);
+        }
         uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + copy > sb->max_memory)
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
@@ -636,8 +750,7 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
  * look at its maps still hold when the call runs. */
 static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e)
 {
-        struct proc_stat st;
-        return procfs_stat(e->pid, &st) == 0 && st.num_threads == 1 && !shares_vm(sb, e, NULL);
+        return procfs_thread_count(e->pid) == 1 && !shares_vm(sb, e, NULL);
 }
 
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
@@ -670,14 +783,18 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 growth = 0; /* a lookup: the segment was charged when created */
         if (growth == 0)
                 return 0;
-        /* the requester's own measure is always fresh */
+        /* the requester's own measure is always fresh, and its last call
+         * is over (a thread makes one call at a time) */
+        grants_settle(e, (pid_t)n->pid, false);
         e->data = entry_statm(e, n->pid);
+        /* stays true until this call is over: only its thread could end it */
+        bool alone = alone_in_its_address_space(sb, e);
         uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
-                if (alone_in_its_address_space(sb, e))
+                if (alone)
                         growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
         }
         if (ledger + growth > sb->max_memory) {
@@ -687,10 +804,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
                 shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid);
-        } else if (n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE)) {
-                e->shared += growth; /* MAP_SHARED(_VALIDATE): not in statm */
         } else {
-                e->data += growth;
+                /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
+                grant_add(e, (pid_t)n->pid, growth, n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE),
+                          alone);
         }
         if (ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;

@@ -4,7 +4,8 @@
  * memory created in the sandbox, must stay within max_memory bytes.
  *
  * The ledger keeps, per registered process (one address space), the bytes
- * last read from statm plus what has been allowed since. A request is
+ * last read from statm plus the grants whose calls may not have run yet
+ * (see "Grants" in mem_limit.c). A request is
  * judged on the requester's fresh statm plus the growth it asks for; at the
  * limit every entry is re-read before anything is killed. Unmapping is
  * therefore seen through the kernel's measure and needs no notification,

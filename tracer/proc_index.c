@@ -51,9 +51,20 @@ static void close_statm(struct proc_entry *e)
         e->statm_fd = -1;
 }
 
+static void drop_grants(struct proc_entry *e)
+{
+        while (e->grants) {
+                struct mem_grant *g = e->grants;
+                e->grants = g->next;
+                free(g);
+        }
+        e->grants_kept = 0;
+}
+
 static void close_fds(struct proc_entry *e)
 {
         close_statm(e);
+        drop_grants(e);
         if (e->pidfd >= 0)
                 close(e->pidfd);
         e->pidfd = -1;
@@ -62,6 +73,7 @@ static void close_fds(struct proc_entry *e)
 void proc_entry_exited(struct proc_entry *e)
 {
         close_statm(e);
+        drop_grants(e); /* the address space is gone */
         e->exited = true;
 }
 

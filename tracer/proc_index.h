@@ -17,6 +17,17 @@
 
 struct tsandbox;
 
+/* Memory allowed to a thread whose call may not have run yet, so that
+ * statm may not show it (mem_limit.c). */
+struct mem_grant {
+        pid_t tid;                /* the thread it was allowed to */
+        uint64_t bytes;
+        uint64_t base;            /* statm field 6 when it was allowed */
+        bool shared;              /* anonymous MAP_SHARED: never in statm */
+        bool alone;               /* its thread was alone in the address space */
+        struct mem_grant *next;
+};
+
 struct proc_entry {
         int kind;                 /* TW_PIDFD: first, for the epoll dispatch */
         pid_t pid;                /* tgid */
@@ -25,8 +36,11 @@ struct proc_entry {
         bool exited;
         bool reap_seen;           /* the pidfd hung up: reaped */
         bool watch_reap;          /* its epoll registration waits for the hang-up */
-        uint64_t data;            /* bytes of private writable commitment, last known
-                                   * (statm field 6, plus what was allowed since) */
+        uint64_t data;            /* bytes of private writable commitment, last
+                                   * read (statm field 6) */
+        struct mem_grant *grants; /* allowed since, maybe not run yet (owned) */
+        uint64_t grants_kept;     /* grants that could not be recorded: counted
+                                   * until the process exits */
         int statm_fd;             /* /proc/<pid>/statm, kept open for re-reads
                                    * (memory limit only); -1: not open */
         uint64_t shared;          /* bytes of writable anonymous MAP_SHARED memory
@@ -54,7 +68,7 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
 struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
 
 /* The process exited (its pidfd was readable): close the statm
- * descriptor; the pidfd stays, to see the reap. The entry still counts
+ * descriptor and drop its memory grants; the pidfd stays, to see the reap. The entry still counts
  * until reaped. */
 void proc_entry_exited(struct proc_entry *e);
 

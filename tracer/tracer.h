@@ -40,6 +40,8 @@ struct tsandbox {
                                         * their copies, in the ledger */
         uint64_t fork_copy_bytes; /* their sum */
         uint64_t mem_peak;        /* highest ledger allowed */
+        bool vm_clones;           /* a fork sharing the address space (vfork,
+                                   * CLONE_VM) was allowed: entries may share one */
         uint64_t mem_kills;
         struct audit_sink audit;
         struct proc_index procs;  /* only with a process limit */

@@ -54,6 +54,7 @@ static void stat_of_self(void **state)
         assert_int_equal(st.ppid, getppid());
         assert_int_equal(st.pgrp, getpgrp());
         assert_int_equal(st.num_threads, 1);
+        assert_int_equal(procfs_thread_count(getpid()), 1);
         assert_true(st.starttime > 0);
         /* the heap starts at start_brk and ends at the current break */
         void *brk_now = sbrk(0);
@@ -84,6 +85,7 @@ static void stat_of_gone_is_enoent(void **state)
         struct proc_stat st;
         assert_int_equal(procfs_stat(pid, &st), -ENOENT);
         assert_int_equal(procfs_tgid(pid), -ENOENT);
+        assert_int_equal(procfs_thread_count(pid), -ENOENT);
 }
 
 static atomic_int thread_tid;
@@ -115,6 +117,7 @@ static void tgid_of_leader_and_thread(void **state)
         struct proc_stat st;
         assert_int_equal(procfs_stat(getpid(), &st), 0);
         assert_int_equal(st.num_threads, 2);
+        assert_int_equal(procfs_thread_count(getpid()), 2);
         atomic_store(&thread_stop, true);
         assert_int_equal(pthread_join(t, NULL), 0);
 }

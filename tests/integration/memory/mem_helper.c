@@ -692,6 +692,103 @@ static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg)
         pthread_attr_destroy(&a);
 }
 
+struct race {
+        uint64_t len;
+        int started, go; /* __atomic */
+};
+
+static void *race_map(void *arg)
+{
+        struct race *r = arg;
+        __atomic_add_fetch(&r->started, 1, __ATOMIC_SEQ_CST);
+        while (!__atomic_load_n(&r->go, __ATOMIC_SEQ_CST))
+                ; /* spin: both threads ask at the same moment */
+        if (mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+                fail("mmap");
+        return NULL;
+}
+
+/* threadrace N MIB: N children one after another; in each, two threads
+ * map MIB each at the same moment (one mapping fits the limit, two do
+ * not), then the child reports its measure and exits 0. */
+static int cmd_threadrace(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        for (uint64_t i = 0; i < n; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0) {
+                        struct race r = { .len = len };
+                        pthread_t th[2];
+                        for (int t = 0; t < 2; t++)
+                                start_thread(&th[t], race_map, &r);
+                        while (__atomic_load_n(&r.started, __ATOMIC_SEQ_CST) < 2)
+                                ;
+                        __atomic_store_n(&r.go, 1, __ATOMIC_SEQ_CST);
+                        for (int t = 0; t < 2; t++)
+                                if ((errno = pthread_join(th[t], NULL)))
+                                        fail("pthread_join");
+                        say("child %" PRIu64 " both mapped data %" PRIu64, i + 1, data_now());
+                        _exit(0);
+                }
+                print_status("status", (int)i + 1, pid, wait_child(pid));
+        }
+        say("done");
+        return 0;
+}
+
+/* procrace N MIB: N rounds; in each, two children map MIB each at the
+ * same moment (one mapping fits the limit, two do not) and report their
+ * measure; each holds its mapping until both have mapped or died, then
+ * exits 0. The parent reports both statuses. */
+static int cmd_procrace(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        struct race *r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (r == MAP_FAILED)
+                fail("mmap");
+        for (uint64_t i = 0; i < n; i++) {
+                *r = (struct race){ .len = len };
+                int mapped[2][2], release[2];
+                pid_t pid[2];
+                if (pipe2(release, O_CLOEXEC))
+                        fail("pipe");
+                for (int c = 0; c < 2; c++) {
+                        if (pipe2(mapped[c], O_CLOEXEC))
+                                fail("pipe");
+                        if ((pid[c] = fork()) < 0)
+                                fail("fork");
+                        if (pid[c] == 0) {
+                                close(release[1]);
+                                race_map(r);
+                                say("round %" PRIu64 " child %d mapped data %" PRIu64, i + 1, c, data_now());
+                                send_byte(mapped[c][1]);
+                                await_byte(release[0], "release"); /* EOF */
+                                _exit(0);
+                        }
+                        close(mapped[c][1]);
+                }
+                close(release[0]);
+                while (__atomic_load_n(&r->started, __ATOMIC_SEQ_CST) < 2)
+                        ;
+                __atomic_store_n(&r->go, 1, __ATOMIC_SEQ_CST);
+                for (int c = 0; c < 2; c++) {
+                        await_byte(mapped[c][0], "mapped"); /* the byte, or EOF: killed */
+                        close(mapped[c][0]);
+                }
+                close(release[1]);
+                for (int c = 0; c < 2; c++)
+                        print_status("status", (int)(2 * i + c + 1), pid[c], wait_child(pid[c]));
+        }
+        say("done");
+        return 0;
+}
+
 static void *thread_exec(void *arg)
 {
         struct thread_arg *t = arg;
@@ -1155,7 +1252,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "shm", cmd_shm },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
