@@ -146,15 +146,19 @@ static void shm_bind(struct tsandbox *sb, struct shm_line *l, size_t n, bool any
 
 /* Where a blocked thread waits (proc(5), /proc/<tid>/wchan: the kernel
  * function it sleeps in) when it can only be inside a system call that
- * maps nothing: wait4/waitid, futex, nanosleep, pipe I/O, poll/select/
- * epoll, sigtimedwait/sigsuspend, or a signal/ptrace stop (reached after a
- * call returns, or at its entry before seccomp). Names as of Linux 5.10 to
- * 6.18; a name not listed only means "not sure". */
+ * maps nothing: wait4/waitid, a vfork parent's wait (in kernel_clone
+ * where wait_for_vfork_done is inlined), futex, nanosleep,
+ * pipe and unix-socket reads and writes, poll/select/epoll, sigtimedwait/
+ * sigsuspend, or a signal/ptrace stop (reached after a call returns, or at
+ * its entry before seccomp). Names as of Linux 5.10 to 6.18 (the suffix of
+ * a compiler clone such as ".isra.0" is ignored); a name not listed only
+ * means "not sure". */
 static const char *const waits_outside_mm[] = {
-        "do_wait", "futex_do_wait", "futex_wait_queue", "futex_wait_queue_me", "hrtimer_nanosleep",
-        "do_nanosleep", "pipe_read", "pipe_write", "anon_pipe_read", "anon_pipe_write", "do_select",
-        "do_sys_poll", "ep_poll", "do_sigtimedwait", "sigsuspend", "do_signal_stop", "ptrace_stop",
-        "poll_schedule_timeout",
+        "do_wait", "wait_for_vfork_done", "kernel_clone", "futex_do_wait", "futex_wait_queue", "futex_wait_queue_me",
+        "hrtimer_nanosleep", "do_nanosleep", "pipe_read", "pipe_write", "anon_pipe_read", "anon_pipe_write",
+        "unix_stream_read_generic", "unix_stream_data_wait", "do_select", "do_sys_poll",
+        "poll_schedule_timeout", "ep_poll", "do_epoll_wait", "do_sigtimedwait", "sigsuspend",
+        "do_signal_stop", "ptrace_stop",
 };
 
 /* Whether thread `tid` of `tgid` is surely past every call the tracer has
