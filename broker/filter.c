@@ -93,10 +93,17 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
                  * tracer. */
                 ADD(.syscall = "mmap", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
                     .mask = PROT_WRITE, .value = PROT_WRITE, .masked2 = true, .argno2 = 3,
-                    .mask2 = MAP_PRIVATE, .value2 = MAP_PRIVATE);
+                    .mask2 = MAP_PRIVATE | MAP_GROWSDOWN, .value2 = MAP_PRIVATE);
                 ADD(.syscall = "mmap", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
                     .mask = PROT_WRITE, .value = PROT_WRITE, .masked2 = true, .argno2 = 3,
-                    .mask2 = MAP_ANONYMOUS, .value2 = MAP_ANONYMOUS);
+                    .mask2 = MAP_ANONYMOUS | MAP_GROWSDOWN, .value2 = MAP_ANONYMOUS);
+                /* A MAP_GROWSDOWN mapping grows by page faults, never
+                 * notified, up to RLIMIT_STACK - each of them. (The main
+                 * stack is the one such mapping: its growth is bounded by
+                 * the hard RLIMIT_STACK the tracer sets.) Disjoint from the
+                 * rules above, whatever the protection. */
+                ADD(.syscall = "mmap", .action = FILTER_ERRNO, .err = EPERM, .masked = true, .argno = 3,
+                    .mask = MAP_GROWSDOWN, .value = MAP_GROWSDOWN);
                 ADD(.syscall = "mprotect", .action = FILTER_NOTIFY, .masked = true, .argno = 2,
                     .mask = PROT_WRITE, .value = PROT_WRITE);
                 ADD(.syscall = "pkey_mprotect", .action = FILTER_NOTIFY, .masked = true, .argno = 2,

@@ -150,16 +150,21 @@ static void root_main(void *ud)
         if (chdir(rq->cwd) < 0)
                 root_fail(ST_CHDIR, errno);
         if (rq->max_memory) {
-                /* The main stack grows by page faults, which the tracer
-                 * never sees: the kernel must bound it, and the sandbox
-                 * must not raise that bound. */
-                struct rlimit rl;
-                if (getrlimit(RLIMIT_STACK, &rl) == 0) {
+                /* The kernel must bound what the tracer never sees, and the
+                 * sandbox must not raise those bounds: the main stack grows
+                 * by page faults, and an exec maps the new image's data and
+                 * bss itself (data_vm, which RLIMIT_DATA bounds). Neither
+                 * can exceed the whole limit in one process then. */
+                static const int res[] = { RLIMIT_STACK, RLIMIT_DATA };
+                for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
+                        struct rlimit rl;
+                        if (getrlimit(res[i], &rl) < 0)
+                                root_fail(ST_RLIMIT, errno);
                         uint64_t cap = rq->max_memory; /* also when unlimited */
                         if ((uint64_t)rl.rlim_cur < cap)
                                 cap = rl.rlim_cur;
                         rl.rlim_cur = rl.rlim_max = cap;
-                        if (setrlimit(RLIMIT_STACK, &rl) < 0)
+                        if (setrlimit(res[i], &rl) < 0)
                                 root_fail(ST_RLIMIT, errno);
                 }
         }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -25,23 +24,8 @@ int procfs_read(const char *path, char *buf, size_t len)
         return (int)n;
 }
 
-int procfs_thread_count(pid_t pid)
+static int stat_parse(char *buf, struct proc_stat *st)
 {
-        char path[64];
-        struct stat st;
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-        if (stat(path, &st) < 0)
-                return errno == ESRCH ? -ENOENT : -errno;
-        return st.st_nlink > 2 ? (int)(st.st_nlink - 2) : -EIO;
-}
-
-int procfs_stat(pid_t pid, struct proc_stat *st)
-{
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        int r = procfs_read(path, buf, sizeof(buf));
-        if (r < 0)
-                return r;
         char *p = strrchr(buf, ')');
         if (!p)
                 return -EIO;
@@ -51,10 +35,11 @@ int procfs_stat(pid_t pid, struct proc_stat *st)
          * num_threads(20) itrealvalue(21) starttime(22) */
         char state;
         int ppid, pgrp, threads, end = 0;
-        unsigned long long start;
-        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %d %*d %llu%n",
-                   &state, &ppid, &pgrp, &threads, &start, &end) != 5 || !end)
+        unsigned long long start, minflt, majflt;
+        if (sscanf(p + 1, " %c %d %d %*d %*d %*d %*u %llu %*u %llu %*u %*u %*u %*d %*d %*d %*d %d %*d %llu%n",
+                   &state, &ppid, &pgrp, &minflt, &majflt, &threads, &start, &end) != 7 || !end)
                 return -EIO;
+        st->faults = minflt + majflt;
         st->state = state;
         st->ppid = ppid;
         st->pgrp = pgrp;
@@ -69,6 +54,37 @@ int procfs_stat(pid_t pid, struct proc_stat *st)
         if (p)
                 st->start_brk = strtoull(p, NULL, 10);
         return 0;
+}
+
+static int stat_file(const char *path, struct proc_stat *st)
+{
+        char buf[1024];
+        int r = procfs_read(path, buf, sizeof(buf));
+        return r < 0 ? r : stat_parse(buf, st);
+}
+
+int procfs_stat(pid_t pid, struct proc_stat *st)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        return stat_file(path, st);
+}
+
+int procfs_task_stat(pid_t tgid, pid_t tid, struct proc_stat *st)
+{
+        char path[96];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)tgid, (int)tid);
+        return stat_file(path, st);
+}
+
+int procfs_stat_pread(int fd, struct proc_stat *st)
+{
+        char buf[1024];
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        if (n <= 0)
+                return n == 0 || errno == ESRCH ? -ENOENT : -errno;
+        buf[n] = 0;
+        return stat_parse(buf, st);
 }
 
 int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *ud)

@@ -12,6 +12,8 @@ struct proc_stat {
         uint64_t starttime;  /* clock ticks since boot (field 22) */
         uint64_t start_brk;  /* heap start (field 47); 0 when hidden (no
                               * ptrace access) or absent */
+        uint64_t faults;     /* minflt + majflt (fields 10, 12): the whole
+                              * process's, or one thread's (procfs_task_stat) */
 };
 
 /* Parse /proc/<pid>/stat. The comm field may hold spaces and parentheses,
@@ -19,11 +21,13 @@ struct proc_stat {
  * process is gone (or is reaped), -EIO on unparsable content. */
 int procfs_stat(pid_t pid, struct proc_stat *st);
 
-/* The number of threads of process `pid`, from the link count of
- * /proc/<pid>/task (the kernel's proc_task_getattr: 2 + its threads), one
- * stat(2) instead of rendering /proc/<pid>/stat. Returns the count, or
- * -errno (-ENOENT: gone). */
-int procfs_thread_count(pid_t pid);
+/* The same for thread `tid` of `tgid`, from /proc/<tgid>/task/<tid>/stat:
+ * state and faults are that thread's own. */
+int procfs_task_stat(pid_t tgid, pid_t tid, struct proc_stat *st);
+
+/* The same from a stat file kept open as `fd`: a read at offset 0 renders
+ * it afresh. -ENOENT once its task is gone. */
+int procfs_stat_pread(int fd, struct proc_stat *st);
 
 /* Call `fn` for every process whose parent is `parent`, by scanning /proc
  * (this kernel has no /proc/<pid>/task/<tid>/children). Returns the number

@@ -58,6 +58,60 @@ struct fork_copy {
         struct fork_copy *next;
 };
 
+/* Where a blocked thread waits (proc(5), /proc/<tid>/wchan: the kernel
+ * function it sleeps in) when it can only be inside a system call that
+ * maps nothing: wait4/waitid, a vfork parent's wait (in kernel_clone
+ * where wait_for_vfork_done is inlined), futex, nanosleep,
+ * pipe and unix-socket reads and writes, poll/select/epoll, sigtimedwait/
+ * sigsuspend/pause, accept, file locks, or a signal/ptrace stop (reached after a call returns, or at
+ * its entry before seccomp). Names as of Linux 5.10 to 6.18 (the suffix of
+ * a compiler clone such as ".isra.0" is ignored); a name not listed only
+ * means "not sure". */
+static const char *const waits_outside_mm[] = {
+        "do_wait", "wait_for_vfork_done", "kernel_clone", "futex_do_wait", "futex_wait_queue", "futex_wait_queue_me",
+        "hrtimer_nanosleep", "do_nanosleep", "pipe_read", "pipe_write", "anon_pipe_read", "anon_pipe_write",
+        "unix_stream_read_generic", "unix_stream_data_wait", "do_select", "do_sys_poll",
+        "poll_schedule_timeout", "ep_poll", "do_epoll_wait", "do_sigtimedwait", "sigsuspend",
+        "do_signal_stop", "ptrace_stop", "__do_sys_pause", "inet_csk_accept", "locks_lock_inode_wait",
+};
+
+/* Whether thread `tid` of `tgid` is surely past every call the tracer has
+ * allowed it, the last one when it had taken `faults` page faults (read
+ * while it was parked in that call's notification; UINT64_MAX: unknown).
+ * A thread makes one call at a time, and once answered, its call runs
+ * before the thread does anything else; so it is past them when:
+ *  - it is gone, or dead (a zombie leader whose process lives on);
+ *  - it has taken a page fault since: a memory call takes none before its
+ *    growth is in the measure (MAP_POPULATE and mlock fault pages in only
+ *    after the mapping is accounted), so the fault was after that, inside
+ *    the call or in user space after it - this covers a thread that runs
+ *    on, which no wait shows;
+ *  - it sleeps in a wait that no memory call reaches (above; wchan needs
+ *    ptrace read access, which the tracer has).
+ * Anything else (running without a fault, asleep inside mmap on mmap_lock
+ * or page I/O, still parked in its notification) is not sure: its grant
+ * keeps counting, which at worst over-counts for a while. */
+static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults)
+{
+        struct proc_stat st;
+        int r = procfs_task_stat(tgid, tid, &st);
+        if (r < 0)
+                return r == -ENOENT;
+        if (st.state == 'Z' || st.state == 'X' || (faults != UINT64_MAX && st.faults > faults))
+                return true;
+        if (st.state == 'R')
+                return false;
+        char path[96], buf[128];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
+        if (procfs_read(path, buf, sizeof(buf)) <= 0)
+                return false;
+        buf[strcspn(buf, ".")] = 0; /* "poll_schedule_timeout.constprop.0" */
+        for (size_t i = 0; i < ARRAY_SIZE(waits_outside_mm); i++)
+                if (!strcmp(buf, waits_outside_mm[i]))
+                        return true;
+        return false;
+}
+
 /* A SysV segment the sandbox created: pending (shmid -1) from the allowed
  * shmget until an exact re-read finds it in /proc/sysvipc/shm. */
 struct shm_seg {
@@ -65,18 +119,19 @@ struct shm_seg {
         key_t key;        /* IPC_PRIVATE shows as 0 */
         uint64_t size;    /* as asked: /proc/sysvipc/shm shows it unrounded */
         pid_t tgid, tid;  /* the creator */
+        uint64_t faults;  /* its thread's page faults when allowed */
         bool seen;        /* listed in this refresh */
         bool over;        /* its shmget was surely over before the listing was read */
         struct shm_seg *next;
 };
 
-static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, pid_t tgid, pid_t tid)
+static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, pid_t tgid, pid_t tid, uint64_t faults)
 {
         struct shm_seg *g = calloc(1, sizeof(*g));
         if (!g)
                 return; /* charged anyway (shm_bytes), never credited */
         *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .tgid = tgid, .tid = tid,
-                               .next = sb->shm_segs };
+                               .faults = faults, .next = sb->shm_segs };
         sb->shm_segs = g;
 }
 
@@ -144,52 +199,6 @@ static void shm_bind(struct tsandbox *sb, struct shm_line *l, size_t n, bool any
         }
 }
 
-/* Where a blocked thread waits (proc(5), /proc/<tid>/wchan: the kernel
- * function it sleeps in) when it can only be inside a system call that
- * maps nothing: wait4/waitid, a vfork parent's wait (in kernel_clone
- * where wait_for_vfork_done is inlined), futex, nanosleep,
- * pipe and unix-socket reads and writes, poll/select/epoll, sigtimedwait/
- * sigsuspend, or a signal/ptrace stop (reached after a call returns, or at
- * its entry before seccomp). Names as of Linux 5.10 to 6.18 (the suffix of
- * a compiler clone such as ".isra.0" is ignored); a name not listed only
- * means "not sure". */
-static const char *const waits_outside_mm[] = {
-        "do_wait", "wait_for_vfork_done", "kernel_clone", "futex_do_wait", "futex_wait_queue", "futex_wait_queue_me",
-        "hrtimer_nanosleep", "do_nanosleep", "pipe_read", "pipe_write", "anon_pipe_read", "anon_pipe_write",
-        "unix_stream_read_generic", "unix_stream_data_wait", "do_select", "do_sys_poll",
-        "poll_schedule_timeout", "ep_poll", "do_epoll_wait", "do_sigtimedwait", "sigsuspend",
-        "do_signal_stop", "ptrace_stop",
-};
-
-/* Whether thread `tid` of `tgid` is surely past every call the tracer has
- * allowed it: a thread makes one call at a time, and once answered, its
- * call runs before the thread does anything else; so it is past them when
- * it is gone, or asleep in a wait that no memory call reaches (above;
- * wchan needs ptrace read access, which the tracer has). A running
- * thread, or one asleep anywhere else (inside mmap on mmap_lock, in page
- * I/O, still parked in its notification), is not: its grant keeps
- * counting, which at worst over-counts for a while. */
-static bool thread_past_calls(pid_t tgid, pid_t tid)
-{
-        char path[96], buf[128];
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
-        int n = procfs_read(path, buf, sizeof(buf));
-        if (n < 0)
-                return n == -ENOENT; /* gone */
-        if (!strcmp(buf, "0")) {
-                /* running, or dead: an exited thread (a zombie leader
-                 * whose process lives on) has no wait to show */
-                struct proc_stat st;
-                int r = procfs_stat(tid, &st);
-                return r == -ENOENT || (r == 0 && (st.state == 'Z' || st.state == 'X'));
-        }
-        buf[strcspn(buf, ".")] = 0; /* "poll_schedule_timeout.constprop.0" */
-        for (size_t i = 0; i < ARRAY_SIZE(waits_outside_mm); i++)
-                if (!strcmp(buf, waits_outside_mm[i]))
-                        return true;
-        return false;
-}
-
 /* Match the records against /proc/sysvipc/shm and recompute shm_bytes.
  * A resolved record counts while its shmid is listed. Unresolved records
  * are bound to unclaimed segments of their creator and size (own key
@@ -206,7 +215,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
         /* decided before the listing is read: a segment created after the
          * read by a thread that exits at once is no proof of failure */
         for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
-                g->over = g->shmid < 0 && (g->tid == tid || thread_past_calls(g->tgid, g->tid));
+                g->over = g->shmid < 0 && (g->tid == tid || thread_past_calls(g->tgid, g->tid, g->faults));
         size_t n;
         struct shm_line *l = shm_read_lines(&n);
         if (!l)
@@ -288,9 +297,10 @@ static uint64_t statm_data(pid_t tgid, pid_t tid, bool *unknown)
         return v;
 }
 
-/* Keep /proc/<pid>/statm open for `e`. The descriptor is bound to the
- * process it was opened for; that is `e`'s only if `e` had not exited by
- * then (its pidfd not readable): a pid is reused once reaped. */
+/* Keep /proc/<pid>/statm and the leader thread's stat open for `e`. A
+ * descriptor is bound to the process it was opened for; that is `e`'s only
+ * if `e` had not exited by then (its pidfd not readable): a pid is reused
+ * once reaped. */
 static void statm_open(struct proc_entry *e)
 {
         char path[64];
@@ -298,11 +308,28 @@ static void statm_open(struct proc_entry *e)
                 return;
         snprintf(path, sizeof(path), "/proc/%d/statm", e->pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && !proc_entry_running(e)) {
-                close(fd); /* it exited meanwhile: the pid may be another's */
-                fd = -1;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", e->pid, e->pid);
+        int sfd = fd >= 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (sfd < 0 || !proc_entry_running(e)) {
+                /* it exited meanwhile: the pid may be another's */
+                if (fd >= 0)
+                        close(fd);
+                if (sfd >= 0)
+                        close(sfd);
+                fd = sfd = -1;
         }
         e->statm_fd = fd;
+        e->stat_fd = sfd;
+}
+
+/* /proc stat of thread `tid` of `e`, through the kept descriptor when it
+ * is the leader. 0 or -errno (-ENOENT: gone). */
+static int thread_stat(struct proc_entry *e, pid_t tid, struct proc_stat *st)
+{
+        statm_open(e);
+        if (tid == e->pid && e->stat_fd >= 0)
+                return procfs_stat_pread(e->stat_fd, st);
+        return procfs_task_stat(e->pid, tid, st);
 }
 
 /* The measure of `e`'s address space, through the requesting thread `tid`
@@ -575,15 +602,15 @@ static uint64_t grants_sum(const struct proc_entry *e)
         return sum;
 }
 
-static void grant_add(struct proc_entry *e, pid_t tid, uint64_t bytes, bool shared, bool alone)
+static void grant_add(struct proc_entry *e, pid_t tid, uint64_t bytes, uint64_t faults, bool shared, bool alone)
 {
         struct mem_grant *g = malloc(sizeof(*g));
         if (!g) {
                 e->grants_kept += bytes; /* safe side: counted until the process exits */
                 return;
         }
-        *g = (struct mem_grant){ .tid = tid, .bytes = bytes, .base = e->data, .shared = shared, .alone = alone,
-                                 .next = e->grants };
+        *g = (struct mem_grant){ .tid = tid, .bytes = bytes, .base = e->data, .faults = faults,
+                                 .shared = shared, .alone = alone, .next = e->grants };
         e->grants = g;
 }
 
@@ -604,7 +631,7 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
 static void grants_settle(struct proc_entry *e, pid_t tid, bool look)
 {
         for (struct mem_grant **pp = &e->grants; *pp;)
-                if ((*pp)->tid == tid || (look && thread_past_calls(e->pid, (*pp)->tid)))
+                if ((*pp)->tid == tid || (look && thread_past_calls(e->pid, (*pp)->tid, (*pp)->faults)))
                         grant_drop(e, pp);
                 else
                         pp = &(*pp)->next;
@@ -693,15 +720,18 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         uint64_t copy;
         if (e) {
                 grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
-                copy = e->data = entry_statm(e, n->pid);
+                e->data = entry_statm(e, n->pid);
                 /* the child copies what other threads' calls add first */
-                copy += grants_sum(e);
+                copy = e->data + grants_sum(e);
         } else {
                 copy = statm_data((pid_t)n->pid, n->pid, &unknown);
         }
         uint64_t ledger = ledger_sum(sb, false, 0);
-        if (ledger + copy > sb->max_memory)
-                ledger = ledger_sum(sb, true, (pid_t)n->pid);
+        if (ledger + copy > sb->max_memory) {
+                ledger = ledger_sum(sb, true, (pid_t)n->pid); /* settles grants */
+                if (e)
+                        copy = e->data + grants_sum(e);
+        }
         if (ledger + copy > sb->max_memory)
                 return copy;
         *copy_out = copy;
@@ -749,12 +779,13 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
 }
 
 /* Whether nothing but the parked requester can change `e`'s mappings
- * before its request runs: one thread, and no other registered process
- * shares the address space (CLONE_VM, a vfork child). Only then does a
- * look at its maps still hold when the call runs. */
-static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e)
+ * before its request runs: one thread (`st`: the requester's stat, whose
+ * num_threads is its process's), and no other registered process shares
+ * the address space (CLONE_VM, a vfork child). Only then does a look at
+ * its maps still hold when the call runs. */
+static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e, const struct proc_stat *st)
 {
-        return procfs_thread_count(e->pid) == 1 && !shares_vm(sb, e, NULL);
+        return st->num_threads == 1 && !shares_vm(sb, e, NULL);
 }
 
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
@@ -791,8 +822,13 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
          * is over (a thread makes one call at a time) */
         grants_settle(e, (pid_t)n->pid, false);
         e->data = entry_statm(e, n->pid);
-        /* stays true until this call is over: only its thread could end it */
-        bool alone = alone_in_its_address_space(sb, e);
+        /* the requester's faults so far (see thread_past_calls), and
+         * whether it is alone - which stays true until this call is over:
+         * only its thread could end it */
+        struct proc_stat st;
+        bool known = thread_stat(e, (pid_t)n->pid, &st) == 0;
+        uint64_t faults = known ? st.faults : UINT64_MAX;
+        bool alone = known && alone_in_its_address_space(sb, e, &st);
         uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
                 /* at the limit, or at a new peak: the exact ledger (before
@@ -807,10 +843,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         }
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
-                shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid);
+                shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
-                grant_add(e, (pid_t)n->pid, growth, n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE),
+                grant_add(e, (pid_t)n->pid, growth, faults, n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE),
                           alone);
         }
         if (ledger + growth > sb->mem_peak)

@@ -23,6 +23,7 @@ struct mem_grant {
         pid_t tid;                /* the thread it was allowed to */
         uint64_t bytes;
         uint64_t base;            /* statm field 6 when it was allowed */
+        uint64_t faults;          /* its thread's page faults then (UINT64_MAX: unknown) */
         bool shared;              /* anonymous MAP_SHARED: never in statm */
         bool alone;               /* its thread was alone in the address space */
         struct mem_grant *next;
@@ -43,6 +44,8 @@ struct proc_entry {
                                    * until the process exits */
         int statm_fd;             /* /proc/<pid>/statm, kept open for re-reads
                                    * (memory limit only); -1: not open */
+        int stat_fd;              /* /proc/<pid>/task/<pid>/stat (the leader
+                                   * thread's), likewise */
         uint64_t shared;          /* bytes of writable anonymous MAP_SHARED memory
                                    * (not in statm field 6), counted once per
                                    * mapping across the sandbox */

@@ -5,12 +5,14 @@
  * answers a leader with pidfd_open and a non-leader thread from
  * /proc/<tid>/status; both say -ENOENT for a task that is gone. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -54,12 +56,27 @@ static void stat_of_self(void **state)
         assert_int_equal(st.ppid, getppid());
         assert_int_equal(st.pgrp, getpgrp());
         assert_int_equal(st.num_threads, 1);
-        assert_int_equal(procfs_thread_count(getpid()), 1);
         assert_true(st.starttime > 0);
         /* the heap starts at start_brk and ends at the current break */
         void *brk_now = sbrk(0);
         assert_true(st.start_brk > 0);
         assert_true(st.start_brk <= (uintptr_t)brk_now);
+        /* kept open, re-read: rendered afresh */
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)getpid());
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct proc_stat a, b;
+        assert_int_equal(procfs_stat_pread(fd, &a), 0);
+        assert_int_equal(a.num_threads, 1);
+        char *p = mmap(NULL, 32 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(p != MAP_FAILED);
+        for (size_t i = 0; i < 32 * 4096; i += 4096)
+                ((volatile char *)p)[i] = 1; /* first touch: a fault each */
+        assert_int_equal(procfs_stat_pread(fd, &b), 0);
+        assert_true(b.faults >= a.faults + 32);
+        munmap(p, 32 * 4096);
+        close(fd);
 }
 
 static void stat_comm_with_parentheses(void **state)
@@ -81,11 +98,18 @@ static void stat_of_gone_is_enoent(void **state)
 {
         (void)state;
         pid_t pid = child_named("gone");
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
         kill_and_reap(pid);
+        struct proc_stat kept;
+        assert_int_equal(procfs_stat_pread(fd, &kept), -ENOENT);
+        close(fd);
         struct proc_stat st;
         assert_int_equal(procfs_stat(pid, &st), -ENOENT);
         assert_int_equal(procfs_tgid(pid), -ENOENT);
-        assert_int_equal(procfs_thread_count(pid), -ENOENT);
+        assert_int_equal(procfs_task_stat(pid, pid, &st), -ENOENT);
 }
 
 static atomic_int thread_tid;
@@ -117,7 +141,19 @@ static void tgid_of_leader_and_thread(void **state)
         struct proc_stat st;
         assert_int_equal(procfs_stat(getpid(), &st), 0);
         assert_int_equal(st.num_threads, 2);
-        assert_int_equal(procfs_thread_count(getpid()), 2);
+        /* a thread's own stat: the process's thread count, its faults */
+        struct proc_stat ts;
+        assert_int_equal(procfs_task_stat(getpid(), tid, &ts), 0);
+        assert_int_equal(ts.num_threads, 2);
+        assert_int_equal(procfs_task_stat(getpid(), getpid(), &ts), 0);
+        uint64_t before = ts.faults;
+        char *p = mmap(NULL, 64 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(p != MAP_FAILED);
+        for (size_t i = 0; i < 64 * 4096; i += 4096)
+                ((volatile char *)p)[i] = 1; /* first touch: a fault each */
+        assert_int_equal(procfs_task_stat(getpid(), getpid(), &ts), 0);
+        assert_true(ts.faults >= before + 64);
+        munmap(p, 64 * 4096);
         atomic_store(&thread_stop, true);
         assert_int_equal(pthread_join(t, NULL), 0);
 }

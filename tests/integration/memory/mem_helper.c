@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -789,6 +791,118 @@ static int cmd_procrace(int argc, char **argv)
         return 0;
 }
 
+/* phantom: A's allocation is over (its grant must not keep counting)
+ * while A runs on or sleeps, and B asks for memory that fits only
+ * without it. `done` (shared) ends A's spin or wait. */
+struct phantom {
+        uint64_t len;
+        const char *how;
+        int ready, done; /* __atomic */
+        int efd;         /* epoll: what A waits on */
+};
+
+static void phantom_a(struct phantom *ph)
+{
+        char *p = mmap(NULL, ph->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                fail("mmap");
+        touch(p, ph->len);
+        if (strcmp(ph->how, "keep") && strcmp(ph->how, "fork"))
+                munmap(p, ph->len);
+        __atomic_store_n(&ph->ready, 1, __ATOMIC_SEQ_CST);
+        if (!strcmp(ph->how, "epoll")) {
+                int ep = epoll_create1(EPOLL_CLOEXEC);
+                struct epoll_event ev = { .events = EPOLLIN };
+                if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ph->efd, &ev) < 0)
+                        fail("epoll");
+                while (epoll_wait(ep, &ev, 1, DEADLINE_MS) < 0 && errno == EINTR)
+                        ;
+                close(ep);
+                return;
+        }
+        /* runs on: no wait shows that its call is over */
+        for (long i = 0; !__atomic_load_n(&ph->done, __ATOMIC_SEQ_CST); i++)
+                if (i % (1L << 20) == 0 && time(NULL) < 0)
+                        break;
+}
+
+static void *phantom_thread(void *arg)
+{
+        phantom_a(arg);
+        return NULL;
+}
+
+/* phantom HOW MIB: A (a thread; a child process for HOW=proc) maps and
+ * touches MIB, then - HOW unmap/proc/epoll: unmaps it and spins (epoll:
+ * sleeps in epoll_wait); keep: keeps it and spins; fork: keeps it and
+ * spins while the main thread forks a child that exits 0. Then the main
+ * thread (B) maps and touches MIB, announced, and A is let go. */
+static int cmd_phantom(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        struct phantom *ph = mmap(NULL, sizeof(*ph), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (ph == MAP_FAILED)
+                fail("mmap");
+        *ph = (struct phantom){ .len = num(argv[1]) * MIB, .how = argv[0], .efd = eventfd(0, EFD_CLOEXEC) };
+        if (ph->efd < 0)
+                fail("eventfd");
+        pid_t a = -1;
+        pthread_t th;
+        if (!strcmp(ph->how, "proc")) {
+                if ((a = fork()) < 0)
+                        fail("fork");
+                if (a == 0) {
+                        phantom_a(ph);
+                        _exit(0);
+                }
+        } else {
+                start_thread(&th, phantom_thread, ph);
+        }
+        while (!__atomic_load_n(&ph->ready, __ATOMIC_SEQ_CST))
+                ;
+        if (!strcmp(ph->how, "fork")) {
+                pid_t k = fork();
+                if (k < 0)
+                        fail("fork");
+                if (k == 0)
+                        _exit(0);
+                print_status("forked", 1, k, wait_child(k));
+        } else {
+                map_anon(ph->len, MAP_PRIVATE);
+        }
+        __atomic_store_n(&ph->done, 1, __ATOMIC_SEQ_CST);
+        uint64_t one = 1;
+        if (write(ph->efd, &one, sizeof(one)) != sizeof(one))
+                fail("eventfd write");
+        if (a > 0)
+                print_status("a", 1, a, wait_child(a));
+        else if ((errno = pthread_join(th, NULL)))
+                fail("pthread_join");
+        say("done");
+        return 0;
+}
+
+/* growsdown: one-page MAP_GROWSDOWN mappings, writable and PROT_NONE;
+ * prints "growsdown PROT ok" or "growsdown PROT errno N". */
+static int cmd_growsdown(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        static const struct { const char *name; int prot; } v[] = {
+                { "rw", PROT_READ | PROT_WRITE }, { "none", PROT_NONE } };
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+                void *p = mmap(NULL, PAGE, v[i].prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+                if (p == MAP_FAILED)
+                        say("growsdown %s errno %d", v[i].name, errno);
+                else
+                        say("growsdown %s ok", v[i].name);
+        }
+        say("done");
+        return 0;
+}
+
 static void *thread_exec(void *arg)
 {
         struct thread_arg *t = arg;
@@ -1252,7 +1366,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "shm", cmd_shm },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },

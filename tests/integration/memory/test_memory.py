@@ -31,6 +31,7 @@ helper linked statically (empty when there is no static libc).
 """
 
 import ctypes
+import errno
 import json
 import os
 import re
@@ -50,6 +51,7 @@ from harness import wait_for  # noqa: E402
 
 SECCELL = os.environ.get("SECCELL", "")
 HELPER = os.environ.get("MEM_HELPER", "")
+BIGBSS = os.environ.get("MEM_BIGBSS", "")
 HELPER_STATIC = os.environ.get("MEM_HELPER_STATIC", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -320,6 +322,39 @@ class TestCharges(MemTestBase):
         r = self.helper(64 * MIB, "brkblocked", 48, 8)
         step = self.assertKilledAtCrossing(r, 64 * MIB, "brk")
         self.assertEqual((step[0], step[3]), (2, 96 * MIB), r.describe())
+
+    def test_growsdown_mappings_refused(self):
+        # Found in review: a one-page MAP_GROWSDOWN mapping is charged a
+        # page, then grows by page faults (never notified) up to
+        # RLIMIT_STACK - 32 of them held 254 MiB at 64M. Under a memory
+        # limit such mappings are refused (EPERM), whatever the protection;
+        # without one they work.
+        limit = 64 * MIB
+        r = self.helper(limit, "growsdown")
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual(r.lines(), ["growsdown rw errno %d" % errno.EPERM,
+                                     "growsdown none errno %d" % errno.EPERM, "done"], d)
+        self.assertAudit(r, limit, kills=0)
+        bare = subprocess.run([HELPER, "growsdown"], stdout=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(bare.stdout.splitlines(), ["growsdown rw ok", "growsdown none ok", "done"])
+
+    def test_exec_image_larger_than_the_limit(self):
+        # Found in review: exec maps an image's data and bss itself, and a
+        # program without libc need not make a single call before it has
+        # touched them - 256 MiB ran at 64M. The sandbox's hard RLIMIT_DATA
+        # is the limit, so the kernel refuses such an image: the exec
+        # fails past its point of no return (SIGSEGV), nothing runs.
+        if not BIGBSS:
+            self.skipTest("MEM_BIGBSS not set")
+        limit = 64 * MIB
+        r = self.sandbox(limit, [BIGBSS])
+        d = r.describe()
+        self.assertEqual(r.rc, 128 + signal.SIGSEGV, d)
+        self.assertNotIn("touched", r.out, d)
+        self.assertAudit(r, limit, kills=0)
+        bare = subprocess.run([BIGBSS], stdout=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual((bare.returncode, bare.stdout), (0, "touched 256 MiB\n"))
 
     def test_mremap_growth_to_200m(self):
         r = self.helper(64 * MIB, "mremap", 16, 200)
@@ -691,6 +726,48 @@ print("joined")
         self.assertGreaterEqual(int(m.group(2)), 2, "no malloc arena reservations were made\n" + d)
         self.assertEqual(r.lines()[-1], "joined", d)
         self.assertAudit(r, limit, kills=0)
+
+
+class TestGrantsEnd(MemTestBase):
+    """A grant (an allowed call that may not have run yet) counts on top of
+    statm until its call is seen over. Seen too late, it kills requests
+    that fit (found in review: every case below was killed or refused).
+    A maps and touches MIB; B then asks for MIB, which fits only without
+    A's grant counted on top of what statm shows."""
+
+    def check(self, how, mib, limit):
+        r = self.helper(limit, "phantom", how, mib, opts=["--max-procs", "4"])
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual(r.lines()[-1], "done", d)
+        self.assertAudit(r, limit, kills=0)
+        return r
+
+    def test_process_runs_on_after_unmapping(self):
+        # A, another process, unmaps and spins: single-threaded, it took
+        # page faults after its call
+        r = self.check("proc", 120, 200 * MIB)
+        self.assertRegex(r.out, r"(?m)^a 1 pid \d+ exit 0$")
+
+    def test_thread_runs_on_after_unmapping(self):
+        # A, a thread of the same process, unmaps and spins: no wait shows
+        # it past its call, its page faults do
+        self.check("unmap", 120, 200 * MIB)
+
+    def test_thread_sleeps_in_epoll(self):
+        self.check("epoll", 120, 200 * MIB)
+
+    def test_thread_runs_on_holding_it(self):
+        # A keeps 90 MiB and spins; B's 90 MiB fits at 200M beside it (and
+        # beside 1 MiB thread stacks), not beside it twice
+        self.check("keep", 90, 200 * MIB)
+
+    def test_fork_beside_a_running_thread(self):
+        # A keeps 100 MiB and spins; the main thread forks: the child's copy
+        # (~100 MiB) fits at 256M; counting A's grant on top of it did not
+        r = self.check("fork", 100, 256 * MIB)
+        self.assertRegex(r.out, r"(?m)^forked 1 pid \d+ exit 0$")
+        self.assertEqual((r.end["forks_allowed"], r.end["forks_denied"]), (1, 0), r.describe())
 
 
 class TestOutOfDescriptors(MemTestBase):
