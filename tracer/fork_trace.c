@@ -1,6 +1,7 @@
 #include "fork_trace.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -239,11 +240,20 @@ static void on_parent(struct trace_rec *r, int status)
         int event = status >> 16;
         if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE) {
                 unsigned long child = 0;
-                ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
+                bool known = ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child > 0 && child <= INT_MAX;
+                int err = errno;
                 /* detached at the event: a vfork parent now sleeps until
                  * its child execs, and must not hold us */
                 ptrace(PTRACE_DETACH, tid, 0, 0);
                 rec_free(r);
+                if (!known) {
+                        /* SIGKILLed at its event stop before we could ask:
+                         * its new task, if any, stops as one whose creator
+                         * never reported, and is killed (fork_trace_settle) */
+                        log_debug("fork event of %d: no child pid (%s)", tid, strerror(err));
+                        proc_limit_fork_done(sb, tid);
+                        return;
+                }
                 struct trace_rec *c = rec_find((pid_t)child);
                 if (!c && (c = rec_new((pid_t)child)))
                         c->is_child = true;

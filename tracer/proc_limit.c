@@ -121,6 +121,8 @@ void proc_limit_child_died(struct tsandbox *sb, pid_t parent_tid, pid_t child)
 
 int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
 {
+        if (child <= 0)
+                return -EINVAL; /* never a kill(0) or kill(-1) below */
         /* An entry with this pid is a reaped process whose pid was reused
          * (it is dropped by the exact recount), unless it is this one. */
         if (proc_index_find(&sb->procs, child)) {
