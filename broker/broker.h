@@ -20,6 +20,7 @@ struct broker {
         struct tracer_link tracer;
         bool is_root;                  /* may switch sandboxes to client uids */
         uid_t tracer_uid;              /* the tracer's own uid when is_root */
+        bool refuse_filtered;          /* refuse clients under a seccomp filter */
         uint64_t next_id;
         struct sandbox *sandboxes;
         struct sandbox *graveyard;     /* freed after the current batch */

@@ -47,10 +47,13 @@ static bool getpwnam_exists(const char *name)
 static void usage(FILE *f)
 {
         fputs("Usage: seccell-broker [--dir DIR] [--tracer-user USER] [--socket-mode MODE]\n"
-              "                      [--events] [--embedded] [--ready-fd FD]\n"
+              "                      [--events] [--allow-filtered-clients] [--embedded] [--ready-fd FD]\n"
               "Serve 'seccell run' requests on DIR/broker.ipc (default /run/seccell).\n"
               "--events: publish every audit event of every sandbox on\n"
-              "          ipc://DIR/tracer/events.ipc (nng PUB, seccell.AuditEvent).\n", f);
+              "          ipc://DIR/tracer/events.ipc (nng PUB, seccell.AuditEvent).\n"
+              "--allow-filtered-clients: serve clients that run under a seccomp filter\n"
+              "          (refused by default: one may be inside another broker's\n"
+              "          sandbox, whose limits a sandbox from here would shed).\n", f);
 }
 
 static struct broker broker;
@@ -128,13 +131,14 @@ int main(int argc, char **argv)
                 { "embedded", no_argument, NULL, 'e' },
                 { "ready-fd", required_argument, NULL, 'r' },
                 { "events", no_argument, NULL, 'E' },
+                { "allow-filtered-clients", no_argument, NULL, 'F' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *dir = "/run/seccell", *user = NULL;
         unsigned mode = 0666;
         int ready_fd = -1, c, r;
-        bool embedded = false, events = false;
+        bool embedded = false, events = false, allow_filtered = false;
         uint64_t v;
 
         log_set_prog("seccell-broker");
@@ -147,6 +151,7 @@ int main(int argc, char **argv)
                         break;
                 case 'e': embedded = true; break;
                 case 'E': events = true; break;
+                case 'F': allow_filtered = true; break;
                 case 'r':
                         if (parse_uint_range(optarg, 0, INT_MAX, &v) < 0) {
                                 log_msg("bad --ready-fd '%s'", optarg);
@@ -165,6 +170,9 @@ int main(int argc, char **argv)
 
         log_debug("start");
         broker.is_root = geteuid() == 0;
+        /* A daemon's socket is reachable from other brokers' sandboxes;
+         * an embedded broker serves only its CLI, its parent. */
+        broker.refuse_filtered = !embedded && !allow_filtered;
         broker.tracer_uid = (uid_t)-1;
         if (!user) {
                 /* a dedicated account if the host has one, else nobody */

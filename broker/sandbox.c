@@ -206,6 +206,14 @@ static bool inside_sandbox(pid_t pid)
         return true;
 }
 
+/* Whether `pid` runs under a seccomp filter (proc(5), "Seccomp: 2"), as
+ * every process of a seccell sandbox does - of this broker or another
+ * one. Unreadable: treated as filtered. */
+static bool under_seccomp_filter(pid_t pid)
+{
+        return procfs_status_field(pid, "Seccomp") != 0;
+}
+
 static void handle_run(struct broker *b, struct server_request *rq, const Seccell__RunRequest *run)
 {
         _cleanup_free_ struct sandbox *sb = NULL;
@@ -219,26 +227,43 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         char why[512];
         int r;
 
+        /* Claimed first, so that a refusal below closes them at once
+         * (they may be the only holders of the client's pipes). */
+        fds = server_take_fds(b->srv, run->fd_token, (uid_t)rq->peer_uid);
         /* A sandboxed process asking for a sandbox of its own would get one
          * without its limits: refused. */
         if (inside_sandbox((pid_t)rq->peer_pid)) {
                 log_msg("refusing a run requested from inside a sandbox (pid %llu)",
                         (unsigned long long)rq->peer_pid);
                 server_reply_error(rq, EPERM, "seccell run cannot be used inside a seccell sandbox");
+                server_fds_free(fds);
+                return;
+        }
+        /* One of another broker's sandboxes (an embedded one's, say) could
+         * reach this daemon's socket and get a sandbox without its own
+         * limits. Its processes all run under that sandbox's filter. */
+        if (b->refuse_filtered && under_seccomp_filter((pid_t)rq->peer_pid)) {
+                log_msg("refusing a run requested under a seccomp filter (pid %llu)",
+                        (unsigned long long)rq->peer_pid);
+                server_reply_error(rq, EPERM, "this client runs under a seccomp filter, maybe inside another seccell "
+                                   "sandbox whose limits a new sandbox would shed (seccell-broker "
+                                   "--allow-filtered-clients serves such clients)");
+                server_fds_free(fds);
                 return;
         }
         if (b->is_root && rq->peer_uid == b->tracer_uid) {
                 server_reply_error(rq, EPERM, "uid %llu is the tracer's own user; its sandboxes could signal the "
                                    "tracer (create a dedicated 'seccell' user for the tracer)",
                                    (unsigned long long)rq->peer_uid);
+                server_fds_free(fds);
                 return;
         }
         if (!b->is_root && rq->peer_uid != geteuid()) {
                 server_reply_error(rq, EPERM, "this broker runs as uid %u and cannot start sandboxes for uid %llu",
                                    geteuid(), (unsigned long long)rq->peer_uid);
+                server_fds_free(fds);
                 return;
         }
-        fds = server_take_fds(b->srv, run->fd_token, (uid_t)rq->peer_uid);
         size_t want = run->audit ? 4 : 3;
         if (!fds || fds->nfds != want) {
                 server_reply_error(rq, EBADF, "no descriptors (%zu expected) were received for this request", want);

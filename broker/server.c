@@ -259,11 +259,12 @@ void server_accept_fds(struct server *s)
 {
         uint64_t now = mono_ns() / 1000000;
 
-        /* Connections that never sent their packet are dropped after a
-         * while, so a client cannot pin broker descriptors. */
+        /* Connections whose packet never came, or was never claimed by a
+         * run request, are dropped after a while, so a client cannot pin
+         * broker descriptors or fill the table. */
         for (struct server_fds **pp = &s->fds; *pp;) {
                 struct server_fds *f = *pp;
-                if (!f->received && now - f->since_ms > PENDING_EXPIRY_MS) {
+                if (now - f->since_ms > PENDING_EXPIRY_MS) {
                         *pp = f->next;
                         s->nfds_pending--;
                         server_fds_free(f);

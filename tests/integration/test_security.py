@@ -276,6 +276,45 @@ else:
 """
 
 
+class DaemonBroker(SeccellTestCase):
+    """A sandbox must not shed its limits by asking a daemon broker (one it
+    can reach by its socket) for a sandbox of its own: found in review, an
+    embedded run's sandbox got an unlimited one from a daemon."""
+
+    def start_daemon(self, *extra):
+        d = tempfile.mkdtemp(prefix="seccell-daemon-")
+        self.addCleanup(shutil.rmtree, d, True)
+        r, w = os.pipe()
+        broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
+        p = self.popen([broker, "--dir", d, "--ready-fd", str(w)] + list(extra), pass_fds=(w,),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       start_new_session=True)
+        os.close(w)
+        with os.fdopen(r, "rb", buffering=0) as ready:
+            self.assertEqual(read_line(ready, 30), b"r", "the daemon did not get ready: %s" % errtext(p))
+        return d
+
+    def nested(self, d):
+        return self.run_cmd([SECCELL, "run", "--broker", d, "--", "/bin/echo", "inner ran"],
+                            opts=["--max-procs", "4"])
+
+    def test_nested_run_through_a_daemon_refused(self):
+        d = self.start_daemon()
+        outside = self.seccell(["run", "--broker", d, "--", "/bin/echo", "outside"])
+        self.assertEqual((outside.returncode, outside.stdout), (0, b"outside\n"), outside.stderr)
+        r = self.nested(d)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertNotIn(b"inner ran", r.stdout)
+        self.assertIn(b"runs under a seccomp filter", r.stderr)
+
+    def test_allow_filtered_clients_serves_them(self):
+        # the operator's explicit choice (clients in containers with a
+        # seccomp profile of their own)
+        d = self.start_daemon("--allow-filtered-clients")
+        r = self.nested(d)
+        self.assertEqual((r.returncode, r.stdout), (0, b"inner ran\n"), r.stderr)
+
+
 class UserFaultFd(SeccellTestCase):
     """A userfaultfd could park the tracer's read of an exec's argv on a
     page the sandbox never serves: neither the syscall nor the
