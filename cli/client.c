@@ -43,21 +43,6 @@ static int connect_fdchan(const char *dir)
         return fd;
 }
 
-/* Our stdio as the sandbox's; a closed one becomes /dev/null. */
-static int stdio_fds(int fds[3])
-{
-        for (int i = 0; i < 3; i++) {
-                if (fcntl(i, F_GETFD) >= 0) {
-                        fds[i] = i;
-                        continue;
-                }
-                fds[i] = open("/dev/null", i == 0 ? O_RDONLY | O_CLOEXEC : O_WRONLY | O_CLOEXEC);
-                if (fds[i] < 0)
-                        return -errno;
-        }
-        return 0;
-}
-
 struct pending_reply {
         nng_aio *aio;
         int done_fd;
@@ -208,10 +193,10 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 log_errno(-errno, "cannot determine the working directory");
                 return 125;
         }
-        if ((r = stdio_fds(fds)) < 0) {
-                log_errno(r, "cannot open /dev/null for a closed standard stream");
-                return 125;
-        }
+        /* our stdio as the sandbox's (main() has put /dev/null in place
+         * of a closed one) */
+        for (int i = 0; i < 3; i++)
+                fds[i] = i;
         fds[3] = o->audit_fd;
         _cleanup_close_ int conn = connect_fdchan(dir);
         if (conn < 0) {
@@ -220,9 +205,6 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
         }
         uint64_t token = fdchan_new_token();
         r = fdchan_send(conn, token, fds, o->audit_fd >= 0 ? 4 : 3);
-        for (int i = 0; i < 3; i++)
-                if (fds[i] != i)
-                        close(fds[i]);
         if (r < 0) {
                 log_errno(r, "cannot pass descriptors to the broker");
                 return 125;

@@ -151,6 +151,15 @@ int main(int argc, char **argv)
          * outside the filter. */
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         signal(SIGPIPE, SIG_IGN);
+        /* A closed standard stream would take the number of our next
+         * descriptor (the signalfd, a socket), and the sandbox would be
+         * handed that: /dev/null takes the slot first (open(2) returns the
+         * lowest free number). */
+        for (int i = 0; i < 3; i++)
+                if (fcntl(i, F_GETFD) < 0 && open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY) != i) {
+                        log_errno(-errno, "cannot open /dev/null for closed descriptor %d", i);
+                        return EXIT_SECCELL;
+                }
         if (argc < 2) {
                 usage(stderr);
                 return EXIT_SECCELL;

@@ -307,6 +307,21 @@ class DaemonBroker(SeccellTestCase):
         self.assertNotIn(b"inner ran", r.stdout)
         self.assertIn(b"runs under a seccomp filter", r.stderr)
 
+    def test_closed_stdio_is_dev_null(self):
+        # Found in review: with a daemon, a closed stdin (or stdout, stderr)
+        # reached the sandbox as the CLI's signalfd - the CLI's first
+        # descriptor took the free slot. Embedded mode too must pass
+        # /dev/null.
+        d = self.start_daemon()
+        script = "import os; print([os.readlink('/proc/self/fd/%d' % n) for n in (0, 2)])"
+        for mode in (["--broker", d], []):
+            with self.subTest(mode=mode or "embedded"):
+                p = self.popen([SECCELL, "run"] + mode + ["--", PYTHON, "-c", script],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: (os.close(0), os.close(2)))
+                out, err = p.communicate(timeout=60)
+                self.assertEqual((p.returncode, out), (0, b"['/dev/null', '/dev/null']\n"), err)
+
     def test_allow_filtered_clients_serves_them(self):
         # the operator's explicit choice (clients in containers with a
         # seccomp profile of their own)
