@@ -389,18 +389,20 @@ static FILE *maps_open(pid_t tgid, pid_t tid)
 struct vma {
         uint64_t start, end;
         char perms[8];            /* "rw-p" ... */
+        uint64_t offset;          /* into the file (bytes) */
         unsigned long inode;
         const char *name;         /* into the line: path, "[heap]", "" */
 };
 
 static bool vma_parse(const char *line, struct vma *v)
 {
-        unsigned long long a, b;
+        unsigned long long a, b, o;
         int off = 0;
-        if (sscanf(line, "%llx-%llx %7s %*s %*s %lu %n", &a, &b, v->perms, &v->inode, &off) < 4 || !off)
+        if (sscanf(line, "%llx-%llx %7s %llx %*s %lu %n", &a, &b, v->perms, &o, &v->inode, &off) < 5 || !off)
                 return false;
         v->start = a;
         v->end = b;
+        v->offset = o;
         v->name = line + off;
         return true;
 }
@@ -431,6 +433,28 @@ static uint64_t read_brk(pid_t tgid, pid_t tid)
                 return end;
         struct proc_stat st;
         return procfs_stat(tgid, &st) == 0 ? PAGE_UP(st.start_brk) : 0;
+}
+
+/* Whether `addr` lies in the main stack of `tgid` ("[stack]" in its maps,
+ * seen through thread `tid`): the one mapping that grows down by page
+ * faults (MAP_GROWSDOWN is refused by the filter). Unreadable maps: true
+ * (fail closed - the caller refuses the request). */
+static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr)
+{
+        char line[512];
+        FILE *f = maps_open(tgid, tid);
+        if (!f)
+                return true;
+        bool in = false;
+        struct vma v;
+        while (fgets(line, sizeof(line), f)) {
+                if (!vma_parse(line, &v) || v.end <= addr)
+                        continue;
+                in = v.start <= addr && strncmp(v.name, "[stack]", 7) == 0;
+                break; /* maps is sorted by address */
+        }
+        fclose(f);
+        return in;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
@@ -489,33 +513,41 @@ static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct pr
 }
 
 /* Anonymous shared memory is not in statm field 6: it is read from
- * /proc/<pid>/maps (writable "s" mappings of "/dev/zero (deleted)", one
- * shmem inode per mapping), each inode counted once across the sandbox,
- * since a forked child maps the same memory. */
+ * /proc/<pid>/maps ("s" mappings of "/dev/zero (deleted)", one shmem
+ * object per MAP_SHARED|MAP_ANONYMOUS mapping). An object counts once
+ * across the sandbox (a forked child maps the same memory), by the
+ * furthest byte any of its mappings reaches (offset + length): the part
+ * of a mapping unmapped from its middle is still the object's, and even a
+ * read-only mapping allocates its pages when read. */
 struct inode_set {
-        unsigned long *v;
+        struct { unsigned long ino; uint64_t extent; } *v;
         size_t n, cap;
 };
 
-static bool inode_seen(struct inode_set *s, unsigned long ino)
+/* What `extent` bytes of object `ino` add to what the set has seen. */
+static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent)
 {
         for (size_t i = 0; i < s->n; i++)
-                if (s->v[i] == ino)
-                        return true;
+                if (s->v[i].ino == ino) {
+                        uint64_t more = extent > s->v[i].extent ? extent - s->v[i].extent : 0;
+                        s->v[i].extent += more;
+                        return more;
+                }
         if (s->n == s->cap) {
                 size_t cap = s->cap ? s->cap * 2 : 32;
-                unsigned long *v = realloc(s->v, cap * sizeof(*v));
+                void *v = realloc(s->v, cap * sizeof(*s->v));
                 if (!v)
-                        return true; /* out of memory: do not count twice */
+                        return extent; /* out of memory: may count twice, never less */
                 s->v = v;
                 s->cap = cap;
         }
-        s->v[s->n++] = ino;
-        return false;
+        s->v[s->n].ino = ino;
+        s->v[s->n++].extent = extent;
+        return extent;
 }
 
-/* The writable anonymous shared memory of `pid` not seen yet; `known` when
- * its maps cannot be read (out of descriptors...). */
+/* The anonymous shared memory of `pid` not seen yet; `known` when its maps
+ * cannot be read (out of descriptors...). */
 static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 {
         char line[512];
@@ -525,8 +557,8 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
                 return known;
         struct vma v;
         while (fgets(line, sizeof(line), f))
-                if (vma_parse(line, &v) && v.perms[1] == 'w' && vma_anon_shared(&v) && !inode_seen(seen, v.inode))
-                        sum += v.end - v.start;
+                if (vma_parse(line, &v) && vma_anon_shared(&v))
+                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
         fclose(f);
         return sum;
 }
@@ -561,7 +593,7 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 bool priv = v.perms[3] == 'p';
                 if (!priv && !vma_anon_shared(&v))
                         continue;
-                if (v.perms[1] == 'w') {
+                if (v.perms[1] == 'w' || !priv) { /* anonymous shared memory counts unwritable too */
                         *counted += ov;
                         if (priv)
                                 *private += ov;
@@ -594,14 +626,6 @@ static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6]
  * over, its growth counts on top of the measure, or a request judged
  * meanwhile (another thread's, another process's) could count on the same
  * room. Over-counting is the worst a grant does. */
-static uint64_t grants_sum(const struct proc_entry *e)
-{
-        uint64_t sum = e->grants_kept;
-        for (const struct mem_grant *g = e->grants; g; g = g->next)
-                sum += g->bytes;
-        return sum;
-}
-
 static void grant_add(struct proc_entry *e, pid_t tid, uint64_t bytes, uint64_t faults, bool shared, bool alone)
 {
         struct mem_grant *g = malloc(sizeof(*g));
@@ -657,23 +681,29 @@ static void grants_settle_grown(struct proc_entry *e)
 static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
 {
         struct inode_set seen = { 0 };
-        if (exact)
+        if (exact) {
                 shm_refresh(sb, tid);
-        uint64_t sum = sb->shm_bytes + sb->fork_copy_bytes;
+                sb->mem_unsettled = 0; /* what it stood for is re-read below */
+        }
+        uint64_t sum = sb->shm_bytes + sb->fork_copy_bytes + sb->mem_unsettled;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
                 if (e->exited)
                         continue; /* its address space is gone */
+                bool dup = false;
                 if (exact) {
                         /* grants first: one that ends after the re-read
                          * must still count */
                         grants_settle(e, tid, true);
-                        /* one address space counts once */
-                        bool dup = shares_vm(sb, e, e); /* with an earlier one */
-                        e->data = dup ? 0 : entry_statm(e, 0);
+                        /* one address space counts once (here; between
+                         * exact re-reads each entry counts its own last
+                         * reading, since a sharer's exec or exit ends the
+                         * sharing unseen) */
+                        dup = shares_vm(sb, e, e); /* with an earlier one */
+                        e->data = entry_statm(e, 0);
                         e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
                         grants_settle_grown(e);
                 }
-                sum += e->data + e->shared + grants_sum(e);
+                sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
         }
         free(seen.v);
         return sum;
@@ -722,7 +752,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
                 grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
                 e->data = entry_statm(e, n->pid);
                 /* the child copies what other threads' calls add first */
-                copy = e->data + grants_sum(e);
+                copy = e->data + proc_entry_grants(e);
         } else {
                 copy = statm_data((pid_t)n->pid, n->pid, &unknown);
         }
@@ -730,7 +760,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         if (ledger + copy > sb->max_memory) {
                 ledger = ledger_sum(sb, true, (pid_t)n->pid); /* settles grants */
                 if (e)
-                        copy = e->data + grants_sum(e);
+                        copy = e->data + proc_entry_grants(e);
         }
         if (ledger + copy > sb->max_memory)
                 return copy;
@@ -798,6 +828,11 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
 
         if (n->data.nr == SYS_brk && !args[0])
                 return 0; /* a query */
+        /* A copy or move of (part of) the main stack would be a second
+         * mapping that grows down by page faults, up to RLIMIT_STACK,
+         * never notified: refused, as MAP_GROWSDOWN is. */
+        if (n->data.nr == SYS_mremap && in_main_stack(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0]))
+                return EPERM;
         if (!e) {
                 /* Every process is registered at birth: an unknown requester
                  * means the tracer could not look (out of descriptors) or
@@ -828,6 +863,11 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         struct proc_stat st;
         bool known = thread_stat(e, (pid_t)n->pid, &st) == 0;
         uint64_t faults = known ? st.faults : UINT64_MAX;
+        /* ...except for mremap: a move first unmerges KSM pages of the old
+         * range, page faults of the caller taken before the new range is
+         * accounted (found in review) */
+        if (n->data.nr == SYS_mremap)
+                faults = UINT64_MAX;
         bool alone = known && alone_in_its_address_space(sb, e, &st);
         uint64_t ledger = ledger_sum(sb, false, 0);
         if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
@@ -846,7 +886,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
-                grant_add(e, (pid_t)n->pid, growth, faults, n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && !(args[3] & MAP_PRIVATE),
+                grant_add(e, (pid_t)n->pid, growth, faults, n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && (args[3] & MAP_TYPE) != MAP_PRIVATE,
                           alone);
         }
         if (ledger + growth > sb->mem_peak)

@@ -72,10 +72,23 @@ static void close_fds(struct proc_entry *e)
         e->pidfd = -1;
 }
 
+uint64_t proc_entry_grants(const struct proc_entry *e)
+{
+        uint64_t sum = e->grants_kept;
+        for (const struct mem_grant *g = e->grants; g; g = g->next)
+                sum += g->bytes;
+        return sum;
+}
+
 void proc_entry_exited(struct proc_entry *e)
 {
         close_statm(e);
-        drop_grants(e); /* the address space is gone */
+        /* An address space it may have shared (vfork, CLONE_VM) lives on
+         * in another process, whose last reading need not show what this
+         * one added: that counts until the next exact re-read. */
+        if (e->sb && e->sb->vm_clones)
+                e->sb->mem_unsettled += e->data + e->shared + proc_entry_grants(e);
+        drop_grants(e);
         e->exited = true;
 }
 

@@ -70,6 +70,9 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
 /* Find the entry of `pid`, or NULL. */
 struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
 
+/* The bytes of `e`'s memory grants (mem_limit.c). */
+uint64_t proc_entry_grants(const struct proc_entry *e);
+
 /* The process exited (its pidfd was readable): close the statm
  * descriptor and drop its memory grants; the pidfd stays, to see the reap. The entry still counts
  * until reaped. */

@@ -42,6 +42,8 @@ struct tsandbox {
         uint64_t mem_peak;        /* highest ledger allowed */
         bool vm_clones;           /* a fork sharing the address space (vfork,
                                    * CLONE_VM) was allowed: entries may share one */
+        uint64_t mem_unsettled;   /* bytes of such entries that exited since the
+                                   * last exact re-read (proc_entry_exited) */
         uint64_t mem_kills;
         struct audit_sink audit;
         struct proc_index procs;  /* only with a process limit */

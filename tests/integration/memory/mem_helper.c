@@ -36,6 +36,7 @@
 #include <sys/eventfd.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
@@ -903,6 +904,117 @@ static int cmd_growsdown(int argc, char **argv)
         return 0;
 }
 
+/* stackcopy: mremap a page of the main stack elsewhere, kept
+ * (MREMAP_DONTUNMAP) and moved; then prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE).
+ * Prints
+ * "WHAT ok" or "WHAT errno N" for each. */
+static int cmd_stackcopy(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        char line[512];
+        unsigned long lo = 0, hi = 0;
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+                fail("maps");
+        while (fgets(line, sizeof(line), f))
+                if (strstr(line, "[stack]"))
+                        sscanf(line, "%lx-%lx", &lo, &hi);
+        fclose(f);
+        if (!lo)
+                fail("no [stack]");
+        static const struct { const char *name; int flags; } v[] = {
+                { "dontunmap", MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP },
+                { "move", MREMAP_MAYMOVE | MREMAP_FIXED } };
+        for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+                void *to = (void *)(0x300000000000ul + i * (16ul << 20));
+                if (mremap((void *)lo, PAGE, PAGE, v[i].flags, to) == MAP_FAILED)
+                        say("%s errno %d", v[i].name, errno);
+                else
+                        say("%s ok", v[i].name);
+        }
+        unsigned int map_size = 0; /* a query, allowed to anyone bare */
+        if (prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE, (unsigned long)&map_size, 0, 0) < 0)
+                say("setmm errno %d", errno);
+        else
+                say("setmm ok");
+        say("done");
+        return 0;
+}
+
+/* sharedmaps HOW MIB COUNT: COUNT anonymous shared mappings of MIB, each
+ * announced: HOW hole - writable, a page unmapped from its middle, the
+ * rest touched; ro - read-only, every page read. */
+static int cmd_sharedmaps(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        bool ro = !strcmp(argv[0], "ro");
+        uint64_t len = num(argv[1]) * MIB, n = num(argv[2]);
+        for (uint64_t i = 0; i < n; i++) {
+                int st = announce(ro ? "mmap-shared-ro" : "mmap-shared", len);
+                volatile char *p = mmap(NULL, len, ro ? PROT_READ : PROT_READ | PROT_WRITE,
+                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+                say("ok %d", st);
+                if (ro) {
+                        unsigned sum = 0;
+                        for (uint64_t off = 0; off < len; off += PAGE)
+                                sum += p[off];
+                        if (sum)
+                                fail("not zero");
+                } else {
+                        munmap((char *)p + PAGE, PAGE);
+                        for (uint64_t off = 2 * PAGE; off < len; off += PAGE)
+                                p[off] = 1;
+                }
+        }
+        say("done");
+        return 0;
+}
+
+/* vforkmap MIB THEN: a vfork child maps and touches MIB (in the parent's
+ * address space) and exits; then a child forked before maps THEN MiB and
+ * reports; the parent reports its status. */
+static int cmd_vforkmap(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t len = num(argv[0]) * MIB, then = num(argv[1]) * MIB;
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t q = fork();
+        if (q < 0)
+                fail("fork");
+        if (q == 0) {
+                close(go[1]);
+                await_byte(go[0], "go");
+                map_anon(then, MAP_PRIVATE);
+                _exit(0);
+        }
+        close(go[0]);
+        pid_t v = vfork();
+        if (v == 0) {
+                char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (m == MAP_FAILED)
+                        _exit(4);
+                for (uint64_t off = 0; off < len; off += PAGE)
+                        m[off] = 1;
+                _exit(0);
+        }
+        if (v < 0)
+                fail("vfork");
+        print_status("vforked", 1, v, wait_child(v));
+        say("parent data %" PRIu64, data_now());
+        send_byte(go[1]);
+        print_status("q", 1, q, wait_child(q));
+        say("done");
+        return 0;
+}
+
 static void *thread_exec(void *arg)
 {
         struct thread_arg *t = arg;
@@ -1366,7 +1478,8 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "shm", cmd_shm },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "stackcopy", cmd_stackcopy },
+                { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },

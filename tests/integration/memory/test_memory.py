@@ -62,7 +62,7 @@ HARD_TIMEOUT = 120.0
 BUILD_TIMEOUT = 300.0
 PR_SET_CHILD_SUBREAPER = 36
 
-NR = {"mmap": 9, "mprotect": 10, "brk": 12, "mremap": 25, "shmget": 29, "pkey_mprotect": 329}
+NR = {"mmap": 9, "mmap-shared": 9, "mmap-shared-ro": 9, "mprotect": 10, "brk": 12, "mremap": 25, "shmget": 29, "pkey_mprotect": 329}
 
 REQ_RE = re.compile(r"^req (\d+) (\S+) data (\d+) grow (\d+)$")
 OK_RE = re.compile(r"^ok (\d+)$")
@@ -338,6 +338,57 @@ class TestCharges(MemTestBase):
         self.assertAudit(r, limit, kills=0)
         bare = subprocess.run([HELPER, "growsdown"], stdout=subprocess.PIPE, text=True, timeout=60)
         self.assertEqual(bare.stdout.splitlines(), ["growsdown rw ok", "growsdown none ok", "done"])
+
+    def test_stack_copies_and_set_mm_refused(self):
+        # Found in review: mremap of a page of the main stack (kept with
+        # MREMAP_DONTUNMAP, or moved) makes another mapping that grows down
+        # by page faults - 40 copies held 288 MiB at 64M; prctl(PR_SET_MM)
+        # moved the break under a running brk judgement. Refused (EPERM)
+        # under a memory limit; bare, all three work.
+        limit = 64 * MIB
+        r = self.helper(limit, "stackcopy")
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual(r.lines(), ["%s errno %d" % (w, errno.EPERM) for w in ("dontunmap", "move", "setmm")]
+                         + ["done"], d)
+        self.assertAudit(r, limit, kills=0)
+        bare = subprocess.run([HELPER, "stackcopy"], stdout=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(bare.stdout.splitlines(), ["dontunmap ok", "move ok", "setmm ok", "done"])
+
+    def check_shared_maps(self, how):
+        limit = 64 * MIB
+        r = self.helper(limit, "sharedmaps", how, 48, 3)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        # from step 2 on, the ledger holds the first object whole (48 MiB)
+        step = self.assertKilledAtCrossing(r, limit, "mmap-shared-ro" if how == "ro" else "mmap-shared",
+                                           extra=48 * MIB, extra_from=2)
+        self.assertEqual(step[0], 2, d)
+
+    def test_shared_mapping_with_a_hole_counts_whole(self):
+        # Found in review: only the first piece of a shared object was
+        # counted - one page unmapped from the middle of each 48 MiB
+        # mapping, 10 of them held 480 MiB at 64M. An object counts by the
+        # furthest byte any mapping of it reaches.
+        self.check_shared_maps("hole")
+
+    def test_read_only_shared_mapping_counts(self):
+        # a read-only anonymous shared mapping allocates its pages when
+        # read (shmem): routed and counted like a writable one
+        self.check_shared_maps("ro")
+
+    def test_vfork_child_memory_stays_counted(self):
+        # Found in review: a vfork child that maps 48 MiB and exits leaves
+        # it in its parent's address space, but its charge went with it
+        # until the parent's statm was read again; a child forked before
+        # then got 40 MiB at 64M (88 MiB in all).
+        limit = 64 * MIB
+        r = self.helper(limit, "vforkmap", 48, 40, opts=["--max-procs", "8"])
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertRegex(r.out, r"(?m)^vforked 1 pid \d+ exit 0$")
+        self.assertRegex(r.out, r"(?m)^q 1 pid \d+ signal 9$")
+        self.assertAudit(r, limit, kills=1)
 
     def test_exec_image_larger_than_the_limit(self):
         # Found in review: exec maps an image's data and bss itself, and a
