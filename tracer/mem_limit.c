@@ -60,11 +60,11 @@ struct fork_copy {
 
 /* Where a blocked thread waits (proc(5), /proc/<tid>/wchan: the kernel
  * function it sleeps in) when it can only be inside a system call that
- * maps nothing: wait4/waitid, a vfork parent's wait (in kernel_clone
- * where wait_for_vfork_done is inlined), futex, nanosleep,
- * pipe and unix-socket reads and writes, poll/select/epoll, sigtimedwait/
- * sigsuspend/pause, accept, file locks, or a signal/ptrace stop (reached after a call returns, or at
- * its entry before seccomp). Names as of Linux 5.10 to 6.18 (the suffix of
+ * maps nothing: wait4/waitid, a vfork parent's wait (in kernel_clone where
+ * wait_for_vfork_done is inlined), futex, nanosleep, pipe and unix-socket
+ * reads and writes, poll/select/epoll, sigtimedwait/sigsuspend/pause,
+ * accept, file locks, or a signal/ptrace stop (reached after a call
+ * returns, or at its entry before seccomp). Names as of Linux 5.10 to 6.18 (the suffix of
  * a compiler clone such as ".isra.0" is ignored); a name not listed only
  * means "not sure". */
 static const char *const waits_outside_mm[] = {
@@ -206,8 +206,8 @@ static void shm_bind(struct tsandbox *sb, struct shm_line *l, size_t n, bool any
  * is charged to some record. An unresolved record is dropped only when no
  * unclaimed segment of its creator and size is left and its shmget is
  * surely over (its thread is past it, or a later request of its thread
- * triggered this re-read): the shmget failed, or the segment is gone already. When unsure
- * it keeps charging. `tid`: the triggering thread (0: none). */
+ * triggered this re-read): the shmget failed, or the segment is gone
+ * already. When unsure it keeps charging. `tid`: the triggering thread (0: none). */
 static void shm_refresh(struct tsandbox *sb, pid_t tid)
 {
         if (!sb->shm_segs)
@@ -886,8 +886,9 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
-                grant_add(e, (pid_t)n->pid, growth, faults, n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) && (args[3] & MAP_TYPE) != MAP_PRIVATE,
-                          alone);
+                bool shared = n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) &&
+                              (args[3] & MAP_TYPE) != MAP_PRIVATE;
+                grant_add(e, (pid_t)n->pid, growth, faults, shared, alone);
         }
         if (ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;

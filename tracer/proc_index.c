@@ -44,7 +44,7 @@ struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid)
         return NULL;
 }
 
-static void close_statm(struct proc_entry *e)
+static void close_proc_files(struct proc_entry *e)
 {
         if (e->statm_fd >= 0)
                 close(e->statm_fd);
@@ -65,7 +65,7 @@ static void drop_grants(struct proc_entry *e)
 
 static void close_fds(struct proc_entry *e)
 {
-        close_statm(e);
+        close_proc_files(e);
         drop_grants(e);
         if (e->pidfd >= 0)
                 close(e->pidfd);
@@ -82,7 +82,7 @@ uint64_t proc_entry_grants(const struct proc_entry *e)
 
 void proc_entry_exited(struct proc_entry *e)
 {
-        close_statm(e);
+        close_proc_files(e);
         /* An address space it may have shared (vfork, CLONE_VM) lives on
          * in another process, whose last reading need not show what this
          * one added: that counts until the next exact re-read. */

@@ -46,9 +46,9 @@ struct proc_entry {
                                    * (memory limit only); -1: not open */
         int stat_fd;              /* /proc/<pid>/task/<pid>/stat (the leader
                                    * thread's), likewise */
-        uint64_t shared;          /* bytes of writable anonymous MAP_SHARED memory
-                                   * (not in statm field 6), counted once per
-                                   * mapping across the sandbox */
+        uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
+                                   * statm field 6), counted once per shared
+                                   * object across the sandbox */
         struct tsandbox *sb;
         struct proc_entry *next;
 };
@@ -70,12 +70,13 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
 /* Find the entry of `pid`, or NULL. */
 struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
 
-/* The bytes of `e`'s memory grants (mem_limit.c). */
+/* The bytes of `e`'s memory grants (made and settled in mem_limit.c). */
 uint64_t proc_entry_grants(const struct proc_entry *e);
 
-/* The process exited (its pidfd was readable): close the statm
- * descriptor and drop its memory grants; the pidfd stays, to see the reap. The entry still counts
- * until reaped. */
+/* The process exited (its pidfd was readable): close its statm and stat
+ * descriptors and drop its memory grants (what a process sharing its
+ * address space may still hold goes to the sandbox's mem_unsettled); the
+ * pidfd stays, to see the reap. The entry still counts until reaped. */
 void proc_entry_exited(struct proc_entry *e);
 
 /* Whether the process of `e` still runs: it has a pidfd that is not
