@@ -3,6 +3,7 @@
  * to the unprivileged tracer and reports exit statuses. It never parses
  * data produced by sandboxed code. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -12,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -61,13 +64,32 @@ static struct broker broker;
 /* What an embedded broker and its tracer created in `dir`, and `dir`. */
 static void remove_runtime_dir(const char *dir)
 {
-        static const char *const files[] = { "tracer/tracer.ipc", "tracer/events.ipc", "tracer", "broker.ipc", "broker.fd", "" };
+        static const char *const files[] = { "tracer/tracer.ipc", "tracer/events.ipc", "tracer", "broker.ipc", "broker.fd", "broker.lock", "" };
         char path[PATH_MAX + 32];
         for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
                 snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
                 if (unlink(path) < 0)
                         rmdir(path);
         }
+}
+
+/* One broker per directory: a second one must fail before it touches the
+ * first one's sockets. The lock (flock, owner-only file) goes with its
+ * holder, so a crashed broker's directory can be served again at once.
+ * Returns the descriptor to keep, or -errno (-EADDRINUSE: held). */
+static int claim_dir(const char *dir)
+{
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/broker.lock", dir);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int r = errno == EWOULDBLOCK ? -EADDRINUSE : -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
 }
 
 static void on_requests(void *obj, uint32_t ev)
@@ -217,6 +239,23 @@ int main(int argc, char **argv)
                 log_errno(-errno, "cannot set the mode of %s", dir);
                 return 125;
         }
+        /* a descriptor per client connection and several per sandbox: take
+         * all we may (spawn gives the command the limit we were given) */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                broker.nofile_soft = nofile.rlim_cur;
+                nofile.rlim_cur = nofile.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+                        broker.nofile_soft = 0;
+        }
+        int lock_fd = claim_dir(dir);
+        if (lock_fd < 0) {
+                if (lock_fd == -EADDRINUSE)
+                        log_msg("another broker serves %s", dir);
+                else
+                        log_errno(lock_fd, "cannot lock %s/broker.lock", dir);
+                return 125;
+        }
         char exe[PATH_MAX], tracer_path[PATH_MAX + 32], tdir[PATH_MAX + 32];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         if (n < 0) {
@@ -290,5 +329,6 @@ int main(int argc, char **argv)
         server_close(broker.srv);
         tracer_link_stop(&broker.tracer);
         remove_runtime_dir(dir);
+        close(lock_fd);
         return 0;
 }

@@ -308,6 +308,7 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 .stdio = { fds->fds[0], fds->fds[1], fds->fds[2] },
                 .filter = &prog,
                 .max_memory = fp.max_memory,
+                .nofile_soft = b->nofile_soft,
         };
         sb->b = b;
         sb->id = ++b->next_id;

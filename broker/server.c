@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <nng/protocol/reqrep0/rep.h>
+#include <nng/nng.h>
 #include <nng/transport/ipc/ipc.h>
 
 #include "cleanup.h"
@@ -27,73 +27,384 @@
 #define MAX_PENDING_FDS 256
 #define PENDING_EXPIRY_MS 30000
 
+/* The request endpoint.
+ *
+ * Why not nng's REP socket: in nng 1.5.2 (Debian 12's) a peer that closes
+ * its connection during the SP handshake makes the listener stop accepting
+ * for good (nng issue #1518, fixed in 1.5.3), so one connect()+close() by
+ * any local user would deny the daemon to everyone. The endpoint therefore
+ * accepts nng streams itself and speaks the SP REQ/REP wire protocol on
+ * them (RFC sp-tcp-mapping / sp-request-reply): an 8-byte header each way,
+ * then frames of 0x01, a 64-bit big-endian length and the message, whose
+ * first 32-bit words up to one with the top bit set are the request's
+ * backtrace, echoed in the reply. Clients keep using nng's REQ socket. */
+#define SP_PROTO_REQ 0x30
+#define SP_PROTO_REP 0x31
+#define SP_MAX_HOPS 8
+#define SP_HANDSHAKE_MS 10000     /* for the header, as nng allows */
+#define SP_BODY_MS 10000          /* for the rest of a message once begun */
+#define MAX_REQUEST_BYTES (16u << 20)
+#define MAX_CONNS 4096
+#define MAX_CONNS_PER_UID 256     /* one user cannot take every slot */
+#define MAX_OUTSTANDING 64        /* requests per connection not yet replied */
+
+struct out_frame {
+        struct out_frame *next;
+        size_t len, off;
+        uint8_t data[];
+};
+
+enum rx_state { RX_HANDSHAKE, RX_HEADER, RX_BODY };
+
+/* One client connection. Its state is guarded by the server's lock; it is
+ * freed on the main thread once it is closed, idle and no request refers
+ * to it (an aio cannot be freed from its own callback). */
+struct conn {
+        struct server *srv;
+        nng_stream *stream;
+        nng_aio *rx_aio, *tx_aio;
+        uint64_t uid, gid, pid;
+        enum rx_state rx_state;
+        uint8_t rx_head[9];             /* the handshake (8) or a frame header (9) */
+        nng_msg *rx_msg;                /* a message being received */
+        size_t rx_want, rx_got;
+        bool rx_busy, tx_busy, closed, dead;
+        struct out_frame *out_head, *out_tail;
+        unsigned outstanding;           /* requests queued or being handled */
+        struct conn *next;
+};
+
 struct server {
-        nng_socket sock;
+        nng_stream_listener *listener;
+        nng_aio *accept_aio, *backoff_aio;
+        bool closing;
+        bool refused_logged, accept_failing;  /* log once per streak */
         int wake_fd;
         int fd_listen;
         pthread_mutex_t lock;
+        struct conn *conns;                   /* open or awaiting free */
+        size_t nconns;
         struct server_request *head, *tail;   /* received, not yet handled */
         struct server_fds *fds;               /* received, not yet taken */
         size_t nfds_pending;
 };
 
-static void recv_cb(void *arg);
-
-static int start_recv(struct server *s)
+static void wake(struct server *s)
 {
-        struct server_request *rq = calloc(1, sizeof(*rq));
-        if (!rq)
-                return -ENOMEM;
-        rq->srv = s;
-        int rv = nng_ctx_open(&rq->ctx, s->sock);
-        if (rv == 0)
-                rv = nng_aio_alloc(&rq->aio, recv_cb, rq);
-        if (rv != 0) {
-                nng_ctx_close(rq->ctx);
-                free(rq);
-                return msg_nng_errno(rv);
+        uint64_t one = 1;
+        (void)!write(s->wake_fd, &one, sizeof(one));
+}
+
+/* Locked. Close the stream (pending I/O completes with an error); once idle
+ * and unreferenced the main thread frees the connection. */
+static void conn_close(struct conn *c)
+{
+        if (!c->closed) {
+                c->closed = true;
+                nng_stream_close(c->stream);
         }
-        nng_ctx_recv(rq->ctx, rq->aio);
+        if (!c->rx_busy && !c->tx_busy && c->outstanding == 0 && !c->dead) {
+                c->dead = true;
+                wake(c->srv);
+        }
+}
+
+/* Main thread, unlocked: free the connection (its aios are idle). */
+static void conn_free(struct conn *c)
+{
+        nng_aio_free(c->rx_aio);
+        nng_aio_free(c->tx_aio);
+        nng_stream_free(c->stream);
+        if (c->rx_msg)
+                nng_msg_free(c->rx_msg);
+        while (c->out_head) {
+                struct out_frame *f = c->out_head;
+                c->out_head = f->next;
+                free(f);
+        }
+        free(c);
+}
+
+/* Free connections that are done with (main thread). */
+static void reap_conns(struct server *s)
+{
+        struct conn *dead = NULL;
+        pthread_mutex_lock(&s->lock);
+        for (struct conn **pp = &s->conns; *pp;) {
+                struct conn *c = *pp;
+                if (c->dead) {
+                        *pp = c->next;
+                        s->nconns--;
+                        c->next = dead;
+                        dead = c;
+                } else {
+                        pp = &c->next;
+                }
+        }
+        pthread_mutex_unlock(&s->lock);
+        while (dead) {
+                struct conn *c = dead;
+                dead = c->next;
+                conn_free(c);
+        }
+}
+
+/* Locked: send the next queued frame if none is in flight. */
+static void tx_start(struct conn *c)
+{
+        struct out_frame *f = c->out_head;
+        if (c->tx_busy || c->closed || !f)
+                return;
+        nng_iov iov = { .iov_buf = f->data + f->off, .iov_len = f->len - f->off };
+        nng_aio_set_iov(c->tx_aio, 1, &iov);
+        c->tx_busy = true;
+        nng_stream_send(c->stream, c->tx_aio);
+}
+
+/* Locked: queue `len` bytes (head, then body) as one write. */
+static int tx_queue(struct conn *c, const void *head, size_t hlen, const void *body, size_t blen)
+{
+        struct out_frame *f = malloc(sizeof(*f) + hlen + blen);
+        if (!f)
+                return -ENOMEM;
+        f->next = NULL;
+        f->len = hlen + blen;
+        f->off = 0;
+        memcpy(f->data, head, hlen);
+        if (blen)
+                memcpy(f->data + hlen, body, blen);
+        if (c->out_tail)
+                c->out_tail->next = f;
+        else
+                c->out_head = f;
+        c->out_tail = f;
+        tx_start(c);
         return 0;
 }
 
-/* nng thread: queue the request for the main thread, arm the next receive. */
-static void recv_cb(void *arg)
+static void tx_cb(void *arg)
 {
-        struct server_request *rq = arg;
-        struct server *s = rq->srv;
-        int rv = nng_aio_result(rq->aio);
-
-        if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-                return; /* shutting down; server_close frees */
-        if (rv != 0) {
-                nng_ctx_recv(rq->ctx, rq->aio);
-                return;
-        }
-        rq->msg = nng_aio_get_msg(rq->aio);
-        nng_pipe p = nng_msg_get_pipe(rq->msg);
-        if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &rq->peer_uid) != 0 ||
-            nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_GID, &rq->peer_gid) != 0) {
-                /* no credentials, no service */
-                nng_msg_free(rq->msg);
-                rq->msg = NULL;
-                nng_ctx_recv(rq->ctx, rq->aio);
-                return;
-        }
-        nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &rq->peer_pid);
+        struct conn *c = arg;
+        struct server *s = c->srv;
+        int rv = nng_aio_result(c->tx_aio);
 
         pthread_mutex_lock(&s->lock);
+        c->tx_busy = false;
+        if (rv != 0) {
+                conn_close(c);
+        } else {
+                struct out_frame *f = c->out_head;
+                f->off += nng_aio_count(c->tx_aio);
+                if (f->off == f->len) {
+                        c->out_head = f->next;
+                        if (!c->out_head)
+                                c->out_tail = NULL;
+                        free(f);
+                }
+                if (c->closed)
+                        conn_close(c);
+                else
+                        tx_start(c);
+        }
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Locked: read into the current unit from where it stands. */
+static void rx_continue(struct conn *c)
+{
+        uint8_t *base = c->rx_state == RX_BODY ? nng_msg_body(c->rx_msg) : c->rx_head;
+        nng_iov iov = { .iov_buf = base + c->rx_got, .iov_len = c->rx_want - c->rx_got };
+        nng_aio_set_iov(c->rx_aio, 1, &iov);
+        /* a header may be awaited for as long as the client likes (it holds
+         * the connection for its whole run); the handshake and the rest of
+         * a message once begun must come soon */
+        nng_aio_set_timeout(c->rx_aio, c->rx_state == RX_HANDSHAKE ? SP_HANDSHAKE_MS
+                                       : c->rx_state == RX_BODY   ? SP_BODY_MS
+                                                                  : NNG_DURATION_INFINITE);
+        c->rx_busy = true;
+        nng_stream_recv(c->stream, c->rx_aio);
+}
+
+static void rx_expect(struct conn *c, enum rx_state st, size_t want)
+{
+        c->rx_state = st;
+        c->rx_want = want;
+        c->rx_got = 0;
+        rx_continue(c);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
+/* Locked: a whole message arrived: split off its backtrace and queue it
+ * for the main thread. Returns false when the message is malformed. */
+static bool rx_message(struct conn *c)
+{
+        struct server *s = c->srv;
+        nng_msg *m = c->rx_msg;
+        const uint8_t *b = nng_msg_body(m);
+        size_t len = nng_msg_len(m), hlen = 0;
+
+        for (int hop = 0;; hop++) {
+                if (hop == SP_MAX_HOPS || len - hlen < 4)
+                        return false;
+                bool last = b[hlen] & 0x80;
+                hlen += 4;
+                if (last)
+                        break;
+        }
+        struct server_request *rq = calloc(1, sizeof(*rq));
+        if (!rq)
+                return false;
+        memcpy(rq->backtrace, b, hlen);
+        rq->backtrace_len = hlen;
+        nng_msg_trim(m, hlen);
+        rq->msg = m;
+        c->rx_msg = NULL;
+        rq->conn = c;
+        rq->peer_uid = c->uid;
+        rq->peer_gid = c->gid;
+        rq->peer_pid = c->pid;
         if (s->tail)
                 s->tail->next = rq;
         else
                 s->head = rq;
         s->tail = rq;
-        pthread_mutex_unlock(&s->lock);
-        uint64_t one = 1;
-        (void)!write(s->wake_fd, &one, sizeof(one));
+        c->outstanding++;
+        wake(s);
+        return true;
+}
 
-        if (start_recv(s) < 0)
-                log_msg("cannot arm the next receive: out of memory");
+static void rx_cb(void *arg)
+{
+        struct conn *c = arg;
+        struct server *s = c->srv;
+        int rv = nng_aio_result(c->rx_aio);
+
+        pthread_mutex_lock(&s->lock);
+        c->rx_busy = false;
+        if (rv != 0 || c->closed)
+                goto close;
+        c->rx_got += nng_aio_count(c->rx_aio);
+        if (c->rx_got < c->rx_want) {
+                rx_continue(c);
+                goto out;
+        }
+        switch (c->rx_state) {
+        case RX_HANDSHAKE: {
+                const uint8_t *h = c->rx_head;
+                if (h[0] != 0 || h[1] != 'S' || h[2] != 'P' || h[3] != 0 || h[4] != 0 ||
+                    h[5] != SP_PROTO_REQ || h[6] != 0 || h[7] != 0)
+                        goto close;
+                rx_expect(c, RX_HEADER, 9);
+                break;
+        }
+        case RX_HEADER: {
+                uint64_t len = get_be64(c->rx_head + 1);
+                if (c->rx_head[0] != 1 || len > MAX_REQUEST_BYTES || len == 0)
+                        goto close;
+                if (nng_msg_alloc(&c->rx_msg, (size_t)len) != 0)
+                        goto close;
+                rx_expect(c, RX_BODY, (size_t)len);
+                break;
+        }
+        case RX_BODY:
+                if (!rx_message(c) || c->outstanding > MAX_OUTSTANDING)
+                        goto close;
+                rx_expect(c, RX_HEADER, 9);
+                break;
+        }
+out:
+        pthread_mutex_unlock(&s->lock);
+        return;
+close:
+        conn_close(c);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static size_t conns_of(struct server *s, uint64_t uid)
+{
+        size_t n = 0;
+        for (struct conn *c = s->conns; c; c = c->next)
+                n += !c->closed && c->uid == uid;
+        return n;
+}
+
+/* Locked: a new connection: credentials, handshake, first read. */
+static void conn_start(struct server *s, nng_stream *st)
+{
+        const char *why = NULL;
+        struct conn *c = calloc(1, sizeof(*c));
+        if (!c || nng_aio_alloc(&c->rx_aio, rx_cb, c) != 0 || nng_aio_alloc(&c->tx_aio, tx_cb, c) != 0 ||
+            /* no credentials, no service */
+            nng_stream_get_uint64(st, NNG_OPT_IPC_PEER_UID, &c->uid) != 0 ||
+            nng_stream_get_uint64(st, NNG_OPT_IPC_PEER_GID, &c->gid) != 0)
+                why = "";
+        else if (s->nconns >= MAX_CONNS)
+                why = "too many connections";
+        else if (conns_of(s, c->uid) >= MAX_CONNS_PER_UID)
+                why = "too many connections of this uid";
+        if (why) {
+                if (*why && !s->refused_logged)
+                        log_msg("refusing a connection of uid %llu: %s", (unsigned long long)c->uid, why);
+                s->refused_logged = *why;
+                if (c) {
+                        nng_aio_free(c->rx_aio);
+                        nng_aio_free(c->tx_aio);
+                }
+                free(c);
+                nng_stream_free(st);
+                return;
+        }
+        s->refused_logged = false;
+        nng_stream_get_uint64(st, NNG_OPT_IPC_PEER_PID, &c->pid);
+        c->srv = s;
+        c->stream = st;
+        c->next = s->conns;
+        s->conns = c;
+        s->nconns++;
+        static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, SP_PROTO_REP, 0, 0 };
+        if (tx_queue(c, hello, sizeof(hello), NULL, 0) < 0)
+                conn_close(c);
+        else
+                rx_expect(c, RX_HANDSHAKE, 8);
+}
+
+static void accept_cb(void *arg)
+{
+        struct server *s = arg;
+        int rv = nng_aio_result(s->accept_aio);
+
+        pthread_mutex_lock(&s->lock);
+        if (s->closing) {
+                if (rv == 0)
+                        nng_stream_free(nng_aio_get_output(s->accept_aio, 0));
+        } else if (rv == 0) {
+                s->accept_failing = false;
+                conn_start(s, nng_aio_get_output(s->accept_aio, 0));
+                nng_stream_listener_accept(s->listener, s->accept_aio);
+        } else {
+                /* out of descriptors or memory: let the system recover */
+                if (!s->accept_failing)
+                        log_msg("accepting a client failed: %s; retrying every 100 ms", nng_strerror(rv));
+                s->accept_failing = true;
+                nng_sleep_aio(100, s->backoff_aio);
+        }
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void backoff_cb(void *arg)
+{
+        struct server *s = arg;
+        pthread_mutex_lock(&s->lock);
+        if (!s->closing)
+                nng_stream_listener_accept(s->listener, s->accept_aio);
+        pthread_mutex_unlock(&s->lock);
 }
 
 static int listen_fd_channel(const char *path, unsigned mode)
@@ -119,57 +430,54 @@ int server_open(struct server **out, const char *dir, unsigned mode, int *wake_f
 {
         struct server *s = calloc(1, sizeof(*s));
         char url[4200], path[4200];
-        nng_listener l;
         int rv, r;
 
         if (!s)
                 return -ENOMEM;
         pthread_mutex_init(&s->lock, NULL);
+        s->wake_fd = s->fd_listen = -1;
         s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->wake_fd < 0) {
                 r = -errno;
-                free(s);
-                return r;
+                goto fail;
+        }
+        /* The request socket first: if another broker serves `dir`, this
+         * fails (EADDRINUSE) before the fd channel is touched. */
+        snprintf(url, sizeof(url), "ipc://%s/broker.ipc", dir);
+        rv = nng_stream_listener_alloc(&s->listener, url);
+        if (rv == 0)
+                rv = nng_stream_listener_set_int(s->listener, NNG_OPT_IPC_PERMISSIONS, (int)mode);
+        if (rv == 0)
+                rv = nng_stream_listener_listen(s->listener);
+        if (rv == 0)
+                rv = nng_aio_alloc(&s->accept_aio, accept_cb, s);
+        if (rv == 0)
+                rv = nng_aio_alloc(&s->backoff_aio, backoff_cb, s);
+        if (rv != 0) {
+                r = msg_nng_errno(rv);
+                goto fail;
         }
         snprintf(path, sizeof(path), "%s/broker.fd", dir);
         s->fd_listen = listen_fd_channel(path, mode);
         if (s->fd_listen < 0) {
                 r = s->fd_listen;
-                close(s->wake_fd);
-                free(s);
-                return r;
+                goto fail;
         }
-        snprintf(url, sizeof(url), "ipc://%s/broker.ipc", dir);
-        rv = nng_rep0_open(&s->sock);
-        if (rv == 0)
-                rv = nng_listener_create(&l, s->sock, url);
-        if (rv == 0)
-                rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, (int)mode);
-        if (rv == 0)
-                rv = nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 16 << 20);
-        if (rv == 0)
-                rv = nng_listener_start(l, 0);
-        if (rv != 0) {
-                nng_close(s->sock);
-                close(s->fd_listen);
-                close(s->wake_fd);
-                free(s);
-                return msg_nng_errno(rv);
-        }
-        /* a few receives armed: clients connecting at once are served at once */
-        for (int i = 0; i < 4; i++)
-                if ((r = start_recv(s)) < 0)
-                        return r;
+        nng_stream_listener_accept(s->listener, s->accept_aio);
         *wake_fd = s->wake_fd;
         *fd_listen = s->fd_listen;
         *out = s;
         return 0;
+fail:
+        server_close(s);
+        return r;
 }
 
 struct server_request *server_next(struct server *s)
 {
         uint64_t v;
         (void)!read(s->wake_fd, &v, sizeof(v));
+        reap_conns(s);
         pthread_mutex_lock(&s->lock);
         struct server_request *rq = s->head;
         if (rq) {
@@ -178,40 +486,48 @@ struct server_request *server_next(struct server *s)
                         s->tail = NULL;
                 rq->next = NULL;
         }
+        bool more = s->head != NULL;
         pthread_mutex_unlock(&s->lock);
-        if (s->head) /* more queued: stay readable */
-                (void)!write(s->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+        if (more) /* stay readable */
+                wake(s);
         return rq;
 }
 
+/* Free a request; its connection may be freed once no request needs it. */
 static void request_free(struct server_request *rq)
 {
+        struct conn *c = rq->conn;
+        pthread_mutex_lock(&c->srv->lock);
+        c->outstanding--;
+        if (c->closed)
+                conn_close(c);
+        pthread_mutex_unlock(&c->srv->lock);
         if (rq->msg)
                 nng_msg_free(rq->msg);
-        nng_ctx_close(rq->ctx);
-        nng_aio_free(rq->aio);
         free(rq);
 }
 
 int server_reply(struct server_request *rq, nng_msg *reply)
 {
-        /* rq->aio belongs to the receive callback; a send on it would run
-         * that callback. A REP send only queues the reply, so waiting for
-         * it here is short. */
-        nng_aio *aio;
-        int rv = nng_aio_alloc(&aio, NULL, NULL);
-        if (rv == 0) {
-                nng_aio_set_msg(aio, reply);
-                nng_aio_set_timeout(aio, 5000);
-                nng_ctx_send(rq->ctx, aio);
-                nng_aio_wait(aio);
-                rv = nng_aio_result(aio);
-                nng_aio_free(aio);
-        }
-        if (rv != 0)
-                nng_msg_free(reply);
+        struct conn *c = rq->conn;
+        size_t blen = nng_msg_len(reply);
+        uint8_t head[9 + sizeof(rq->backtrace)];
+        uint64_t len = rq->backtrace_len + blen;
+        int r = -EPIPE;
+
+        head[0] = 1;
+        for (int i = 0; i < 8; i++)
+                head[1 + i] = (uint8_t)(len >> (56 - 8 * i));
+        memcpy(head + 9, rq->backtrace, rq->backtrace_len);
+        /* queued, not awaited: a client that does not read its replies
+         * cannot stall the main thread */
+        pthread_mutex_lock(&c->srv->lock);
+        if (!c->closed)
+                r = tx_queue(c, head, 9 + rq->backtrace_len, nng_msg_body(reply), blen);
+        pthread_mutex_unlock(&c->srv->lock);
+        nng_msg_free(reply);
         request_free(rq);
-        return rv ? msg_nng_errno(rv) : 0;
+        return r;
 }
 
 void server_reply_error(struct server_request *rq, int err, const char *fmt, ...)
@@ -327,13 +643,49 @@ void server_close(struct server *s)
 {
         if (!s)
                 return;
-        nng_close(s->sock);
+        pthread_mutex_lock(&s->lock);
+        s->closing = true;
+        for (struct conn *c = s->conns; c; c = c->next)
+                if (!c->closed) {
+                        c->closed = true;
+                        nng_stream_close(c->stream);
+                }
+        pthread_mutex_unlock(&s->lock);
+        if (s->listener)
+                nng_stream_listener_close(s->listener);
+        /* no callback runs once its aio is stopped */
+        if (s->accept_aio)
+                nng_aio_stop(s->accept_aio);
+        if (s->backoff_aio)
+                nng_aio_stop(s->backoff_aio);
+        for (struct conn *c = s->conns; c; c = c->next) {
+                nng_aio_stop(c->rx_aio);
+                nng_aio_stop(c->tx_aio);
+        }
+        while (s->head) {
+                struct server_request *rq = s->head;
+                s->head = rq->next;
+                nng_msg_free(rq->msg);
+                free(rq);
+        }
+        while (s->conns) {
+                struct conn *c = s->conns;
+                s->conns = c->next;
+                conn_free(c);
+        }
+        nng_aio_free(s->accept_aio);
+        nng_aio_free(s->backoff_aio);
+        if (s->listener)
+                nng_stream_listener_free(s->listener);
         while (s->fds) {
                 struct server_fds *f = s->fds;
                 s->fds = f->next;
                 server_fds_free(f);
         }
-        close(s->fd_listen);
-        close(s->wake_fd);
+        if (s->fd_listen >= 0)
+                close(s->fd_listen);
+        if (s->wake_fd >= 0)
+                close(s->wake_fd);
+        pthread_mutex_destroy(&s->lock);
         free(s);
 }

@@ -1,5 +1,6 @@
-/* The broker's client-facing endpoints: an nng REP socket (one context per
- * request in flight, so a long Run does not block other clients) and the
+/* The broker's client-facing endpoints: a REP endpoint on ipc://dir/broker.ipc
+ * (SP REQ/REP over nng streams; any number of requests in flight per
+ * connection, so a long Run does not block other clients) and the
  * companion fd channel, a listening AF_UNIX SOCK_SEQPACKET socket on which a
  * client sends its descriptors under a token and keeps the connection open
  * for as long as its sandbox runs (its hang-up ends the sandbox).
@@ -17,12 +18,14 @@
 
 struct server;
 
+struct conn;
+
 struct server_request {
-        nng_ctx ctx;
-        nng_aio *aio;
-        nng_msg *msg;                   /* owned: the received request */
+        struct conn *conn;              /* where the reply goes */
+        uint8_t backtrace[32];          /* SP request id (and hops), echoed */
+        size_t backtrace_len;
+        nng_msg *msg;                   /* owned: the received request body */
         uint64_t peer_uid, peer_gid, peer_pid;
-        struct server *srv;
         struct server_request *next;
 };
 
@@ -47,8 +50,9 @@ int server_open(struct server **out, const char *dir, unsigned mode, int *wake_f
 /* Pop the next queued request (main thread), or NULL. */
 struct server_request *server_next(struct server *s);
 
-/* Send `reply` (ownership passes) on the request's context and free the
- * request. Returns 0 or -errno. */
+/* Queue `reply` (ownership passes) for the request's connection and free
+ * the request; never blocks. Returns 0, -EPIPE when the client is gone, or
+ * -ENOMEM. */
 int server_reply(struct server_request *rq, nng_msg *reply);
 
 /* Reply with an error (`err` > 0) and a formatted message; frees rq. */

@@ -149,6 +149,16 @@ static void root_main(void *ud)
                 _exit(125);
         if (chdir(rq->cwd) < 0)
                 root_fail(ST_CHDIR, errno);
+        if (rq->nofile_soft) {
+                /* the broker raised its own for its clients' connections;
+                 * the command starts with what the broker was given */
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        root_fail(ST_RLIMIT, errno);
+                rl.rlim_cur = rq->nofile_soft;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        root_fail(ST_RLIMIT, errno);
+        }
         if (rq->max_memory) {
                 /* The kernel must bound what the tracer never sees, and the
                  * sandbox must not raise those bounds: the main stack grows

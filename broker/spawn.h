@@ -23,6 +23,7 @@ struct spawn_request {
         int stdio[3];                   /* borrowed; duplicated into the root */
         const struct sock_fprog *filter;
         uint64_t max_memory;            /* bytes, 0: none; caps RLIMIT_STACK */
+        uint64_t nofile_soft;           /* the root's soft RLIMIT_NOFILE; 0: as inherited */
 };
 
 struct spawn_result {

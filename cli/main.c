@@ -7,9 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "client.h"
 #include "embedded.h"
 #include "log.h"
@@ -48,6 +51,25 @@ static int bad_value(const char *opt, const char *val, int r, const char *what)
         log_msg("invalid %s '%s': %s", opt, val,
                 r == -ERANGE ? "out of range" : what);
         return EXIT_SECCELL;
+}
+
+/* Whether a daemon serves `sock`: a socket file nobody listens on (left by
+ * a daemon that crashed) refuses the connection, and then a private broker
+ * runs the job. Any other failure (no permission, say) is the daemon's to
+ * report. */
+static bool daemon_present(const char *sock)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        if (stat(sock, &st) < 0 || strlen(sock) >= sizeof(sa.sun_path))
+                return false;
+        strcpy(sa.sun_path, sock);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED) {
+                log_msg("no daemon answers at %s (a stale socket); running with a private broker", sock);
+                return false;
+        }
+        return true;
 }
 
 static int cmd_run(int argc, char **argv)
@@ -117,8 +139,7 @@ static int cmd_run(int argc, char **argv)
         }
 
         int status;
-        struct stat st;
-        if (!broker_dir && stat(DEFAULT_DAEMON_DIR "/broker.ipc", &st) == 0)
+        if (!broker_dir && daemon_present(DEFAULT_DAEMON_DIR "/broker.ipc"))
                 broker_dir = DEFAULT_DAEMON_DIR;
         struct client cl;
         if (broker_dir) {

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import tempfile
 import textwrap
@@ -281,9 +282,10 @@ class DaemonBroker(SeccellTestCase):
     can reach by its socket) for a sandbox of its own: found in review, an
     embedded run's sandbox got an unlimited one from a daemon."""
 
-    def start_daemon(self, *extra):
-        d = tempfile.mkdtemp(prefix="seccell-daemon-")
-        self.addCleanup(shutil.rmtree, d, True)
+    def start_daemon(self, *extra, d=None):
+        if d is None:
+            d = tempfile.mkdtemp(prefix="seccell-daemon-")
+            self.addCleanup(shutil.rmtree, d, True)
         r, w = os.pipe()
         broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
         p = self.popen([broker, "--dir", d, "--ready-fd", str(w)] + list(extra), pass_fds=(w,),
@@ -292,6 +294,7 @@ class DaemonBroker(SeccellTestCase):
         os.close(w)
         with os.fdopen(r, "rb", buffering=0) as ready:
             self.assertEqual(read_line(ready, 30), b"r", "the daemon did not get ready: %s" % errtext(p))
+        self.daemon = p
         return d
 
     def nested(self, d):
@@ -324,6 +327,100 @@ class DaemonBroker(SeccellTestCase):
                                preexec_fn=lambda: (os.close(0), os.close(2)))
                 out, err = p.communicate(timeout=60)
                 self.assertEqual((p.returncode, out), (0, b"['/dev/null', '/dev/null']\n"), err)
+
+    def test_raw_connect_and_close_does_not_wedge_the_daemon(self):
+        # Found in review: with nng 1.5.2's REP listener one connect()+close()
+        # on the world-writable socket stopped the daemon accepting anyone.
+        d = self.start_daemon()
+        for _ in range(3):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(os.path.join(d, "broker.ipc"))
+            s.close()
+        r = self.seccell(["run", "--broker", d, "--", "/bin/echo", "served"], timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+
+    HOLDER = r"""
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+hello = bytes([0, 83, 80, 0, 0, 0x30, 0, 0])
+held, served = [], 0
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)          # blocking: a full backlog waits
+    s.settimeout(30)
+    s.sendall(hello)
+    held.append(s)
+for s in held:
+    try:
+        served += len(s.recv(8)) == 8    # the broker's handshake, or EOF: refused
+    except OSError:
+        pass
+print("served", served, flush=True)
+sys.stdin.read()
+"""
+
+    def test_one_user_cannot_take_every_connection(self):
+        # A user holding connections open (each passed its handshake) gets
+        # at most 256; others are still served.
+        d = self.start_daemon()
+
+        def as_nobody():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
+            os.setgid(65534)
+            os.setgroups([])
+            os.setuid(65534)
+        holder = self.popen(["/usr/bin/python3", "-c", self.HOLDER, os.path.join(d, "broker.ipc"), "4200"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=as_nobody)
+        line = read_line(holder.stdout, 120)
+        self.assertEqual(line, b"served 256\n", errtext(holder))
+        r = self.seccell(["run", "--broker", d, "--", "/bin/echo", "served"], timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    def test_second_broker_on_a_served_directory_refused(self):
+        # Found in review: a second broker replaced the first one's sockets
+        # before failing. It must fail first and touch nothing.
+        d = self.start_daemon()
+        tdir = os.path.join(d, "tracer")
+        before = {n: os.stat(os.path.join(d, n)).st_ino for n in ("broker.ipc", "broker.fd")}
+        before.update({"tracer/" + n: os.stat(os.path.join(tdir, n)).st_ino for n in os.listdir(tdir)})
+        broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
+        second = subprocess.run([broker, "--dir", d], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        self.assertEqual(second.returncode, 125, second.stderr)
+        self.assertIn(b"another broker serves", second.stderr)
+        after = {n: os.stat(os.path.join(d, n)).st_ino for n in ("broker.ipc", "broker.fd")}
+        after.update({"tracer/" + n: os.stat(os.path.join(tdir, n)).st_ino for n in os.listdir(tdir)})
+        self.assertEqual(before, after)
+        r = self.seccell(["run", "--broker", d, "--max-procs", "4", "--", "/bin/sh", "-c", "/bin/echo still"],
+                         timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, b"still\n"), r.stderr)
+
+    def test_killed_daemon_directory_served_again(self):
+        # the lock goes with its holder; the stale sockets are replaced
+        d = self.start_daemon()
+        self.daemon.kill()
+        self.daemon.wait(timeout=30)
+        gone = self.seccell(["run", "--broker", d, "--", "/bin/true"], timeout=60)
+        self.assertEqual(gone.returncode, 125, gone.stderr)
+        self.start_daemon(d=d)
+        r = self.seccell(["run", "--broker", d, "--", "/bin/echo", "again"], timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, b"again\n"), r.stderr)
+
+    @unittest.skipIf(os.path.exists("/run/seccell"), "a daemon directory exists on this machine")
+    def test_stale_default_socket_falls_back_to_a_private_broker(self):
+        # Found in review: after a daemon crash its socket file made every
+        # run fail (125) instead of running with a private broker.
+        os.makedirs("/run/seccell")
+        self.addCleanup(shutil.rmtree, "/run/seccell", True)
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind("/run/seccell/broker.ipc")  # bound, never listening: refuses
+        stale.close()
+        r = self.seccell(["run", "--", "/bin/echo", "private"], timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, b"private\n"), r.stderr)
+        self.assertIn(b"no daemon answers at /run/seccell/broker.ipc", r.stderr)
 
     def test_allow_filtered_clients_serves_them(self):
         # the operator's explicit choice (clients in containers with a

@@ -236,6 +236,108 @@ static void probe_broker(nng_socket s)
         check_valid_run_works(s, "after malformed requests");
 }
 
+/* A raw stream connection to broker.ipc. */
+static int connect_raw(void)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/broker.ipc", dir);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                printf("FAIL connect %s: %s\n", sa.sun_path, strerror(errno));
+                exit(1);
+        }
+        return fd;
+}
+
+/* An unknown-sandbox Signal request over a fresh connection: the broker
+ * must still accept new clients and answer them. */
+static bool check_new_client_served(const char *when)
+{
+        char path[256];
+        snprintf(path, sizeof(path), "%s/broker.ipc", dir);
+        nng_socket s = dial(path);
+        Seccell__Request req = SECCELL__REQUEST__INIT;
+        Seccell__SignalRequest sig = SECCELL__SIGNAL_REQUEST__INIT;
+        sig.fd_token = 42;
+        sig.signo = SIGTERM;
+        req.body_case = SECCELL__REQUEST__BODY_SIGNAL;
+        req.signal = &sig;
+        Seccell__Reply *r = send_msg(s, &req.base);
+        bool ok = r && r->error == ESRCH;
+        CHECK(ok, "%s: a new client was not served", when);
+        if (r)
+                seccell__reply__free_unpacked(r, NULL);
+        nng_close(s);
+        return ok;
+}
+
+/* Hostile input below the messages, on the SP wire itself. nng 1.5.2's own
+ * REP listener stopped accepting for good after one connect()+close(). */
+static void probe_wire(void)
+{
+        static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 };     /* REQ */
+        static const uint8_t other[8] = { 0, 'S', 'P', 0, 0, 0x10, 0, 0 };     /* PAIR */
+        uint8_t frame[64];
+        struct {
+                const char *what;
+                uint8_t type;                   /* frame type after the handshake; 0: none */
+                uint64_t len;                   /* claimed length */
+                const void *body;
+                size_t body_len;
+                const void *raw;                /* or these bytes instead of a handshake */
+                size_t raw_len;
+        } cases[] = {
+                { "connect and close", 0, 0, NULL, 0, "", 0 },
+                { "half a handshake", 0, 0, NULL, 0, hello, 3 },
+                { "a handshake of another protocol", 0, 0, NULL, 0, other, 8 },
+                { "an HTTP request", 0, 0, NULL, 0, "GET / HTTP/1.0\r\n\r\n", 18 },
+                { "a handshake alone", 0, 0, NULL, 0, hello, 8 },
+                { "a frame of type 2", 2, 4, "\x80\0\0\1", 4, NULL, 0 },
+                { "a 1 TiB length", 1, 1ull << 40, NULL, 0, NULL, 0 },
+                { "an empty message", 1, 0, NULL, 0, NULL, 0 },
+                { "a message without a request id", 1, 8, "\0\0\0\1\0\0\0\2", 8, NULL, 0 },
+                { "half a message", 1, 100, "\x80\0\0\1", 4, NULL, 0 },
+                { "a request, closed before its reply", 1, 4 + 4, "\x80\0\0\1\x12\x02\x08\x2a", 8, NULL, 0 },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                int fd = connect_raw();
+                size_t n = 0;
+                if (cases[i].raw) {
+                        memcpy(frame, cases[i].raw, cases[i].raw_len);
+                        n = cases[i].raw_len;
+                } else {
+                        memcpy(frame, hello, 8);
+                        frame[8] = cases[i].type;
+                        for (int k = 0; k < 8; k++)
+                                frame[9 + k] = (uint8_t)(cases[i].len >> (56 - 8 * k));
+                        if (cases[i].body_len)
+                                memcpy(frame + 17, cases[i].body, cases[i].body_len);
+                        n = 17 + cases[i].body_len;
+                }
+                if (n && send(fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n)
+                        CHECK(0, "%s: cannot send", cases[i].what);
+                close(fd);
+                if (!check_new_client_served(cases[i].what))
+                        return; /* wedged: the rest would only wait too */
+        }
+        /* a client that stalls mid-handshake or mid-message does not hold
+         * up the others */
+        int half = connect_raw(), body = connect_raw();
+        (void)!send(half, hello, 5, MSG_NOSIGNAL);
+        memcpy(frame, hello, 8);
+        frame[8] = 1;
+        for (int k = 0; k < 8; k++)
+                frame[9 + k] = (uint8_t)(64ull >> (56 - 8 * k));
+        (void)!send(body, frame, 17 + 2, MSG_NOSIGNAL);
+        check_new_client_served("while two clients stall");
+        close(half);
+        close(body);
+        /* many connect()+close() at once */
+        for (int i = 0; i < 200; i++)
+                close(connect_raw());
+        check_new_client_served("after 200 connect()+close()");
+}
+
 /* The live event stream: a subscriber sees every event of a run, in
  * order, host_seq without gaps. */
 static void probe_events(nng_socket broker)
@@ -438,6 +540,7 @@ int main(int argc, char **argv)
         nng_socket s = dial(path);
         probe_events(s);
         probe_broker(s);
+        probe_wire();
         probe_tracer(s);
         nng_close(s);
         kill(b, SIGTERM);
