@@ -380,6 +380,26 @@ sys.stdin.read()
         holder.stdin.close()
         holder.wait(timeout=30)
 
+    def test_command_keeps_the_descriptor_limit_it_was_given(self):
+        # the broker raises its own RLIMIT_NOFILE for client connections;
+        # the command must not inherit that
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = min(1024, hard)
+        def limited():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        d = self.start_daemon()
+        script = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+        for mode in (["--broker", d], []):
+            with self.subTest(mode=mode or "embedded"):
+                p = self.popen([SECCELL, "run"] + mode + ["--", PYTHON, "-c", script], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=None if mode else limited)
+                out, err = p.communicate(timeout=60)
+                self.assertEqual(p.returncode, 0, err)
+                # the daemon was started with the test's own limit
+                self.assertEqual(int(out), soft if mode else want, err)
+
     def test_second_broker_on_a_served_directory_refused(self):
         # Found in review: a second broker replaced the first one's sockets
         # before failing. It must fail first and touch nothing.
