@@ -305,6 +305,10 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                         log_msg("%llu process%s killed by the memory limit (--max-memory %.1f MiB)",
                                 (unsigned long long)s->memory_kills, s->memory_kills == 1 ? "" : "es",
                                 o->max_memory / 1048576.0);
+                if (s && s->audit_write_errors)
+                        log_msg("%llu audit event%s could not be written to %s: %s",
+                                (unsigned long long)s->audit_write_errors, s->audit_write_errors == 1 ? "" : "s",
+                                o->audit_path ? o->audit_path : "the audit file", strerror(s->audit_errno));
                 if (o->summary)
                         print_summary(rep->run, o);
         }

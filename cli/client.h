@@ -15,6 +15,7 @@ struct run_options {
         uint64_t max_memory;
         uint64_t timeout_ms;
         int audit_fd;             /* -1: no audit sink; borrowed */
+        const char *audit_path;   /* its name, for messages */
         bool summary;             /* one line of counts on stderr at the end */
 };
 

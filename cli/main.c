@@ -131,6 +131,7 @@ static int cmd_run(int argc, char **argv)
         o.argv = argv + optind;
 
         if (audit) {
+                o.audit_path = audit;
                 o.audit_fd = open(audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
                 if (o.audit_fd < 0) {
                         log_errno(-errno, "cannot open audit file %s", audit);

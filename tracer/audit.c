@@ -103,8 +103,8 @@ int audit_emit(struct audit_sink *s, const char *event, json_object *fields)
                         r = write_line(s->fd, line, len + 1);
                         free(line);
                 }
-                if (r < 0)
-                        s->write_errors++;
+                if (r < 0 && s->write_errors++ == 0)
+                        s->first_errno = -r;
         }
         json_object_put(o);
         return r;
@@ -130,10 +130,24 @@ json_object *audit_string(const char *s)
         return o;
 }
 
-json_object *audit_string_array(char *const *v, size_t n)
+json_object *audit_string_array(char *const *v, size_t n, size_t max_items, size_t max_item, size_t max_total,
+                                bool *truncated)
 {
-        json_object *a = json_object_new_array_ext((int)n);
-        for (size_t i = 0; i < n; i++)
-                json_object_array_add(a, audit_string(v[i]));
+        size_t total = 0;
+        json_object *a = json_object_new_array_ext((int)(n < max_items ? n : max_items));
+        *truncated = n > max_items;
+        for (size_t i = 0; i < n && i < max_items && total < max_total; i++) {
+                const char *s = v[i] ? v[i] : "";
+                size_t len = strlen(s), keep = len;
+                if (keep > max_item)
+                        keep = max_item;
+                if (keep > max_total - total)
+                        keep = max_total - total;
+                *truncated |= keep < len || (total + keep == max_total && i + 1 < n);
+                total += keep;
+                char *clean = utf8_sanitize(s, keep);
+                json_object_array_add(a, json_object_new_string(clean ? clean : ""));
+                free(clean);
+        }
         return a;
 }

@@ -15,7 +15,8 @@ struct audit_sink {
         int fd;               /* owned; -1: no sink (events are counted only) */
         uint64_t sandbox_id;
         uint64_t seq;         /* last seq emitted */
-        uint64_t write_errors;
+        uint64_t write_errors;  /* events the file did not take */
+        int first_errno;        /* why the first of them failed */
 };
 
 /* Start a sink on `fd` (ownership passes; -1 for none). */
@@ -48,5 +49,9 @@ json_object *audit_wait_status(int wait_status);
  * hostile bytes cannot break a consumer's parser. */
 json_object *audit_string(const char *s);
 
-/* A JSON array of `n` C strings, each as audit_string(). */
-json_object *audit_string_array(char *const *v, size_t n);
+/* A JSON array of the first of `n` C strings, each as audit_string(): at
+ * most `max_items` of them, each cut to `max_item` bytes, `max_total` bytes
+ * in all (a cut may split a UTF-8 sequence: its bytes become U+FFFD).
+ * *truncated says whether anything was left out. */
+json_object *audit_string_array(char *const *v, size_t n, size_t max_items, size_t max_item, size_t max_total,
+                                bool *truncated);

@@ -22,6 +22,7 @@
 #include <nng/transport/ipc/ipc.h>
 
 #include "cleanup.h"
+#include "exec_audit.h"
 #include "fdpass.h"
 #include "log.h"
 #include "msg.h"
@@ -260,7 +261,10 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         tracer_sandboxes = sb;
 
         json_object *f = json_object_new_object();
-        json_object_object_add(f, "argv", audit_string_array(a->argv, a->n_argv));
+        bool cut;
+        json_object_object_add(f, "argv", audit_string_array(a->argv, a->n_argv, EXEC_MAX_ARGS, EXEC_MAX_ARG,
+                                                             EXEC_MAX_TOTAL, &cut));
+        json_object_object_add(f, "truncated", json_object_new_boolean(cut));
         json_object_object_add(f, "cwd", audit_string(a->cwd));
         json_object_object_add(f, "uid", json_object_new_uint64(a->uid));
         json_object_object_add(f, "gid", json_object_new_uint64(a->gid));
@@ -309,6 +313,8 @@ static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stat
                 json_object_object_add(f, "reaps", json_object_new_uint64(sb->reaps));
         }
         audit_emit(&sb->audit, "sandbox_end", f);
+        stats->audit_write_errors = sb->audit.write_errors;
+        stats->audit_errno = sb->audit.first_errno;
         audit_close(&sb->audit);
 
         stats->peak_procs = sb->procs.peak;

@@ -66,6 +66,24 @@ class Audit(SeccellTestCase):
         self.assertEqual(execs[0]["path"], "/bin/true")
         self.assertEqual(execs[0]["argv"], ["/bin/true"])
 
+    def test_sandbox_start_argv_bounded_like_exec_argv(self):
+        # found in review: a 534 KB sandbox_start line (exec argv was capped)
+        big = "x" * 100000
+        r, ev = self.audited(["/bin/true", big, "a"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        start = ev[0]
+        self.assertEqual(start["argv"], ["/bin/true", "x" * 4096, "a"])
+        self.assertIs(start["truncated"], True)
+        r, ev = self.audited(["/bin/true", "a"])
+        starts = [e for e in ev if e["event"] == "sandbox_start"]
+        self.assertIs(starts[-1]["truncated"], False)
+
+    def test_audit_write_errors_reported(self):
+        # found in review: --audit /dev/full ran silently with no record
+        r = self.run_cmd(["/bin/echo", "ran"], opts=["--audit", "/dev/full"])
+        self.assertEqual((r.returncode, r.stdout), (0, b"ran\n"), r.stderr)
+        self.assertIn(b"4 audit events could not be written to /dev/full: No space left on device", r.stderr)
+
     def test_policy_recorded(self):
         # (--max-memory in the policy: test_cli.CliAccepted)
         r, ev = self.audited(["/bin/true"], opts=["--max-procs", "5", "--timeout", "30"])

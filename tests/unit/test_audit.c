@@ -500,15 +500,40 @@ static void string_array(void **state)
 {
         (void)state;
         char *v[] = { "a", NULL, "caf\xc3\xa9" };
-        json_object *a = audit_string_array(v, 3);
+        bool cut = true;
+        json_object *a = audit_string_array(v, 3, 10, 10, 100, &cut);
         assert_true(json_object_is_type(a, json_type_array));
         assert_int_equal(json_object_array_length(a), 3);
+        assert_false(cut);
         assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 0)), "a");
         assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 1)), "");
         assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 2)), "caf\xc3\xa9");
         json_object_put(a);
-        a = audit_string_array(NULL, 0);
+        a = audit_string_array(NULL, 0, 10, 10, 100, &cut);
         assert_int_equal(json_object_array_length(a), 0);
+        assert_false(cut);
+        json_object_put(a);
+        /* bounds: items, bytes per item (a cut UTF-8 sequence becomes
+         * U+FFFD), bytes in all */
+        char *w[] = { "abcdef", "caf\xc3\xa9", "xyz" };
+        a = audit_string_array(w, 3, 2, 100, 100, &cut);
+        assert_true(cut);
+        assert_int_equal(json_object_array_length(a), 2);
+        json_object_put(a);
+        a = audit_string_array(w, 3, 10, 4, 100, &cut);
+        assert_true(cut);
+        assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 0)), "abcd");
+        assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 1)), "caf\xef\xbf\xbd");
+        assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 2)), "xyz");
+        json_object_put(a);
+        a = audit_string_array(w, 3, 10, 100, 8, &cut);
+        assert_true(cut);
+        assert_int_equal(json_object_array_length(a), 2);
+        assert_string_equal(json_object_get_string(json_object_array_get_idx(a, 1)), "ca");
+        json_object_put(a);
+        a = audit_string_array(w, 3, 10, 100, 6 + 5 + 3, &cut);
+        assert_false(cut);
+        assert_int_equal(json_object_array_length(a), 3);
         json_object_put(a);
 }
 
