@@ -107,6 +107,11 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
                  * read-only mapping allocates its pages when read. */
                 ADD(.syscall = "mmap", .action = FILTER_NOTIFY, .masked = true, .argno = 3,
                     .mask = MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, .value = MAP_SHARED | MAP_ANONYMOUS);
+                /* A file mapped shared: page cache, not counted - unless it
+                 * is /dev/zero, which the kernel makes a new anonymous
+                 * shared object (the tracer looks at the descriptor). */
+                ADD(.syscall = "mmap", .action = FILTER_NOTIFY, .masked = true, .argno = 3,
+                    .mask = MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, .value = MAP_SHARED);
                 /* A MAP_GROWSDOWN mapping grows by page faults, never
                  * notified, up to RLIMIT_STACK - each of them. (The main
                  * stack is the one such mapping: its growth is bounded by

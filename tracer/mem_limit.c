@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -412,6 +414,74 @@ static bool vma_parse(const char *line, struct vma *v)
 static bool vma_anon_shared(const struct vma *v)
 {
         return v->perms[3] == 's' && strncmp(v->name, "/dev/zero", 9) == 0;
+}
+
+/* The mount id of descriptor `fd` of thread `tid` (/proc/<tid>/fdinfo,
+ * open to a ptracer), or -1. */
+static int fd_mount_id(pid_t tid, int fd)
+{
+        char path[64], line[256];
+        int id = -1;
+        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", tid, fd);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (id < 0 && fgets(line, sizeof(line), f))
+                if (sscanf(line, "mnt_id: %d", &id) != 1)
+                        id = -1;
+        fclose(f);
+        return id;
+}
+
+/* Whether mount `id` is mounted nodev (its per-mount options, field 6 of
+ * /proc/self/mountinfo: the sandbox shares the tracer's mount namespace,
+ * as it may make none of its own). */
+static bool mount_nodev(int id)
+{
+        char line[4096];
+        bool nodev = false, found = false;
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return false;
+        while (!found && fgets(line, sizeof(line), f)) {
+                int mid;
+                char opts[1024];
+                if (sscanf(line, "%d %*d %*s %*s %*s %1023s", &mid, opts) != 2 || mid != id)
+                        continue;
+                found = true;
+                for (char *save, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save))
+                        nodev |= strcmp(o, "nodev") == 0;
+        }
+        fclose(f);
+        return nodev;
+}
+
+/* Whether descriptor `fd` of thread `tid` is not /dev/zero (character
+ * device 1:5, wherever its node is): false when it is, or cannot be told
+ * (fail closed: counted). A file on a nodev mount is no device; any other
+ * is fetched with pidfd_getfd(2) (PTRACE_MODE_ATTACH: CAP_SYS_PTRACE, or
+ * the same uid) from the thread's own table (a clone without CLONE_FILES
+ * has its own) and looked at, as /proc/<tid>/fd is closed to another uid
+ * even with CAP_SYS_PTRACE. Closing that copy runs the file's flush: on a
+ * FUSE mount (users' are nodev: never fetched) it would wait for the FUSE
+ * daemon. Another thread may dup2(2) over the descriptor before the call
+ * runs; what that maps is counted at the next exact re-read. */
+static bool fd_not_dev_zero(pid_t tid, int fd)
+{
+        struct statx stx;
+        if (fd < 0)
+                return false;
+        int mnt = fd_mount_id(tid, fd);
+        if (mnt >= 0 && mount_nodev(mnt))
+                return true;
+        _cleanup_close_ int pidfd = (int)syscall(__NR_pidfd_open, tid, PIDFD_THREAD);
+        if (pidfd < 0)
+                return false;
+        _cleanup_close_ int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        /* cached attributes: no round trip to a remote or FUSE server */
+        if (copy < 0 || statx(copy, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+                return false;
+        return !(S_ISCHR(stx.stx_mode) && stx.stx_rdev_major == 1 && stx.stx_rdev_minor == 5);
 }
 
 /* The current break of `tgid`'s address space, seen through thread `tid`:
@@ -828,6 +898,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
 
         if (n->data.nr == SYS_brk && !args[0])
                 return 0; /* a query */
+        /* a file mapped shared is page cache, except /dev/zero */
+        bool shared_map = n->data.nr == SYS_mmap && (args[3] & MAP_TYPE) != MAP_PRIVATE;
+        if (shared_map && !(args[3] & MAP_ANONYMOUS) && fd_not_dev_zero((pid_t)n->pid, (int)args[4]))
+                return 0;
         /* A copy or move of (part of) the main stack would be a second
          * mapping that grows down by page faults, up to RLIMIT_STACK,
          * never notified: refused, as MAP_GROWSDOWN is. */
@@ -886,9 +960,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
-                bool shared = n->data.nr == SYS_mmap && (args[3] & MAP_ANONYMOUS) &&
-                              (args[3] & MAP_TYPE) != MAP_PRIVATE;
-                grant_add(e, (pid_t)n->pid, growth, faults, shared, alone);
+                grant_add(e, (pid_t)n->pid, growth, faults, shared_map, alone);
         }
         if (ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;

@@ -227,7 +227,9 @@ static void print_status(const char *label, int k, pid_t pid, int st)
 
 /* map KIND MIB COUNT: COUNT mappings of MIB each, touched, kept mapped.
  * KIND: anon (MAP_PRIVATE|MAP_ANONYMOUS), devzero (/dev/zero MAP_PRIVATE),
- * shared (MAP_SHARED|MAP_ANONYMOUS). All PROT_READ|PROT_WRITE. */
+ * shared (MAP_SHARED|MAP_ANONYMOUS), devzeroshared (/dev/zero MAP_SHARED),
+ * file (a sparse file of $TMPDIR or /tmp MAP_SHARED: page cache, never
+ * memory). All PROT_READ|PROT_WRITE. */
 static int cmd_map(int argc, char **argv)
 {
         if (argc != 3)
@@ -239,16 +241,30 @@ static int cmd_map(int argc, char **argv)
                         map_anon(len, MAP_PRIVATE);
                 } else if (!strcmp(kind, "shared")) {
                         map_anon(len, MAP_SHARED);
-                } else if (!strcmp(kind, "devzero")) {
-                        int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
-                        if (fd < 0)
-                                fail("open /dev/zero");
-                        int s = announce("mmap-devzero", len);
-                        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+                } else if (!strcmp(kind, "devzero") || !strcmp(kind, "devzeroshared") ||
+                           !strcmp(kind, "file")) {
+                        bool file = !strcmp(kind, "file");
+                        int fd;
+                        if (file) {
+                                const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+                                fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+                                if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
+                                        fail("a temporary file");
+                        } else {
+                                fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+                                if (fd < 0)
+                                        fail("open /dev/zero");
+                        }
+                        bool shared = strcmp(kind, "devzero") != 0;
+                        /* page cache is not memory: announced as no growth */
+                        int s = announce(shared ? "mmap-shared" : "mmap-devzero", file ? 0 : len);
+                        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
                         if (p == MAP_FAILED)
-                                fail("mmap /dev/zero");
+                                fail("mmap of a descriptor");
                         close(fd);
                         touch(p, len);
+                        if (file)
+                                munmap(p, len); /* its pages go back to the file */
                         say("ok %d", s);
                 } else {
                         usage();

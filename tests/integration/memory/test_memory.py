@@ -469,6 +469,30 @@ class TestCharges(MemTestBase):
         self.assertGreaterEqual(kill["ledger"], 48 * MIB, d)
         self.assertEqual([q[4] for q in r.reqs()], [True, True, False], d)
 
+    def test_devzero_shared_by_descriptor_adds_up(self):
+        # /dev/zero opened and mapped MAP_SHARED is a new anonymous shared
+        # object, as MAP_SHARED|MAP_ANONYMOUS is (it was never notified:
+        # 4 x 24 MiB ran under 64M)
+        limit = 64 * MIB
+        r = self.helper(limit, "map", "devzeroshared", 24, 4)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, "4 x 24 MiB of /dev/zero shared memory ran under 64M\n" + d)
+        self.assertAudit(r, limit, kills=1)
+        (kill,) = r.of("memory_kill")
+        self.assertEqual((kill["pid"], kill["syscall"], kill["requested"]), (r.root, 9, 24 * MIB), d)
+        self.assertGreaterEqual(kill["ledger"], 48 * MIB, d)
+        self.assertEqual([q[4] for q in r.reqs()], [True, True, False], d)
+
+    def test_shared_file_mapping_is_not_memory(self):
+        # a regular file mapped shared and written is page cache: three
+        # 100 MiB rounds fit under 64M (the tracer looks at the descriptor)
+        limit = 64 * MIB
+        r = self.helper(limit, "map", "file", 100, 3)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual([q[4] for q in r.reqs()], [True, True, True], d)
+        self.assertAudit(r, limit, kills=0)
+        self.assertLess(r.end["peak_memory"], 16 * MIB, d)
 
     def test_stack_growth_counts(self):
         # The measure counts the stack (statm field 6 = data + stack).  The
