@@ -53,6 +53,8 @@ SECCELL = os.environ.get("SECCELL", "")
 HELPER = os.environ.get("MEM_HELPER", "")
 BIGBSS = os.environ.get("MEM_BIGBSS", "")
 HELPER_STATIC = os.environ.get("MEM_HELPER_STATIC", "")
+BSS = os.environ.get("MEM_BSS", "")
+BSS_STATIC = os.environ.get("MEM_BSS_STATIC", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The real interpreter: `python3` on PATH may be a pyenv shim that forks.
@@ -406,6 +408,37 @@ class TestCharges(MemTestBase):
         self.assertAudit(r, limit, kills=0)
         bare = subprocess.run([BIGBSS], stdout=subprocess.PIPE, text=True, timeout=60)
         self.assertEqual((bare.returncode, bare.stdout), (0, "touched 256 MiB\n"))
+
+    EXEC_BSS = r"""
+import mmap, subprocess, sys
+m = mmap.mmap(-1, 40 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for i in range(0, 40 << 20, 4096):
+    m[i] = 1
+r = subprocess.run([sys.argv[1]], stdout=subprocess.PIPE, text=True)
+print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
+"""
+
+    def test_exec_image_judged_at_its_first_request(self):
+        # An exec maps the image's data and bss unjudged; a glibc program's
+        # first judged request (the loader's mmap, static start-up's brk)
+        # comes before main and sees it in the kernel's measure: the image
+        # that does not fit beside its parent's 40 MiB is the one killed.
+        progs = [p for p in (BSS, BSS_STATIC) if p]
+        if not progs:
+            self.skipTest("MEM_BSS not set")
+        for prog in progs:
+            with self.subTest(prog=os.path.basename(prog)):
+                r = self.sandbox(64 * MIB, [SYS_PYTHON, "-c", self.EXEC_BSS, prog])
+                d = r.describe()
+                self.assertEqual(r.rc, 0, d)
+                self.assertEqual(r.lines()[-1], "child -9", d)
+                self.assertAudit(r, 64 * MIB, kills=1)
+                (kill,) = r.of("memory_kill")
+                self.assertNotEqual(kill["pid"], r.root, d)
+                self.assertGreaterEqual(kill["ledger"], 80 * MIB, d)
+                fits = self.sandbox(128 * MIB, [SYS_PYTHON, "-c", self.EXEC_BSS, prog])
+                self.assertEqual(fits.lines()[-1], "child 0 bss ran", fits.describe())
+                self.assertAudit(fits, 128 * MIB, kills=0)
 
     def test_mremap_growth_to_200m(self):
         r = self.helper(64 * MIB, "mremap", 16, 200)
