@@ -216,7 +216,7 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 goto out;
         }
         snprintf(url, sizeof(url), "ipc://%s/broker.ipc", dir);
-        rv = nng_dial(sock, url, NULL, 0);
+        rv = msg_dial(sock, url, 10000);
         if (rv != 0) {
                 log_msg("cannot reach the broker at %s: %s", url, nng_strerror(rv));
                 goto out;

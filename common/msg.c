@@ -1,5 +1,7 @@
 #include "msg.h"
 
+#include <nng/supplemental/util/platform.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -171,6 +173,22 @@ int msg_error_reply(nng_msg **out, int err, const char *fmt, ...)
         rep.error = err;
         rep.message = text;
         return msg_pack(&rep.base, out);
+}
+
+int msg_dial(nng_socket sock, const char *url, int patience_ms)
+{
+        int waited = 0, pause = 1;
+        for (;;) {
+                int rv = nng_dial(sock, url, NULL, 0);
+                if (rv != NNG_EAGAIN && rv != (NNG_ESYSERR | EAGAIN))
+                        return rv;
+                if (waited >= patience_ms)
+                        return rv;
+                nng_msleep(pause);
+                waited += pause;
+                if (pause < 50)
+                        pause *= 2;
+        }
 }
 
 int msg_nng_errno(int rv)

@@ -36,3 +36,9 @@ int msg_error_reply(nng_msg **out, int err, const char *fmt, ...) __attribute__(
 /* Translate an nng error code to a negative errno for the 0/-errno
  * convention (nng's own codes for system errors carry the errno). */
 int msg_nng_errno(int nng_rv);
+
+/* nng_dial(sock, url) that waits out a full listen backlog: an AF_UNIX
+ * connect(2) that finds the server's queue full fails at once (EAGAIN)
+ * instead of waiting, as happens to a busy daemon's clients. Retries for
+ * up to `patience_ms`. Returns nng's code of the last attempt. */
+int msg_dial(nng_socket sock, const char *url, int patience_ms);

@@ -266,7 +266,10 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
         if (r < 0) {
                 sb->reserved--;
 
-                if (r == -ESRCH) {
+                /* a task that exited (killed with its group, say) cannot
+                 * be seized either (EPERM): its notification is gone */
+                uint64_t id = n->id;
+                if (r == -ESRCH || (r == -EPERM && ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)) {
                         log_debug("sandbox %llu: task %d vanished before fork registration",
                                   (unsigned long long)sb->id, n->pid);
                         return EAGAIN; /* the task is gone; the answer goes nowhere */

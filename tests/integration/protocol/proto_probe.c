@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -40,7 +41,7 @@ static nng_socket dial(const char *path)
         char url[256];
         snprintf(url, sizeof(url), "ipc://%s", path);
         if (nng_req0_open(&s) || nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE) ||
-            nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 20000) || nng_dial(s, url, NULL, 0)) {
+            nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 20000) || msg_dial(s, url, 20000)) {
                 printf("FAIL cannot dial %s\n", url);
                 exit(1);
         }
@@ -523,6 +524,9 @@ int main(int argc, char **argv)
                 return 2;
         pid_t b = fork();
         if (b == 0) {
+                /* a probe that dies must not leave the broker holding
+                 * ctest's output pipe */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 dup2(ready[1], 3);
                 execl(argv[1], argv[1], "--embedded", "--events", "--dir", dir, "--ready-fd", "3", (char *)NULL);
                 _exit(127);
