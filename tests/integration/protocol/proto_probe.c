@@ -78,17 +78,20 @@ static Seccell__Reply *send_msg(nng_socket s, const ProtobufCMessage *pm)
         return r;
 }
 
-static int connect_fd(void)
+/* A connection to `name` in the broker's directory. */
+static int connect_unix(const char *name, int type)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/broker.fd", dir);
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
+        int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
         if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 printf("FAIL connect %s: %s\n", sa.sun_path, strerror(errno));
                 exit(1);
         }
         return fd;
 }
+
+static int connect_fd(void) { return connect_unix("broker.fd", SOCK_SEQPACKET); }
 
 static Seccell__Reply *run_with_fd(nng_socket s, char **argv, int argc, uint32_t max_procs, int *conn, int out);
 
@@ -238,17 +241,7 @@ static void probe_broker(nng_socket s)
 }
 
 /* A raw stream connection to broker.ipc. */
-static int connect_raw(void)
-{
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/broker.ipc", dir);
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                printf("FAIL connect %s: %s\n", sa.sun_path, strerror(errno));
-                exit(1);
-        }
-        return fd;
-}
+static int connect_raw(void) { return connect_unix("broker.ipc", SOCK_STREAM); }
 
 /* An unknown-sandbox Signal request over a fresh connection: the broker
  * must still accept new clients and answer them. */
