@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 #include <nng/transport/ipc/ipc.h>
 
 #include "cleanup.h"
@@ -23,8 +24,10 @@
 #include "log.h"
 #include "msg.h"
 
-/* Connections that sent no descriptors yet are kept at most this many. */
+/* Connections that sent no descriptors yet are kept at most this many,
+ * and this many of one uid. */
 #define MAX_PENDING_FDS 256
+#define MAX_PENDING_FDS_PER_UID 32
 #define PENDING_EXPIRY_MS 30000
 
 /* The request endpoint.
@@ -41,12 +44,14 @@
 #define SP_PROTO_REQ 0x30
 #define SP_PROTO_REP 0x31
 #define SP_MAX_HOPS 8
-#define SP_HANDSHAKE_MS 10000     /* for the header, as nng allows */
+#define SP_HANDSHAKE_MS 10000     /* for the whole header, as nng allows */
 #define SP_BODY_MS 10000          /* for the rest of a message once begun */
 #define MAX_REQUEST_BYTES (16u << 20)
+#define RX_CHUNK (256u << 10)     /* a body's buffer grows as it arrives */
 #define MAX_CONNS 4096
 #define MAX_CONNS_PER_UID 256     /* one user cannot take every slot */
 #define MAX_OUTSTANDING 64        /* requests per connection not yet replied */
+#define MAX_UNSENT_BYTES (1u << 20) /* replies a client does not read */
 
 struct out_frame {
         struct out_frame *next;
@@ -68,8 +73,10 @@ struct conn {
         uint8_t rx_head[9];             /* the handshake (8) or a frame header (9) */
         nng_msg *rx_msg;                /* a message being received */
         size_t rx_want, rx_got;
+        nng_time rx_deadline;           /* of the handshake or a body; 0: none */
         bool rx_busy, tx_busy, closed, dead;
         struct out_frame *out_head, *out_tail;
+        size_t unsent;                  /* bytes in out_head.. */
         unsigned outstanding;           /* requests queued or being handled */
         struct conn *next;
 };
@@ -78,7 +85,7 @@ struct server {
         nng_stream_listener *listener;
         nng_aio *accept_aio, *backoff_aio;
         bool closing;
-        bool refused_logged, accept_failing;  /* log once per streak */
+        bool refused_logged, accept_failing, fds_refused_logged;  /* log once per streak */
         int wake_fd;
         int fd_listen;
         pthread_mutex_t lock;
@@ -164,9 +171,14 @@ static void tx_start(struct conn *c)
 /* Locked: queue `len` bytes (head, then body) as one write. */
 static int tx_queue(struct conn *c, const void *head, size_t hlen, const void *body, size_t blen)
 {
+        if (c->unsent + hlen + blen > MAX_UNSENT_BYTES) {
+                conn_close(c); /* it does not read its replies */
+                return -ENOBUFS;
+        }
         struct out_frame *f = malloc(sizeof(*f) + hlen + blen);
         if (!f)
                 return -ENOMEM;
+        c->unsent += hlen + blen;
         f->next = NULL;
         f->len = hlen + blen;
         f->off = 0;
@@ -194,7 +206,9 @@ static void tx_cb(void *arg)
                 conn_close(c);
         } else {
                 struct out_frame *f = c->out_head;
-                f->off += nng_aio_count(c->tx_aio);
+                size_t n = nng_aio_count(c->tx_aio);
+                f->off += n;
+                c->unsent -= n;
                 if (f->off == f->len) {
                         c->out_head = f->next;
                         if (!c->out_head)
@@ -209,28 +223,53 @@ static void tx_cb(void *arg)
         pthread_mutex_unlock(&s->lock);
 }
 
-/* Locked: read into the current unit from where it stands. */
-static void rx_continue(struct conn *c)
+/* Locked: read into the current unit from where it stands. A body's
+ * buffer grows by RX_CHUNK as it arrives, so memory follows what a client
+ * sends, not what it claims. Returns false when the deadline has passed or
+ * memory ran out. */
+static bool rx_continue(struct conn *c)
 {
-        uint8_t *base = c->rx_state == RX_BODY ? nng_msg_body(c->rx_msg) : c->rx_head;
-        nng_iov iov = { .iov_buf = base + c->rx_got, .iov_len = c->rx_want - c->rx_got };
+        uint8_t *base = c->rx_head;
+        size_t room = c->rx_want - c->rx_got;
+        if (c->rx_state == RX_BODY) {
+                size_t have = nng_msg_len(c->rx_msg);
+                if (have == c->rx_got) {
+                        size_t grow = room < RX_CHUNK ? room : RX_CHUNK;
+                        if (nng_msg_realloc(c->rx_msg, have + grow) != 0)
+                                return false;
+                        have += grow;
+                }
+                base = nng_msg_body(c->rx_msg);
+                room = have - c->rx_got;
+        }
+        nng_iov iov = { .iov_buf = base + c->rx_got, .iov_len = room };
         nng_aio_set_iov(c->rx_aio, 1, &iov);
         /* a header may be awaited for as long as the client likes (it holds
-         * the connection for its whole run); the handshake and the rest of
-         * a message once begun must come soon */
-        nng_aio_set_timeout(c->rx_aio, c->rx_state == RX_HANDSHAKE ? SP_HANDSHAKE_MS
-                                       : c->rx_state == RX_BODY   ? SP_BODY_MS
-                                                                  : NNG_DURATION_INFINITE);
+         * the connection for its whole run); the handshake, and the rest of
+         * a message once begun, must be whole by their deadline - however
+         * slowly they trickle in */
+        nng_duration left = NNG_DURATION_INFINITE;
+        if (c->rx_deadline) {
+                nng_time now = nng_clock();
+                if (now >= c->rx_deadline)
+                        return false;
+                left = (nng_duration)(c->rx_deadline - now);
+        }
+        nng_aio_set_timeout(c->rx_aio, left);
         c->rx_busy = true;
         nng_stream_recv(c->stream, c->rx_aio);
+        return true;
 }
 
-static void rx_expect(struct conn *c, enum rx_state st, size_t want)
+static bool rx_expect(struct conn *c, enum rx_state st, size_t want)
 {
         c->rx_state = st;
         c->rx_want = want;
         c->rx_got = 0;
-        rx_continue(c);
+        c->rx_deadline = st == RX_HANDSHAKE ? nng_clock() + SP_HANDSHAKE_MS
+                         : st == RX_BODY    ? nng_clock() + SP_BODY_MS
+                                            : 0;
+        return rx_continue(c);
 }
 
 static uint64_t get_be64(const uint8_t *p)
@@ -292,7 +331,8 @@ static void rx_cb(void *arg)
                 goto close;
         c->rx_got += nng_aio_count(c->rx_aio);
         if (c->rx_got < c->rx_want) {
-                rx_continue(c);
+                if (!rx_continue(c))
+                        goto close;
                 goto out;
         }
         switch (c->rx_state) {
@@ -301,22 +341,21 @@ static void rx_cb(void *arg)
                 if (h[0] != 0 || h[1] != 'S' || h[2] != 'P' || h[3] != 0 || h[4] != 0 ||
                     h[5] != SP_PROTO_REQ || h[6] != 0 || h[7] != 0)
                         goto close;
-                rx_expect(c, RX_HEADER, 9);
+                if (!rx_expect(c, RX_HEADER, 9))
+                        goto close;
                 break;
         }
         case RX_HEADER: {
                 uint64_t len = get_be64(c->rx_head + 1);
                 if (c->rx_head[0] != 1 || len > MAX_REQUEST_BYTES || len == 0)
                         goto close;
-                if (nng_msg_alloc(&c->rx_msg, (size_t)len) != 0)
+                if (nng_msg_alloc(&c->rx_msg, 0) != 0 || !rx_expect(c, RX_BODY, (size_t)len))
                         goto close;
-                rx_expect(c, RX_BODY, (size_t)len);
                 break;
         }
         case RX_BODY:
-                if (!rx_message(c) || c->outstanding > MAX_OUTSTANDING)
+                if (!rx_message(c) || c->outstanding > MAX_OUTSTANDING || !rx_expect(c, RX_HEADER, 9))
                         goto close;
-                rx_expect(c, RX_HEADER, 9);
                 break;
         }
 out:
@@ -327,11 +366,13 @@ close:
         pthread_mutex_unlock(&s->lock);
 }
 
+/* Connections of `uid` in the table: a closed one whose requests are still
+ * being handled (a Run goes on until its fd channel hangs up) counts too. */
 static size_t conns_of(struct server *s, uint64_t uid)
 {
         size_t n = 0;
         for (struct conn *c = s->conns; c; c = c->next)
-                n += !c->closed && c->uid == uid;
+                n += !c->dead && c->uid == uid;
         return n;
 }
 
@@ -369,10 +410,8 @@ static void conn_start(struct server *s, nng_stream *st)
         s->conns = c;
         s->nconns++;
         static const uint8_t hello[8] = { 0, 'S', 'P', 0, 0, SP_PROTO_REP, 0, 0 };
-        if (tx_queue(c, hello, sizeof(hello), NULL, 0) < 0)
+        if (tx_queue(c, hello, sizeof(hello), NULL, 0) < 0 || !rx_expect(c, RX_HANDSHAKE, 8))
                 conn_close(c);
-        else
-                rx_expect(c, RX_HANDSHAKE, 8);
 }
 
 static void accept_cb(void *arg)
@@ -571,6 +610,14 @@ static int pending_try_recv(struct server_fds *f)
         return 1;
 }
 
+static size_t pending_of(struct server *s, uid_t uid)
+{
+        size_t n = 0;
+        for (struct server_fds *f = s->fds; f; f = f->next)
+                n += f->uid == uid;
+        return n;
+}
+
 void server_accept_fds(struct server *s)
 {
         uint64_t now = mono_ns() / 1000000;
@@ -597,15 +644,24 @@ void server_accept_fds(struct server *s)
                 }
                 struct ucred cred;
                 socklen_t len = sizeof(cred);
+                const char *why = NULL;
                 struct server_fds *f = calloc(1, sizeof(*f));
-                if (!f || getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-                    s->nfds_pending >= MAX_PENDING_FDS) {
-                        log_msg("refusing an fd-channel connection (%s)",
-                                f ? "too many pending" : "out of memory");
+                if (!f || getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                        why = "out of memory";
+                else if (s->nfds_pending >= MAX_PENDING_FDS)
+                        why = "too many pending";
+                else if (pending_of(s, cred.uid) >= MAX_PENDING_FDS_PER_UID)
+                        why = "too many pending of this uid";
+                if (why) {
+                        /* once per streak: a flood must not fill the log */
+                        if (!s->fds_refused_logged)
+                                log_msg("refusing fd-channel connections (%s)", why);
+                        s->fds_refused_logged = true;
                         free(f);
                         close(c);
                         continue;
                 }
+                s->fds_refused_logged = false;
                 f->conn = c;
                 f->uid = cred.uid;
                 f->since_ms = now;

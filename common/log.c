@@ -79,3 +79,25 @@ int log_errno(int r, const char *fmt, ...)
         errno = saved;
         return r;
 }
+
+void log_limited(struct log_limit *l, const char *fmt, ...)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        unsigned long long now = (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+        if (!l->window_start_ns || now - l->window_start_ns >= (unsigned long long)l->window_s * 1000000000ull) {
+                if (l->dropped)
+                        log_msg("(%u similar lines left out)", l->dropped);
+                l->window_start_ns = now;
+                l->used = l->dropped = 0;
+        }
+        if (l->used >= l->burst) {
+                l->dropped++;
+                return;
+        }
+        l->used++;
+        va_list ap;
+        va_start(ap, fmt);
+        vlog(fmt, ap, 0, false);
+        va_end(ap);
+}

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import time
 import unittest
 
 from harness import (SECCELL, PYTHON, SeccellTestCase, errtext, live_descendants, proc_stat,
@@ -402,6 +403,35 @@ sys.stdin.read()
                 self.assertEqual(p.returncode, 0, err)
                 # the daemon was started with the test's own limit
                 self.assertEqual(int(out), soft if mode else want, err)
+
+    def test_trickling_client_cut_at_its_deadline(self):
+        # Found in review: the 10 s allowed for a message restarted with
+        # every read, so a byte every few seconds held a connection (and,
+        # once a length was claimed, 16 MiB of memory) for ever. A body
+        # trickled a byte a second must be cut within ~10 s of its header.
+        d = self.start_daemon()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(os.path.join(d, "broker.ipc"))
+        s.sendall(bytes([0, 83, 80, 0, 0, 0x30, 0, 0]))
+        self.assertEqual(len(s.recv(8)), 8)
+        s.sendall(bytes([1]) + (1 << 20).to_bytes(8, "big"))
+        s.settimeout(0.05)
+        cut = None
+        for i in range(40):            # 40 bytes over ~40 s, unless cut
+            try:
+                s.sendall(b"x")
+                if s.recv(1) == b"":
+                    cut = i
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                cut = i
+                break
+            time.sleep(1)
+        s.close()
+        self.assertIsNotNone(cut, "a trickling body was never cut")
+        self.assertLess(cut, 20)
 
     def test_second_broker_on_a_served_directory_refused(self):
         # Found in review: a second broker replaced the first one's sockets
