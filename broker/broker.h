@@ -21,7 +21,6 @@ struct broker {
         bool is_root;                  /* may switch sandboxes to client uids */
         uid_t tracer_uid;              /* the tracer's own uid when is_root */
         bool refuse_filtered;          /* refuse clients under a seccomp filter */
-        uint64_t nofile_soft;          /* RLIMIT_NOFILE soft limit before we raised it */
         uint64_t next_id;
         struct sandbox *sandboxes;
         struct sandbox *graveyard;     /* freed after the current batch */

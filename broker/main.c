@@ -240,13 +240,12 @@ int main(int argc, char **argv)
                 return 125;
         }
         /* a descriptor per client connection and several per sandbox: take
-         * all we may (spawn gives the command the limit we were given) */
+         * all we may (a command gets its client's limits) */
         struct rlimit nofile;
         if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-                broker.nofile_soft = nofile.rlim_cur;
                 nofile.rlim_cur = nofile.rlim_max;
                 if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
-                        broker.nofile_soft = 0;
+                        log_debug("cannot raise the descriptor limit: %s", strerror(errno));
         }
         int lock_fd = claim_dir(dir);
         if (lock_fd < 0) {

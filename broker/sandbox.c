@@ -292,6 +292,15 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 goto out;
         }
 
+        /* the command starts as it would bare: with the client's umask,
+         * nice value and limits (a daemon is no ancestor of the client) */
+        struct spawn_inherit inherit;
+        r = spawn_read_inherit((pid_t)rq->peer_pid, (uid_t)rq->peer_uid, &inherit);
+        if (r < 0) {
+                server_reply_error(rq, -r, "cannot read the client's umask and limits: %s", strerror(-r));
+                goto out;
+        }
+
         /* argv and env arrays, NULL-terminated (protobuf-c's are not) */
         argv = calloc(run->n_argv + 1, sizeof(char *));
         envp = calloc(run->n_env + 1, sizeof(char *));
@@ -314,7 +323,7 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 .stdio = { fds->fds[0], fds->fds[1], fds->fds[2] },
                 .filter = &prog,
                 .max_memory = fp.max_memory,
-                .nofile_soft = b->nofile_soft,
+                .inherit = &inherit,
         };
         sb->b = b;
         sb->id = ++b->next_id;

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
@@ -22,6 +23,7 @@
 #include "fdpass.h"
 #include "filter.h"
 #include "kcompat.h"
+#include "procfs.h"
 #include "reaper.h"
 
 #define FD_SPAWN 3
@@ -32,9 +34,9 @@
 static const char *const stage_names[] = {
         "", "no_new_privs", "setgroups", "setresgid", "setresuid",
         "capabilities", "parent death signal", "chdir", "seccomp",
-        "listener hand-over", "stack limit",
+        "listener hand-over", "stack limit", "the client's limits",
 };
-enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND, ST_RLIMIT };
+enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND, ST_RLIMIT, ST_INHERIT };
 
 /* Capabilities a root-owned sandbox must not keep: each reaches the
  * supervisor or the kernel past the filter (CAP_SYS_PTRACE opens
@@ -117,6 +119,57 @@ static int resolve_command(const char *cmd, char *const *envp, char *out, size_t
         }
 }
 
+/* /proc/<pid>/limits (world-readable; prlimit(2) on another uid's process
+ * takes CAP_SYS_RESOURCE, which a container's root may lack): a header,
+ * then one line per resource in RLIMIT_* order, the name in 26 columns,
+ * then the soft and the hard limit ("unlimited" or a number). */
+static int read_limits(pid_t pid, struct rlimit rlim[RLIM_NLIMITS])
+{
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+        int n = procfs_read(path, buf, sizeof(buf));
+        if (n < 0)
+                return n;
+        char *line = strchr(buf, '\n');
+        for (int r = 0; r < RLIM_NLIMITS; r++) {
+                if (!line || strlen(line) < 27)
+                        return -EIO;
+                line++;
+                char soft[32], hard[32];
+                if (sscanf(line + 26, "%31s %31s", soft, hard) != 2)
+                        return -EIO;
+                rlim[r].rlim_cur = strcmp(soft, "unlimited") ? strtoull(soft, NULL, 10) : RLIM_INFINITY;
+                rlim[r].rlim_max = strcmp(hard, "unlimited") ? strtoull(hard, NULL, 10) : RLIM_INFINITY;
+                line = strchr(line, '\n');
+        }
+        return 0;
+}
+
+int spawn_read_inherit(pid_t pid, uid_t uid, struct spawn_inherit *out)
+{
+        _cleanup_close_ int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+        if (pidfd < 0)
+                return -errno;
+        if (procfs_status_field(pid, "Uid") != (long)uid)
+                return -ESRCH;
+        long mask = procfs_status_field(pid, "Umask");
+        if (mask < 0)
+                return (int)mask;
+        out->umask = (mode_t)mask;
+        errno = 0;
+        out->nice = getpriority(PRIO_PROCESS, (id_t)pid);
+        if (out->nice == -1 && errno)
+                return -errno;
+        int r = read_limits(pid, out->rlim);
+        if (r < 0)
+                return r;
+        /* still the same process (its pid not reused meanwhile) */
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        if (poll(&p, 1, 0) != 0)
+                return -ESRCH;
+        return 0;
+}
+
 /* Runs in the root process, after the reaper laid out 0-2 and FD_SPAWN. */
 static void root_main(void *ud)
 {
@@ -128,6 +181,30 @@ static void root_main(void *ud)
         /* own process group: signals forwarded to the group reach the
          * whole job, and the kill at the end starts there */
         setpgid(0, 0);
+        if (rq->inherit) {
+                /* before the credential change: raising a limit or the
+                 * priority back to the client's may take the broker's
+                 * privilege */
+                umask(rq->inherit->umask);
+                /* a priority above ours without CAP_SYS_NICE: ours */
+                (void)setpriority(PRIO_PROCESS, 0, rq->inherit->nice);
+                for (int r = 0; r < RLIM_NLIMITS; r++) {
+                        struct rlimit want = rq->inherit->rlim[r], have;
+                        if (setrlimit(r, &want) == 0)
+                                continue;
+                        /* a hard limit above ours without CAP_SYS_RESOURCE
+                         * (a container's root may lack it): ours, and the
+                         * soft one within it */
+                        if (errno != EPERM || getrlimit(r, &have) < 0)
+                                root_fail(ST_INHERIT, errno);
+                        if (want.rlim_max > have.rlim_max)
+                                want.rlim_max = have.rlim_max;
+                        if (want.rlim_cur > want.rlim_max)
+                                want.rlim_cur = want.rlim_max;
+                        if (setrlimit(r, &want) < 0)
+                                root_fail(ST_INHERIT, errno);
+                }
+        }
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 root_fail(ST_NNP, errno);
         if (rq->switch_user && rq->uid != 0) {
@@ -149,16 +226,6 @@ static void root_main(void *ud)
                 _exit(125);
         if (chdir(rq->cwd) < 0)
                 root_fail(ST_CHDIR, errno);
-        if (rq->nofile_soft) {
-                /* the broker raised its own for its clients' connections;
-                 * the command starts with what the broker was given */
-                struct rlimit rl;
-                if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-                        root_fail(ST_RLIMIT, errno);
-                rl.rlim_cur = rq->nofile_soft;
-                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                        root_fail(ST_RLIMIT, errno);
-        }
         if (rq->max_memory) {
                 /* The kernel must bound what the tracer never sees, and the
                  * sandbox must not raise those bounds: the main stack grows

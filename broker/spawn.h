@@ -9,7 +9,22 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
+
+/* What a command inherits from the process that asked for it, as it would
+ * bare: in daemon mode the broker is no ancestor of the client. */
+struct spawn_inherit {
+        mode_t umask;
+        int nice;
+        struct rlimit rlim[RLIM_NLIMITS];
+};
+
+/* Read the umask, nice value and resource limits of the client process
+ * `pid`, which must belong to `uid` (SO_PEERCRED) and stay alive while it
+ * is read (a pidfd guards against a reused pid). Returns 0, -ESRCH (gone
+ * or not uid's) or another -errno. */
+int spawn_read_inherit(pid_t pid, uid_t uid, struct spawn_inherit *out);
 
 struct spawn_request {
         char *const *argv;              /* NULL-terminated */
@@ -23,7 +38,7 @@ struct spawn_request {
         int stdio[3];                   /* borrowed; duplicated into the root */
         const struct sock_fprog *filter;
         uint64_t max_memory;            /* bytes, 0: none; caps RLIMIT_STACK */
-        uint64_t nofile_soft;           /* the root's soft RLIMIT_NOFILE; 0: as inherited */
+        const struct spawn_inherit *inherit; /* the client's; NULL: the broker's own */
 };
 
 struct spawn_result {

@@ -384,25 +384,38 @@ sys.stdin.read()
         holder.stdin.close()
         holder.wait(timeout=30)
 
-    def test_command_keeps_the_descriptor_limit_it_was_given(self):
-        # the broker raises its own RLIMIT_NOFILE for client connections;
-        # the command must not inherit that
+    def test_command_inherits_umask_nice_and_limits(self):
+        # Found in review: through a daemon the command got the broker's
+        # umask, nice value and limits (a file made under umask 077 was
+        # 0644; the broker's raised descriptor limit leaked), where bare
+        # and embedded it gets its caller's.
         import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = min(1024, hard)
-        def limited():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         d = self.start_daemon()
-        script = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
-        for mode in (["--broker", d], []):
-            with self.subTest(mode=mode or "embedded"):
-                p = self.popen([SECCELL, "run"] + mode + ["--", PYTHON, "-c", script], stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=None if mode else limited)
-                out, err = p.communicate(timeout=60)
-                self.assertEqual(p.returncode, 0, err)
-                # the daemon was started with the test's own limit
-                self.assertEqual(int(out), soft if mode else want, err)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        stack_soft, stack_hard = resource.getrlimit(resource.RLIMIT_STACK)
+        want_stack = 4 << 20 if stack_hard == resource.RLIM_INFINITY or stack_hard >= 4 << 20 else stack_hard
+        def caller():
+            os.umask(0o077)
+            os.nice(3)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (100, hard))
+            resource.setrlimit(resource.RLIMIT_STACK, (want_stack, stack_hard))
+        script = ("import os, resource; m = os.umask(0); "
+                  "print(oct(m), os.nice(0), resource.getrlimit(resource.RLIMIT_NOFILE)[0], "
+                  "resource.getrlimit(resource.RLIMIT_STACK)[0])")
+        outs = {}
+        for mode in (["--broker", d], [], None):
+            argv = [PYTHON, "-c", script]
+            if mode is not None:
+                argv = [SECCELL, "run"] + mode + ["--"] + argv
+            p = self.popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           preexec_fn=caller)
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+            outs["bare" if mode is None else "daemon" if mode else "embedded"] = out
+        base = os.nice(0)
+        self.assertEqual(outs["bare"], ("0o77 %d 100 %d\n" % (base + 3, want_stack)).encode())
+        self.assertEqual(outs["daemon"], outs["bare"])
+        self.assertEqual(outs["embedded"], outs["bare"])
 
     def test_trickling_client_cut_at_its_deadline(self):
         # Found in review: the 10 s allowed for a message restarted with
