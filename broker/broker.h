@@ -42,5 +42,5 @@ bool sandbox_is_reaper(struct broker *b, pid_t pid);
 void sandbox_free_ended(struct broker *b);
 
 /* End every sandbox (broker shutdown): kill, reap, reply where a client
- * waits. */
-void sandbox_kill_all(struct broker *b);
+ * waits, telling it `why` (a static string). */
+void sandbox_kill_all(struct broker *b, const char *why);

@@ -61,12 +61,13 @@ static void usage(FILE *f)
 
 static struct broker broker;
 
-/* What an embedded broker and its tracer created in `dir`, and `dir`. */
-static void remove_runtime_dir(const char *dir)
+/* What a broker and its tracer created in `dir`; and `dir` itself for an
+ * embedded broker (a daemon's directory is its operator's). */
+static void remove_runtime_dir(const char *dir, bool and_dir)
 {
         static const char *const files[] = { "tracer/tracer.ipc", "tracer/events.ipc", "tracer", "broker.ipc", "broker.fd", "broker.lock", "" };
         char path[PATH_MAX + 32];
-        for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        for (size_t i = 0; i < ARRAY_SIZE(files) - !and_dir; i++) {
                 snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
                 if (unlink(path) < 0)
                         rmdir(path);
@@ -109,6 +110,7 @@ static void on_fd_listen(void *obj, uint32_t ev)
 }
 
 static bool stopping;
+static const char *stop_reason = "the broker is stopping";
 
 static void kill_orphan(pid_t pid, void *ud)
 {
@@ -127,10 +129,14 @@ static void on_signal(void *obj, uint32_t ev)
         struct signalfd_siginfo si;
         (void)ev;
         while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo == SIGCHLD)
+                if (si.ssi_signo == SIGCHLD) {
                         procfs_for_each_child(getpid(), kill_orphan, &broker);
-                else
+                } else {
                         stopping = true;
+                        stop_reason = si.ssi_signo == SIGTERM ? "the broker is stopping (SIGTERM)"
+                                      : si.ssi_signo == SIGINT ? "the broker is stopping (SIGINT)"
+                                                               : "the broker is stopping (SIGHUP)";
+                }
         }
 }
 
@@ -140,6 +146,7 @@ static void on_tracer_exit(void *obj, uint32_t ev)
         (void)ev;
         /* Fail closed: sandboxes without a supervisor end now. */
         log_msg("the tracer exited; ending every sandbox");
+        stop_reason = "the tracer exited: no sandbox runs unsupervised";
         broker_unwatch(b, &(struct watch){ .fn = on_tracer_exit, .fd = b->tracer.pidfd });
         stopping = true;
 }
@@ -311,12 +318,12 @@ int main(int argc, char **argv)
                 }
                 sandbox_free_ended(&broker);
         }
-        sandbox_kill_all(&broker);
+        sandbox_kill_all(&broker, stop_reason);
         sandbox_free_ended(&broker);
         log_debug("stopping");
         if (embedded) {
                 /* the CLI removes the directory too, unless it was killed */
-                remove_runtime_dir(dir);
+                remove_runtime_dir(dir, true);
                 /* Nothing outlives this run: skip the orderly nng teardown,
                  * which would only make the CLI wait. */
                 if (broker.tracer.pid > 0) {
@@ -327,7 +334,7 @@ int main(int argc, char **argv)
         }
         server_close(broker.srv);
         tracer_link_stop(&broker.tracer);
-        remove_runtime_dir(dir);
+        remove_runtime_dir(dir, false);
         close(lock_fd);
         return 0;
 }

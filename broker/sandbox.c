@@ -36,6 +36,7 @@ struct sandbox {
         struct watch w_reaper, w_client, w_timer;
         uint64_t start_ns;
         bool timed_out, ended, client_gone;
+        const char *ended_by;           /* why seccell ended it early */
         int wait_status;
         struct sandbox *next;
 };
@@ -104,6 +105,7 @@ static void sandbox_finish(struct sandbox *sb)
                 res.wait_status = sb->wait_status;
                 res.timed_out = sb->timed_out;
                 res.stats = have_stats ? &stats : NULL;
+                res.ended_by = (char *)(sb->ended_by ? sb->ended_by : "");
                 rep.body_case = SECCELL__REPLY__BODY_RUN;
                 rep.run = &res;
                 if (msg_pack(&rep.base, &m) == 0)
@@ -146,6 +148,7 @@ static void on_reaper(void *obj, uint32_t events)
                  * init; nothing more can be known about them. */
                 log_msg("sandbox %llu: its reaper died", (unsigned long long)sb->id);
                 sb->wait_status = 125 << 8;
+                sb->ended_by = "its reaper process died (killed from outside?); its other processes may live on";
                 sandbox_finish(sb);
         }
 }
@@ -444,10 +447,11 @@ void sandbox_handle_request(struct broker *b, struct server_request *rq)
         seccell__request__free_unpacked(req, NULL);
 }
 
-void sandbox_kill_all(struct broker *b)
+void sandbox_kill_all(struct broker *b, const char *why)
 {
         while (b->sandboxes) {
                 struct sandbox *sb = b->sandboxes;
+                sb->ended_by = why;
                 /* closing the reaper's socket makes it kill and reap all */
                 sandbox_kill(sb);
                 struct reaper_msg m;

@@ -300,6 +300,8 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 log_msg("the broker's answer has no result");
         else {
                 status = exit_code(rep->run);
+                if (rep->run->ended_by && *rep->run->ended_by)
+                        log_msg("the run was ended early: %s", rep->run->ended_by);
                 const Seccell__SandboxStats *s = rep->run->stats;
                 if (s && s->memory_kills)
                         log_msg("%llu process%s killed by the memory limit (--max-memory %.1f MiB)",

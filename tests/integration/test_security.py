@@ -14,7 +14,7 @@ import textwrap
 import time
 import unittest
 
-from harness import (SECCELL, PYTHON, SeccellTestCase, errtext, live_descendants, proc_stat,
+from harness import (SECCELL, PYTHON, SeccellTestCase, alive_with_marker, errtext, live_descendants, proc_stat,
                      read_line, status_fields, wait_for)
 
 CAP_KILL = 5
@@ -445,6 +445,23 @@ sys.stdin.read()
         s.close()
         self.assertIsNotNone(cut, "a trickling body was never cut")
         self.assertLess(cut, 20)
+
+    def test_run_ended_by_a_stopping_daemon_says_so(self):
+        # Found in review: a run the daemon ended (SIGTERM to it) exited 137
+        # with nothing on stderr, like a memory kill; and the daemon removed
+        # the directory it was given.
+        d = self.start_daemon()
+        mark = self.marker(60)
+        p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
+        self.daemon.terminate()
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 137, err)
+        self.assertIn(b"the run was ended early: the broker is stopping (SIGTERM)", err)
+        self.daemon.wait(timeout=30)
+        self.assertTrue(os.path.isdir(d))
+        self.assertNoSurvivors(mark)
 
     def test_second_broker_on_a_served_directory_refused(self):
         # Found in review: a second broker replaced the first one's sockets
