@@ -282,7 +282,11 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
         log_debug("reply received");
         rv = nng_aio_result(p.aio);
         if (rv != 0) {
-                log_msg("no answer from the broker: %s", nng_strerror(rv));
+                log_msg("no answer from the broker: %s%s", nng_strerror(rv),
+                        rv == NNG_ECONNSHUT || rv == NNG_ECLOSED || rv == NNG_ECONNRESET
+                                ? " (it closed the connection: it stopped, or serves no more runs of this "
+                                  "user at once - 256)"
+                                : "");
                 goto out;
         }
         nng_msg *m = nng_aio_get_msg(p.aio);
