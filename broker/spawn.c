@@ -150,11 +150,21 @@ int spawn_read_inherit(pid_t pid, uid_t uid, struct spawn_inherit *out)
         _cleanup_close_ int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
         if (pidfd < 0)
                 return -errno;
-        if (procfs_status_field(pid, "Uid") != (long)uid)
-                return -ESRCH;
-        long mask = procfs_status_field(pid, "Umask");
-        if (mask < 0)
-                return (int)mask;
+        /* every uid the client's: a setuid program it exec'd since it
+         * connected may have set limits or a priority its user has not */
+        char path[64], buf[4096];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        int n = procfs_read(path, buf, sizeof(buf));
+        if (n < 0)
+                return n;
+        unsigned long ids[4], mask;
+        const char *u = strstr(buf, "\nUid:"), *m = strstr(buf, "\nUmask:");
+        if (!u || !m || sscanf(u, "\nUid: %lu %lu %lu %lu", &ids[0], &ids[1], &ids[2], &ids[3]) != 4 ||
+            sscanf(m, "\nUmask: %lo", &mask) != 1)
+                return -EIO;
+        for (int i = 0; i < 4; i++)
+                if (ids[i] != uid)
+                        return -ESRCH;
         out->umask = (mode_t)mask;
         errno = 0;
         out->nice = getpriority(PRIO_PROCESS, (id_t)pid);
