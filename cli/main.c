@@ -34,7 +34,7 @@ static void usage(FILE *f)
               "  -t, --timeout DURATION  kill the sandbox after DURATION (seconds, or a\n"
               "                          number with s/m/h/d); exit status 124\n"
               "  -a, --audit FILE        append the audit record (JSON lines) to FILE\n"
-              "      --summary           print peak processes and fork counts on stderr\n"
+              "      --summary           print peaks (processes, memory) and counts on stderr\n"
               "      --broker DIR        use the broker serving in DIR (default: the\n"
               "                          daemon in " DEFAULT_DAEMON_DIR " if it runs, else a\n"
               "                          private one for this run)\n"
