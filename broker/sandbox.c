@@ -241,6 +241,11 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         fds = server_take_fds(b->srv, run->fd_token, (uid_t)rq->peer_uid);
         /* A sandboxed process asking for a sandbox of its own would get one
          * without its limits: refused. */
+        if (kill((pid_t)rq->peer_pid, 0) < 0 && errno == ESRCH) {
+                server_drop(rq); /* the client is gone */
+                server_fds_free(fds);
+                return;
+        }
         if (inside_sandbox((pid_t)rq->peer_pid)) {
                 log_msg("refusing a run requested from inside a sandbox (pid %llu)",
                         (unsigned long long)rq->peer_pid);
@@ -454,10 +459,13 @@ void sandbox_kill_all(struct broker *b, const char *why)
                 sb->ended_by = why;
                 /* closing the reaper's socket makes it kill and reap all */
                 sandbox_kill(sb);
-                struct reaper_msg m;
-                while (reaper_recv(sb->sp.reaper_sock, &m) == 0 && m.type != REAPER_ROOT_EXIT)
-                        ;
-                sb->wait_status = m.value;
+                struct reaper_msg m = { 0 };
+                int r, resets = 0;
+                while (((r = reaper_recv(sb->sp.reaper_sock, &m)) == 0 && m.type != REAPER_ROOT_EXIT) ||
+                       (r == -ECONNRESET && resets++ == 0))
+                        ; /* past a reset: the report may follow it (see on_reaper) */
+                /* unknown: it was killed with the rest */
+                sb->wait_status = r == 0 ? m.value : SIGKILL;
                 sandbox_finish(sb);
         }
 }

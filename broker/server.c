@@ -26,8 +26,8 @@
 
 /* Connections that sent no descriptors yet are kept at most this many,
  * and this many of one uid. */
-#define MAX_PENDING_FDS 256
-#define MAX_PENDING_FDS_PER_UID 32
+#define MAX_PENDING_FDS 4096
+#define MAX_PENDING_FDS_PER_UID 256   /* as many as its connections */
 #define PENDING_EXPIRY_MS 30000
 
 /* The request endpoint.
@@ -46,7 +46,8 @@
 #define SP_MAX_HOPS 8
 #define SP_HANDSHAKE_MS 10000     /* for the whole header, as nng allows */
 #define SP_BODY_MS 10000          /* for the rest of a message once begun */
-#define MAX_REQUEST_BYTES (16u << 20)
+#define MAX_REQUEST_BYTES (8u << 20)  /* argv + env: the kernel's default ARG_MAX is 2 MiB */
+#define MAX_QUEUED_PER_UID 8      /* received, not yet taken by the main thread */
 #define RX_CHUNK (256u << 10)     /* a body's buffer grows as it arrives */
 #define MAX_CONNS 4096
 #define MAX_CONNS_PER_UID 256     /* one user cannot take every slot */
@@ -75,6 +76,7 @@ struct conn {
         size_t rx_want, rx_got;
         nng_time rx_deadline;           /* of the handshake or a body; 0: none */
         bool rx_busy, tx_busy, closed, dead;
+        bool paused;                    /* not read: its uid's queue is full */
         struct out_frame *out_head, *out_tail;
         size_t unsent;                  /* bytes in out_head.. */
         unsigned outstanding;           /* requests queued or being handled */
@@ -85,7 +87,7 @@ struct server {
         nng_stream_listener *listener;
         nng_aio *accept_aio, *backoff_aio;
         bool closing;
-        bool refused_logged, accept_failing, fds_refused_logged;  /* log once per streak */
+        bool accept_failing;                  /* log once per streak */
         int wake_fd;
         int fd_listen;
         pthread_mutex_t lock;
@@ -234,7 +236,9 @@ static bool rx_continue(struct conn *c)
         if (c->rx_state == RX_BODY) {
                 size_t have = nng_msg_len(c->rx_msg);
                 if (have == c->rx_got) {
-                        size_t grow = room < RX_CHUNK ? room : RX_CHUNK;
+                        /* doubling: linear time in all (realloc copies) */
+                        size_t step = have > RX_CHUNK ? have : RX_CHUNK;
+                        size_t grow = room < step ? room : step;
                         if (nng_msg_realloc(c->rx_msg, have + grow) != 0)
                                 return false;
                         have += grow;
@@ -319,6 +323,18 @@ static bool rx_message(struct conn *c)
         return true;
 }
 
+/* Locked: requests of `uid` received and not yet taken by the main thread,
+ * which unpacks them one at a time: one user's flood of big requests must
+ * not queue without end ahead of everyone. Past MAX_QUEUED_PER_UID its
+ * connections stop being read until the queue drains (server_next). */
+static size_t queued_of(struct server *s, uint64_t uid)
+{
+        size_t n = 0;
+        for (struct server_request *q = s->head; q; q = q->next)
+                n += q->peer_uid == uid;
+        return n;
+}
+
 static void rx_cb(void *arg)
 {
         struct conn *c = arg;
@@ -354,7 +370,11 @@ static void rx_cb(void *arg)
                 break;
         }
         case RX_BODY:
-                if (!rx_message(c) || c->outstanding > MAX_OUTSTANDING || !rx_expect(c, RX_HEADER, 9))
+                if (!rx_message(c) || c->outstanding > MAX_OUTSTANDING)
+                        goto close;
+                if (queued_of(s, c->uid) >= MAX_QUEUED_PER_UID)
+                        c->paused = true; /* read on in server_next */
+                else if (!rx_expect(c, RX_HEADER, 9))
                         goto close;
                 break;
         }
@@ -391,9 +411,9 @@ static void conn_start(struct server *s, nng_stream *st)
         else if (conns_of(s, c->uid) >= MAX_CONNS_PER_UID)
                 why = "too many connections of this uid";
         if (why) {
-                if (*why && !s->refused_logged)
-                        log_msg("refusing a connection of uid %llu: %s", (unsigned long long)c->uid, why);
-                s->refused_logged = *why;
+                static struct log_limit limit = { .burst = 5, .window_s = 10 };
+                if (*why)
+                        log_limited(&limit, "refusing a connection of uid %llu: %s", (unsigned long long)c->uid, why);
                 if (c) {
                         nng_aio_free(c->rx_aio);
                         nng_aio_free(c->tx_aio);
@@ -402,7 +422,6 @@ static void conn_start(struct server *s, nng_stream *st)
                 nng_stream_free(st);
                 return;
         }
-        s->refused_logged = false;
         nng_stream_get_uint64(st, NNG_OPT_IPC_PEER_PID, &c->pid);
         c->srv = s;
         c->stream = st;
@@ -526,6 +545,14 @@ struct server_request *server_next(struct server *s)
                 rq->next = NULL;
         }
         bool more = s->head != NULL;
+        if (rq)
+                for (struct conn *c = s->conns; c; c = c->next)
+                        if (c->paused && c->uid == rq->peer_uid && !c->closed &&
+                            queued_of(s, c->uid) < MAX_QUEUED_PER_UID) {
+                                c->paused = false;
+                                if (!rx_expect(c, RX_HEADER, 9))
+                                        conn_close(c);
+                        }
         pthread_mutex_unlock(&s->lock);
         if (more) /* stay readable */
                 wake(s);
@@ -653,15 +680,12 @@ void server_accept_fds(struct server *s)
                 else if (pending_of(s, cred.uid) >= MAX_PENDING_FDS_PER_UID)
                         why = "too many pending of this uid";
                 if (why) {
-                        /* once per streak: a flood must not fill the log */
-                        if (!s->fds_refused_logged)
-                                log_msg("refusing fd-channel connections (%s)", why);
-                        s->fds_refused_logged = true;
+                        static struct log_limit limit = { .burst = 5, .window_s = 10 };
+                        log_limited(&limit, "refusing an fd-channel connection (%s)", why);
                         free(f);
                         close(c);
                         continue;
                 }
-                s->fds_refused_logged = false;
                 f->conn = c;
                 f->uid = cred.uid;
                 f->since_ms = now;
@@ -678,7 +702,10 @@ struct server_fds *server_take_fds(struct server *s, uint64_t token, uid_t uid)
                 struct server_fds *f = *pp;
                 int r = pending_try_recv(f);
                 if (r < 0) {
-                        log_errno(r, "dropping a malformed fd-channel packet of uid %u", f->uid);
+                        static struct log_limit limit = { .burst = 20, .window_s = 10 };
+                        if (r != -ECONNRESET) /* a peer that hung up is no news */
+                                log_limited(&limit, "dropping a malformed fd-channel packet of uid %u: %s", f->uid,
+                                            strerror(-r));
                         *pp = f->next;
                         s->nfds_pending--;
                         server_fds_free(f);

@@ -34,9 +34,9 @@
 static const char *const stage_names[] = {
         "", "no_new_privs", "setgroups", "setresgid", "setresuid",
         "capabilities", "parent death signal", "chdir", "seccomp",
-        "listener hand-over", "stack limit", "the client's limits",
+        "listener hand-over",
 };
-enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND, ST_RLIMIT, ST_INHERIT };
+enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND };
 
 /* Capabilities a root-owned sandbox must not keep: each reaches the
  * supervisor or the kernel past the filter (CAP_SYS_PTRACE opens
@@ -180,6 +180,54 @@ int spawn_read_inherit(pid_t pid, uid_t uid, struct spawn_inherit *out)
         return 0;
 }
 
+/* The client's umask, priority and resource limits, set as the client's
+ * user (after the credential change): the kernel grants only what that
+ * user may, so a hard limit above the broker's own is kept at the broker's
+ * (and the soft one within it), and a priority above what the user may
+ * take stays the broker's. Returns 0 or -1 (errno). */
+static int apply_inherit(const struct spawn_inherit *in)
+{
+        umask(in->umask);
+        (void)setpriority(PRIO_PROCESS, 0, in->nice);
+        for (int r = 0; r < RLIM_NLIMITS; r++) {
+                struct rlimit want = in->rlim[r], have;
+                if (setrlimit(r, &want) == 0)
+                        continue;
+                if (errno != EPERM || getrlimit(r, &have) < 0)
+                        return -1;
+                if (want.rlim_max > have.rlim_max)
+                        want.rlim_max = have.rlim_max;
+                if (want.rlim_cur > want.rlim_max)
+                        want.rlim_cur = want.rlim_max;
+                if (setrlimit(r, &want) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* The kernel must bound what the tracer never sees, and the sandbox must
+ * not raise those bounds: the main stack grows by page faults, and an exec
+ * maps the new image's data and bss itself (data_vm, which RLIMIT_DATA
+ * bounds). Neither can exceed the whole limit in one process then: both
+ * limits, soft and hard, become the smaller of the soft one and `max`.
+ * Returns 0 or -1 (errno). */
+static int cap_memory_rlimits(uint64_t max)
+{
+        static const int res[] = { RLIMIT_STACK, RLIMIT_DATA };
+        for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
+                struct rlimit rl;
+                if (getrlimit(res[i], &rl) < 0)
+                        return -1;
+                uint64_t cap = max; /* also when unlimited */
+                if ((uint64_t)rl.rlim_cur < cap)
+                        cap = rl.rlim_cur;
+                rl.rlim_cur = rl.rlim_max = cap;
+                if (setrlimit(res[i], &rl) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
 /* Runs in the root process, after the reaper laid out 0-2 and FD_SPAWN. */
 static void root_main(void *ud)
 {
@@ -191,30 +239,6 @@ static void root_main(void *ud)
         /* own process group: signals forwarded to the group reach the
          * whole job, and the kill at the end starts there */
         setpgid(0, 0);
-        if (rq->inherit) {
-                /* before the credential change: raising a limit or the
-                 * priority back to the client's may take the broker's
-                 * privilege */
-                umask(rq->inherit->umask);
-                /* a priority above ours without CAP_SYS_NICE: ours */
-                (void)setpriority(PRIO_PROCESS, 0, rq->inherit->nice);
-                for (int r = 0; r < RLIM_NLIMITS; r++) {
-                        struct rlimit want = rq->inherit->rlim[r], have;
-                        if (setrlimit(r, &want) == 0)
-                                continue;
-                        /* a hard limit above ours without CAP_SYS_RESOURCE
-                         * (a container's root may lack it): ours, and the
-                         * soft one within it */
-                        if (errno != EPERM || getrlimit(r, &have) < 0)
-                                root_fail(ST_INHERIT, errno);
-                        if (want.rlim_max > have.rlim_max)
-                                want.rlim_max = have.rlim_max;
-                        if (want.rlim_cur > want.rlim_max)
-                                want.rlim_cur = want.rlim_max;
-                        if (setrlimit(r, &want) < 0)
-                                root_fail(ST_INHERIT, errno);
-                }
-        }
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 root_fail(ST_NNP, errno);
         if (rq->switch_user && rq->uid != 0) {
@@ -236,26 +260,6 @@ static void root_main(void *ud)
                 _exit(125);
         if (chdir(rq->cwd) < 0)
                 root_fail(ST_CHDIR, errno);
-        if (rq->max_memory) {
-                /* The kernel must bound what the tracer never sees, and the
-                 * sandbox must not raise those bounds: the main stack grows
-                 * by page faults, and an exec maps the new image's data and
-                 * bss itself (data_vm, which RLIMIT_DATA bounds). Neither
-                 * can exceed the whole limit in one process then. */
-                static const int res[] = { RLIMIT_STACK, RLIMIT_DATA };
-                for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
-                        struct rlimit rl;
-                        if (getrlimit(res[i], &rl) < 0)
-                                root_fail(ST_RLIMIT, errno);
-                        uint64_t cap = rq->max_memory; /* also when unlimited */
-                        if ((uint64_t)rl.rlim_cur < cap)
-                                cap = rl.rlim_cur;
-                        rl.rlim_cur = rl.rlim_max = cap;
-                        if (setrlimit(res[i], &rl) < 0)
-                                root_fail(ST_RLIMIT, errno);
-                }
-        }
-
         /* From here until the tracer holds the listener, nothing may make a
          * notified syscall: it would wait for a supervisor that has no fd. */
         int lfd = filter_load_listener(rq->filter, &killable);
@@ -273,6 +277,17 @@ static void root_main(void *ud)
         if (n != 1)
                 _exit(125); /* broker gave up on us */
         syscall(__NR_close_range, FD_SPAWN, ~0U, 0);
+
+        /* Last, so that a tiny descriptor limit of the client's does not
+         * break the set-up above; the memory caps after it. */
+        if (rq->inherit && apply_inherit(rq->inherit) < 0) {
+                dprintf(2, "seccell: cannot apply the caller's limits: %s\n", strerror(errno));
+                _exit(125);
+        }
+        if (rq->max_memory && cap_memory_rlimits(rq->max_memory) < 0) {
+                dprintf(2, "seccell: cannot cap the stack and data limits: %s\n", strerror(errno));
+                _exit(125);
+        }
 
         char path[PATH_MAX];
         int e = resolve_command(rq->argv[0], rq->envp, path, sizeof(path));

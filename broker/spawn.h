@@ -38,7 +38,7 @@ struct spawn_request {
         int stdio[3];                   /* borrowed; duplicated into the root */
         const struct sock_fprog *filter;
         uint64_t max_memory;            /* bytes, 0: none; caps RLIMIT_STACK */
-        const struct spawn_inherit *inherit; /* the client's; NULL: the broker's own */
+        const struct spawn_inherit *inherit; /* the client's, applied last as its user; NULL: none */
 };
 
 struct spawn_result {

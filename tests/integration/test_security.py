@@ -463,6 +463,16 @@ sys.stdin.read()
         self.assertTrue(os.path.isdir(d))
         self.assertNoSurvivors(mark)
 
+    def test_a_burst_of_runs_of_one_user_is_served(self):
+        # Found in review: a cap of 32 pending fd-channel packets per uid
+        # failed 45 of 80 concurrent runs (sandboxes start one at a time)
+        d = self.start_daemon()
+        ps = [self.popen([SECCELL, "run", "--broker", d, "--", "/bin/echo", str(i)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(80)]
+        for i, p in enumerate(ps):
+            out, err = p.communicate(timeout=120)
+            self.assertEqual((p.returncode, out), (0, b"%d\n" % i), err)
+
     def test_second_broker_on_a_served_directory_refused(self):
         # Found in review: a second broker replaced the first one's sockets
         # before failing. It must fail first and touch nothing.
