@@ -270,9 +270,15 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 }
                 if (pf[2].revents & (POLLRDHUP | POLLHUP | POLLERR) ||
                     (broker_pidfd >= 0 && pf[3].revents)) {
-                        /* give a reply that raced with the hang-up its chance */
+                        /* The broker hangs up when a run ends, right after
+                         * queuing its reply, which a busy broker may send
+                         * a good while later (found under load: 200 ms was
+                         * too little): give it its chance. A daemon that
+                         * died costs this wait; a private broker that
+                         * exited has sent all it will. */
+                        bool exited = broker_pidfd >= 0 && pf[3].revents;
                         struct pollfd last = { .fd = p.done_fd, .events = POLLIN };
-                        if (poll(&last, 1, 200) == 1)
+                        if (poll(&last, 1, exited ? 200 : 5000) == 1)
                                 break;
                         log_msg("the broker went away during the run");
                         goto out;
