@@ -188,7 +188,6 @@ int spawn_read_inherit(pid_t pid, uid_t uid, struct spawn_inherit *out)
 static int apply_inherit(const struct spawn_inherit *in)
 {
         umask(in->umask);
-        (void)setpriority(PRIO_PROCESS, 0, in->nice);
         for (int r = 0; r < RLIM_NLIMITS; r++) {
                 struct rlimit want = in->rlim[r], have;
                 if (setrlimit(r, &want) == 0)
@@ -202,6 +201,8 @@ static int apply_inherit(const struct spawn_inherit *in)
                 if (setrlimit(r, &want) < 0)
                         return -1;
         }
+        /* after RLIMIT_NICE, which may allow it */
+        (void)setpriority(PRIO_PROCESS, 0, in->nice);
         return 0;
 }
 
@@ -241,6 +242,19 @@ static void root_main(void *ud)
         setpgid(0, 0);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 root_fail(ST_NNP, errno);
+        /* The user's process limit is judged at setresuid(2) (an exec
+         * after it fails with EAGAIN when the user is over): it must be
+         * the client's by then. Only ever lowered here. */
+        if (rq->inherit) {
+                struct rlimit want = rq->inherit->rlim[RLIMIT_NPROC], have;
+                if (getrlimit(RLIMIT_NPROC, &have) == 0) {
+                        if (want.rlim_max > have.rlim_max)
+                                want.rlim_max = have.rlim_max;
+                        if (want.rlim_cur > want.rlim_max)
+                                want.rlim_cur = want.rlim_max;
+                        (void)setrlimit(RLIMIT_NPROC, &want);
+                }
+        }
         if (rq->switch_user && rq->uid != 0) {
                 if (setgroups(rq->ngroups, rq->groups) < 0)
                         root_fail(ST_GROUPS, errno);
