@@ -129,6 +129,12 @@ static int cmd_run(int argc, char **argv)
                 return EXIT_SECCELL;
         }
         o.argv = argv + optind;
+        if (!*o.argv[0]) {
+                /* as env(1) and execvp(3): no such file (the broker would
+                 * only call the request malformed) */
+                log_msg("cannot run '': %s", strerror(ENOENT));
+                return 127;
+        }
 
         if (audit) {
                 o.audit_path = audit;

@@ -50,6 +50,12 @@ class ExitStatus(SeccellTestCase):
         self.assertEqual(r.returncode, 127)
         self.assertOneLine(r.stderr, name)
 
+    def test_empty_command_name_127(self):
+        # as env(1): found in review, a malformed-request 125 in two lines
+        r = self.seccell(["run", "--", ""])
+        self.assertEqual(r.returncode, 127, r.stderr)
+        self.assertEqual(r.stderr, b"seccell: cannot run '': No such file or directory\n")
+
     def test_missing_absolute_path_127(self):
         path = "/nonexistent-%d/prog" % os.getpid()
         r = self.run_cmd([path])
