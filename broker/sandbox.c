@@ -349,6 +349,12 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         if (r < 0) {
                 if (what && strcmp(what, "chdir") == 0)
                         server_reply_error(rq, -r, "cannot change directory to %s: %s", run->cwd, strerror(-r));
+                else if (what && strcmp(what, "seccomp") == 0 && r == -EPERM)
+                        /* a filter above ours forbids supervisors: seccell's
+                         * own does, so this is most likely a nested run */
+                        server_reply_error(rq, EPERM, "cannot start the sandbox: seccomp refused a supervised "
+                                           "filter (Operation not permitted): seccell run cannot be used inside a "
+                                           "seccell sandbox");
                 else
                         server_reply_error(rq, -r, "cannot start the sandbox%s%s: %s", what ? ": " : "",
                                            what ? what : "", strerror(-r));

@@ -17,6 +17,7 @@
 #include "embedded.h"
 #include "log.h"
 #include "msg.h"
+#include "procfs.h"
 #include "size.h"
 
 #define EXIT_SECCELL 125
@@ -52,6 +53,9 @@ static int bad_value(const char *opt, const char *val, int r, const char *what)
                 r == -ERANGE ? "out of range" : what);
         return EXIT_SECCELL;
 }
+
+/* Whether this process runs under a seccomp filter ("Seccomp: 2"). */
+static bool under_seccomp_filter(void) { return procfs_status_field(getpid(), "Seccomp") == 2; }
 
 /* Whether a daemon serves `sock`: a socket file nobody listens on (left by
  * a daemon that crashed) refuses the connection, and then a private broker
@@ -156,8 +160,15 @@ static int cmd_run(int argc, char **argv)
                 struct embedded e;
                 if (embedded_start(&e) < 0)
                         return EXIT_SECCELL;
-                if (client_open(&cl) < 0 || embedded_wait_ready(&e) < 0)
+                if (client_open(&cl) < 0 || embedded_wait_ready(&e) < 0) {
                         status = EXIT_SECCELL;
+                        /* a sandbox's processes cannot start a tracer (no
+                         * privilege, no supervisor filter): most likely a
+                         * nested run */
+                        if (under_seccomp_filter())
+                                log_msg("this process runs under a seccomp filter: seccell run cannot be used "
+                                        "inside a seccell sandbox");
+                }
                 else
                         status = client_run(&cl, e.dir, &o, e.pidfd);
                 client_close(&cl);

@@ -314,6 +314,15 @@ class DaemonBroker(SeccellTestCase):
         self.assertNotIn(b"inner ran", r.stdout)
         self.assertIn(b"runs under a seccomp filter", r.stderr)
 
+    def test_nested_embedded_run_says_why(self):
+        # found in review: refused, but with three lines about the tracer's
+        # privileges (as root) or "seccomp: Operation not permitted"
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        r = self.run_cmd([SECCELL, "run", "--", "/bin/echo", "inner ran"], env=env)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertNotIn(b"inner ran", r.stdout)
+        self.assertIn(b"seccell run cannot be used inside a seccell sandbox", r.stderr)
+
     def test_closed_stdio_is_dev_null(self):
         # Found in review: with a daemon, a closed stdin (or stdout, stderr)
         # reached the sandbox as the CLI's signalfd - the CLI's first
