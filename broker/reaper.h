@@ -24,8 +24,9 @@ struct reaper_msg {
 /* Send one message; returns 0 or -errno. */
 int reaper_send(int sock, enum reaper_msg_type type, int32_t value);
 
-/* Receive one message; returns 0, -ECONNRESET on EOF, -EBADMSG on a packet
- * of the wrong size or type, or -errno. */
+/* Receive one message (past a connection reset, to what the peer sent
+ * before it); returns 0, -ECONNRESET on EOF, -EBADMSG on a packet of the
+ * wrong size or type, or -errno. */
 int reaper_recv(int sock, struct reaper_msg *m);
 
 /* Run the reaper in a freshly forked child whose descriptors are laid out as

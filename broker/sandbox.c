@@ -128,12 +128,6 @@ static void on_reaper(void *obj, uint32_t events)
         struct sandbox *sb = obj;
         struct reaper_msg m;
         int r = reaper_recv(sb->sp.reaper_sock, &m);
-        /* A reaper that exits with a message of ours unread resets the
-         * connection: the error comes first (and is cleared), its last
-         * report (the root's exit) after it (found in review: 125 instead
-         * of the command's status when a signal crossed its exit). */
-        if (r == -ECONNRESET)
-                r = reaper_recv(sb->sp.reaper_sock, &m);
 
         if (r == -EAGAIN || r == -EINTR)
                 return;
@@ -239,13 +233,13 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         /* Claimed first, so that a refusal below closes them at once
          * (they may be the only holders of the client's pipes). */
         fds = server_take_fds(b->srv, run->fd_token, (uid_t)rq->peer_uid);
-        /* A sandboxed process asking for a sandbox of its own would get one
-         * without its limits: refused. */
         if (kill((pid_t)rq->peer_pid, 0) < 0 && errno == ESRCH) {
                 server_drop(rq); /* the client is gone */
                 server_fds_free(fds);
                 return;
         }
+        /* A sandboxed process asking for a sandbox of its own would get one
+         * without its limits: refused. */
         if (inside_sandbox((pid_t)rq->peer_pid)) {
                 log_msg("refusing a run requested from inside a sandbox (pid %llu)",
                         (unsigned long long)rq->peer_pid);
@@ -441,7 +435,7 @@ void sandbox_handle_request(struct broker *b, struct server_request *rq)
 
         int unpacked = msg_unpack_request(rq->msg, &req, why, sizeof(why));
         /* a Run's request stays until the run ends: not its message (up
-         * to 16 MiB) */
+         * to 8 MiB) */
         nng_msg_free(rq->msg);
         rq->msg = NULL;
         if (unpacked < 0) {
@@ -466,10 +460,9 @@ void sandbox_kill_all(struct broker *b, const char *why)
                 /* closing the reaper's socket makes it kill and reap all */
                 sandbox_kill(sb);
                 struct reaper_msg m = { 0 };
-                int r, resets = 0;
-                while (((r = reaper_recv(sb->sp.reaper_sock, &m)) == 0 && m.type != REAPER_ROOT_EXIT) ||
-                       (r == -ECONNRESET && resets++ == 0))
-                        ; /* past a reset: the report may follow it (see on_reaper) */
+                int r;
+                while ((r = reaper_recv(sb->sp.reaper_sock, &m)) == 0 && m.type != REAPER_ROOT_EXIT)
+                        ;
                 /* unknown: it was killed with the rest */
                 sb->wait_status = r == 0 ? m.value : SIGKILL;
                 sandbox_finish(sb);

@@ -226,8 +226,8 @@ static void tx_cb(void *arg)
 }
 
 /* Locked: read into the current unit from where it stands. A body's
- * buffer grows by RX_CHUNK as it arrives, so memory follows what a client
- * sends, not what it claims. Returns false when the deadline has passed or
+ * buffer grows as it arrives (from RX_CHUNK, doubling), so memory follows
+ * what a client sends, not what it claims. Returns false when the deadline has passed or
  * memory ran out. */
 static bool rx_continue(struct conn *c)
 {
@@ -282,6 +282,12 @@ static uint64_t get_be64(const uint8_t *p)
         for (int i = 0; i < 8; i++)
                 v = v << 8 | p[i];
         return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
 /* Locked: a whole message arrived: split off its backtrace and queue it
@@ -545,10 +551,10 @@ struct server_request *server_next(struct server *s)
                 rq->next = NULL;
         }
         bool more = s->head != NULL;
-        if (rq)
+        /* its uid's queue shrank: its paused connections read on */
+        if (rq && queued_of(s, rq->peer_uid) < MAX_QUEUED_PER_UID)
                 for (struct conn *c = s->conns; c; c = c->next)
-                        if (c->paused && c->uid == rq->peer_uid && !c->closed &&
-                            queued_of(s, c->uid) < MAX_QUEUED_PER_UID) {
+                        if (c->paused && c->uid == rq->peer_uid && !c->closed) {
                                 c->paused = false;
                                 if (!rx_expect(c, RX_HEADER, 9))
                                         conn_close(c);
@@ -582,8 +588,7 @@ int server_reply(struct server_request *rq, nng_msg *reply)
         int r = -EPIPE;
 
         head[0] = 1;
-        for (int i = 0; i < 8; i++)
-                head[1 + i] = (uint8_t)(len >> (56 - 8 * i));
+        put_be64(head + 1, len);
         memcpy(head + 9, rq->backtrace, rq->backtrace_len);
         /* queued, not awaited: a client that does not read its replies
          * cannot stall the main thread */
@@ -729,10 +734,7 @@ void server_close(struct server *s)
         pthread_mutex_lock(&s->lock);
         s->closing = true;
         for (struct conn *c = s->conns; c; c = c->next)
-                if (!c->closed) {
-                        c->closed = true;
-                        nng_stream_close(c->stream);
-                }
+                conn_close(c);
         pthread_mutex_unlock(&s->lock);
         if (s->listener)
                 nng_stream_listener_close(s->listener);

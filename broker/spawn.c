@@ -180,6 +180,21 @@ int spawn_read_inherit(pid_t pid, uid_t uid, struct spawn_inherit *out)
         return 0;
 }
 
+/* Set limit `r` to `want`, its hard limit no higher than the current one
+ * (raising it takes CAP_SYS_RESOURCE) and the soft one within that.
+ * Returns 0 or -1 (errno). */
+static int set_within_hard(int r, struct rlimit want)
+{
+        struct rlimit have;
+        if (getrlimit(r, &have) < 0)
+                return -1;
+        if (want.rlim_max > have.rlim_max)
+                want.rlim_max = have.rlim_max;
+        if (want.rlim_cur > want.rlim_max)
+                want.rlim_cur = want.rlim_max;
+        return setrlimit(r, &want);
+}
+
 /* The client's umask, priority and resource limits, set as the client's
  * user (after the credential change): the kernel grants only what that
  * user may, so a hard limit above the broker's own is kept at the broker's
@@ -189,16 +204,9 @@ static int apply_inherit(const struct spawn_inherit *in)
 {
         umask(in->umask);
         for (int r = 0; r < RLIM_NLIMITS; r++) {
-                struct rlimit want = in->rlim[r], have;
-                if (setrlimit(r, &want) == 0)
+                if (setrlimit(r, &in->rlim[r]) == 0)
                         continue;
-                if (errno != EPERM || getrlimit(r, &have) < 0)
-                        return -1;
-                if (want.rlim_max > have.rlim_max)
-                        want.rlim_max = have.rlim_max;
-                if (want.rlim_cur > want.rlim_max)
-                        want.rlim_cur = want.rlim_max;
-                if (setrlimit(r, &want) < 0)
+                if (errno != EPERM || set_within_hard(r, in->rlim[r]) < 0)
                         return -1;
         }
         /* after RLIMIT_NICE, which may allow it */
@@ -245,16 +253,8 @@ static void root_main(void *ud)
         /* The user's process limit is judged at setresuid(2) (an exec
          * after it fails with EAGAIN when the user is over): it must be
          * the client's by then. Only ever lowered here. */
-        if (rq->inherit) {
-                struct rlimit want = rq->inherit->rlim[RLIMIT_NPROC], have;
-                if (getrlimit(RLIMIT_NPROC, &have) == 0) {
-                        if (want.rlim_max > have.rlim_max)
-                                want.rlim_max = have.rlim_max;
-                        if (want.rlim_cur > want.rlim_max)
-                                want.rlim_cur = want.rlim_max;
-                        (void)setrlimit(RLIMIT_NPROC, &want);
-                }
-        }
+        if (rq->inherit)
+                (void)set_within_hard(RLIMIT_NPROC, rq->inherit->rlim[RLIMIT_NPROC]);
         if (rq->switch_user && rq->uid != 0) {
                 if (setgroups(rq->ngroups, rq->groups) < 0)
                         root_fail(ST_GROUPS, errno);

@@ -1,12 +1,12 @@
 #include "msg.h"
 
-#include <nng/supplemental/util/platform.h>
-
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <nng/supplemental/util/platform.h>
 
 int msg_pack(const ProtobufCMessage *m, nng_msg **out)
 {

@@ -120,7 +120,7 @@ long procfs_status_field(pid_t tid, const char *name)
         char *p = strstr(buf, key);
         if (!p)
                 return -EIO;
-        return strtol(p + strlen(key), NULL, 0);
+        return strtol(p + strlen(key), NULL, 10);
 }
 
 pid_t procfs_tgid(pid_t tid)

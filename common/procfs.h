@@ -38,9 +38,8 @@ int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *u
  * Returns the bytes read, -ENOENT when the process is gone, or -errno. */
 int procfs_read(const char *path, char *buf, size_t len);
 
-/* The (first) number in field `name` ("Tgid", "TracerPid", "Uid": the real
- * one, ...) of /proc/<tid>/status, or -errno (-EIO when absent). A leading
- * 0 means octal, as the kernel writes "Umask". */
+/* The number in field `name` ("Tgid", "TracerPid", ...) of
+ * /proc/<tid>/status, or -errno (-EIO when absent). */
 long procfs_status_field(pid_t tid, const char *name);
 
 /* The thread group of thread `tid`: `tid` itself when pidfd_open(2)

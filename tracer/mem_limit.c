@@ -11,7 +11,6 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <linux/kcmp.h>
 #include <sys/syscall.h>
 #include <unistd.h>
