@@ -24,16 +24,26 @@
 #include "reaper.h"
 #include "spawn.h"
 
+/* A sandbox is SPAWNING until its root is ready (the request, its audit
+ * fd and a set-up deadline held meanwhile), RUNNING until its reaper reports
+ * the root's end, and ABANDONED when its set-up failed or was cut short:
+ * then only its reaper is awaited, to be reaped. */
+enum sandbox_state { SB_SPAWNING, SB_RUNNING, SB_ABANDONED };
+
 struct sandbox {
         struct broker *b;
+        enum sandbox_state state;
         uint64_t id;
         uint64_t token;                 /* the client's fd token: names the run */
-        uid_t uid;
+        uid_t uid;                      /* the client's */
+        gid_t gid;
         struct server_request *rq;      /* the Run request awaiting its reply */
+        Seccell__Request *req;          /* while spawning: what the tracer is told */
+        int audit_fd;                   /* while spawning: handed to the tracer */
         int client_conn;                /* hang-up ends the run */
-        int timer_fd;
+        int timer_fd;                   /* the set-up deadline, then the run's timeout */
         struct spawn_result sp;
-        struct watch w_reaper, w_client, w_timer;
+        struct watch w_reaper, w_go, w_client, w_timer, w_reaped;
         uint64_t start_ns;
         bool timed_out, ended, client_gone;
         const char *ended_by;           /* why seccell ended it early */
@@ -49,12 +59,16 @@ static void sandbox_free(struct sandbox *sb)
                         *pp = sb->next;
                         break;
                 }
-        broker_unwatch(b, &sb->w_reaper);
-        broker_unwatch(b, &sb->w_client);
-        broker_unwatch(b, &sb->w_timer);
-        spawn_result_close(&sb->sp);
+        struct watch *ws[] = { &sb->w_reaper, &sb->w_go, &sb->w_client, &sb->w_timer, &sb->w_reaped };
+        for (size_t i = 0; i < ARRAY_SIZE(ws); i++)
+                broker_unwatch(b, ws[i]);
+        spawn_result_free(&sb->sp);
         closep(&sb->client_conn);
         closep(&sb->timer_fd);
+        closep(&sb->audit_fd);
+        if (sb->req)
+                seccell__request__free_unpacked(sb->req, NULL);
+        sb->req = NULL;
         if (sb->rq)
                 server_drop(sb->rq);
         sb->rq = NULL;
@@ -82,6 +96,26 @@ void sandbox_free_ended(struct broker *b)
         }
 }
 
+/* Answer the client's Run request (if it still waits) with how the run
+ * ended; `stats` may be NULL. */
+static void sandbox_reply_result(struct sandbox *sb, Seccell__SandboxStats *stats)
+{
+        if (!sb->rq)
+                return;
+        Seccell__Reply rep = SECCELL__REPLY__INIT;
+        Seccell__RunResult res = SECCELL__RUN_RESULT__INIT;
+        nng_msg *m;
+        res.sandbox_id = sb->id;
+        res.wait_status = sb->wait_status;
+        res.timed_out = sb->timed_out;
+        res.stats = stats;
+        res.ended_by = (char *)(sb->ended_by ? sb->ended_by : "");
+        rep.body_case = SECCELL__REPLY__BODY_RUN;
+        rep.run = &res;
+        if (msg_pack(&rep.base, &m) == 0)
+                server_reply(steal_ptr(sb->rq), m);
+}
+
 /* The reaper reported the root's status and has killed everything else. */
 static void sandbox_finish(struct sandbox *sb)
 {
@@ -94,25 +128,48 @@ static void sandbox_finish(struct sandbox *sb)
         bool have_stats = tracer_link_end(&sb->b->tracer, &end, &stats) == 0;
         stats.base.descriptor = &seccell__sandbox_stats__descriptor;
 
-        /* by pidfd: the pid may already be reaped by the orphan sweep */
+        /* by pidfd: the pid may already be reaped by the orphan sweep; the
+         * reaper exits right after its last report */
         siginfo_t si;
         waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED);
-        if (sb->rq) {
-                Seccell__Reply rep = SECCELL__REPLY__INIT;
-                Seccell__RunResult res = SECCELL__RUN_RESULT__INIT;
-                nng_msg *m;
-                res.sandbox_id = sb->id;
-                res.wait_status = sb->wait_status;
-                res.timed_out = sb->timed_out;
-                res.stats = have_stats ? &stats : NULL;
-                res.ended_by = (char *)(sb->ended_by ? sb->ended_by : "");
-                rep.body_case = SECCELL__REPLY__BODY_RUN;
-                rep.run = &res;
-                if (msg_pack(&rep.base, &m) == 0)
-                        server_reply(steal_ptr(sb->rq), m);
-        }
+        sandbox_reply_result(sb, have_stats ? &stats : NULL);
         log_debug("sandbox %llu ended, status 0x%x", (unsigned long long)sb->id, sb->wait_status);
         sandbox_free(sb);
+}
+
+static void on_reaped(void *obj, uint32_t events)
+{
+        struct sandbox *sb = obj;
+        siginfo_t si;
+        (void)events;
+        waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | WNOHANG);
+        log_debug("sandbox %llu: reaper of an abandoned set-up reaped", (unsigned long long)sb->id);
+        sandbox_free(sb);
+}
+
+/* Give up a sandbox whose set-up failed or was cut short (its client was
+ * answered, or is gone). Closing the reaper's socket makes it kill and reap
+ * what it started; the reaper itself is reaped once its pidfd reports its
+ * exit, which a root stuck in a file system call can delay: the broker
+ * never waits for it. */
+static void sandbox_abandon(struct sandbox *sb)
+{
+        struct broker *b = sb->b;
+        struct watch *ws[] = { &sb->w_reaper, &sb->w_go, &sb->w_client, &sb->w_timer };
+        for (size_t i = 0; i < ARRAY_SIZE(ws); i++)
+                broker_unwatch(b, ws[i]);
+        sb->state = SB_ABANDONED;
+        sb->ended = true;
+        if (sb->rq)
+                server_drop(sb->rq);
+        sb->rq = NULL;
+        spawn_result_close(&sb->sp);
+        sb->w_reaped = (struct watch){ on_reaped, sb, sb->sp.reaper_pidfd };
+        if (broker_watch(b, &sb->w_reaped, EPOLLIN) < 0) {
+                /* cannot watch: the orphan sweep reaps it instead */
+                log_msg("sandbox %llu: cannot watch its reaper: %m", (unsigned long long)sb->id);
+                sandbox_free(sb);
+        }
 }
 
 static void sandbox_kill(struct sandbox *sb)
@@ -123,12 +180,18 @@ static void sandbox_kill(struct sandbox *sb)
         reaper_send(sb->sp.reaper_sock, REAPER_KILL, 0);
 }
 
+static void spawn_advance(struct sandbox *sb);
+
 static void on_reaper(void *obj, uint32_t events)
 {
         struct sandbox *sb = obj;
         struct reaper_msg m;
-        int r = reaper_recv(sb->sp.reaper_sock, &m);
 
+        if (sb->state == SB_SPAWNING) {
+                spawn_advance(sb);
+                return;
+        }
+        int r = reaper_recv(sb->sp.reaper_sock, &m);
         if (r == -EAGAIN || r == -EINTR)
                 return;
         if (r == 0 && m.type == REAPER_ROOT_EXIT) {
@@ -147,6 +210,12 @@ static void on_reaper(void *obj, uint32_t events)
         }
 }
 
+static void on_go(void *obj, uint32_t events)
+{
+        (void)events;
+        spawn_advance(obj);
+}
+
 static void on_client(void *obj, uint32_t events)
 {
         struct sandbox *sb = obj;
@@ -161,7 +230,10 @@ static void on_client(void *obj, uint32_t events)
                         server_drop(sb->rq);
                         sb->rq = NULL;
                 }
-                sandbox_kill(sb);
+                if (sb->state == SB_SPAWNING)
+                        sandbox_abandon(sb);
+                else
+                        sandbox_kill(sb);
         }
 }
 
@@ -169,6 +241,15 @@ static void on_timer(void *obj, uint32_t events)
 {
         struct sandbox *sb = obj;
         (void)events;
+        if (sb->state == SB_SPAWNING) {
+                log_msg("sandbox %llu: its first process was not ready within %d s", (unsigned long long)sb->id,
+                        SPAWN_TIMEOUT_MS / 1000);
+                server_reply_error(steal_ptr(sb->rq), ETIMEDOUT, "cannot start the sandbox: its first process was not "
+                                   "ready within %d s (stopped, or stalled in a file system call: chdir to %s?)",
+                                   SPAWN_TIMEOUT_MS / 1000, sb->req->run->cwd);
+                sandbox_abandon(sb);
+                return;
+        }
         broker_unwatch(sb->b, &sb->w_timer);
         sb->timed_out = true;
         sandbox_kill(sb);
@@ -217,8 +298,19 @@ static bool under_seccomp_filter(pid_t pid)
         return procfs_status_field(pid, "Seccomp") != 0;
 }
 
-static void handle_run(struct broker *b, struct server_request *rq, const Seccell__RunRequest *run)
+/* Arm the one-shot timer `fd` to fire in `ms` milliseconds.
+ * Returns 0 or -1 with errno set. */
+static int arm_timer(int fd, uint64_t ms)
 {
+        struct itimerspec its = { .it_value = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 } };
+        return timerfd_settime(fd, 0, &its, NULL);
+}
+
+/* Start a Run: check the client, fork the sandbox and watch its set-up.
+ * Takes *req (the unpacked request) when the sandbox starts. */
+static void handle_run(struct broker *b, struct server_request *rq, Seccell__Request **req)
+{
+        const Seccell__RunRequest *run = (*req)->run;
         _cleanup_free_ struct sandbox *sb = NULL;
         struct server_fds *fds = NULL;
         struct sock_fprog prog = { 0 };
@@ -226,8 +318,6 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
         _cleanup_free_ char **argv = NULL, **envp = NULL;
         gid_t groups[256];
         int ngroups = ARRAY_SIZE(groups);
-        const char *what;
-        char why[512];
         int r;
 
         /* Claimed first, so that a refusal below closes them at once
@@ -311,6 +401,7 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 server_reply_error(rq, ENOMEM, "out of memory");
                 goto out;
         }
+        sb->timer_fd = -1;
         /* protobuf-c leaves an empty repeated field NULL */
         if (run->n_argv)
                 memcpy(argv, run->argv, run->n_argv * sizeof(char *));
@@ -328,87 +419,147 @@ static void handle_run(struct broker *b, struct server_request *rq, const Seccel
                 .inherit = &inherit,
         };
         sb->b = b;
+        sb->state = SB_SPAWNING;
         sb->id = ++b->next_id;
         sb->uid = rq->peer_uid;
+        sb->gid = rq->peer_gid;
         sb->token = run->fd_token;
-        sb->timer_fd = -1;
+        sb->audit_fd = -1;
         sb->client_conn = -1;
         sb->start_ns = mono_ns();
+        sb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (sb->timer_fd < 0 || arm_timer(sb->timer_fd, SPAWN_TIMEOUT_MS) < 0) {
+                server_reply_error(rq, errno, "cannot arm a timer: %s", strerror(errno));
+                goto out;
+        }
         log_debug("spawning sandbox %llu", (unsigned long long)sb->id);
-        r = spawn_sandbox(&sr, &sb->sp, &what);
-        log_debug("sandbox %llu: listener received", (unsigned long long)sb->id);
+        r = spawn_start(&sr, &sb->sp);
         /* the sandbox holds its stdio now; the broker must not, or readers
          * of the sandbox's output would never see EOF */
         fds_close(fds->fds, 3);
         if (r < 0) {
-                if (what && strcmp(what, "chdir") == 0)
-                        server_reply_error(rq, -r, "cannot change directory to %s: %s", run->cwd, strerror(-r));
-                else if (what && strcmp(what, "seccomp") == 0 && r == -EPERM)
-                        /* a filter above ours forbids supervisors: seccell's
-                         * own does, so this is most likely a nested run */
-                        server_reply_error(rq, EPERM, "cannot start the sandbox: seccomp refused a supervised "
-                                           "filter (Operation not permitted): seccell run cannot be used inside a "
-                                           "seccell sandbox");
-                else
-                        server_reply_error(rq, -r, "cannot start the sandbox%s%s: %s", what ? ": " : "",
-                                           what ? what : "", strerror(-r));
+                server_reply_error(rq, -r, "cannot start the sandbox: %s", strerror(-r));
                 goto out;
         }
+        /* From here the set-up goes on without the broker waiting: a root
+         * runs as the client's user, who can stop it, and its chdir can
+         * stall on a file system (found in review: one such client held
+         * every other client's runs). */
+        if (run->audit)
+                sb->audit_fd = steal_fd(fds->fds[3]);
+        sb->client_conn = steal_fd(fds->conn);
+        sb->rq = rq;
+        sb->req = steal_ptr(*req);
+        sb->w_reaper = (struct watch){ on_reaper, sb, sb->sp.reaper_sock };
+        sb->w_go = (struct watch){ on_go, sb, sb->sp.go_sock };
+        sb->w_client = (struct watch){ on_client, sb, sb->client_conn };
+        sb->w_timer = (struct watch){ on_timer, sb, sb->timer_fd };
+        sb->next = b->sandboxes;
+        b->sandboxes = sb;
+        struct sandbox *started = steal_ptr(sb);
+        if (broker_watch(b, &started->w_reaper, EPOLLIN) < 0 || broker_watch(b, &started->w_go, EPOLLIN) < 0 ||
+            broker_watch(b, &started->w_client, EPOLLIN | EPOLLRDHUP) < 0 ||
+            broker_watch(b, &started->w_timer, EPOLLIN) < 0) {
+                server_reply_error(steal_ptr(started->rq), errno, "cannot watch the sandbox: %s", strerror(errno));
+                sandbox_abandon(started);
+        }
+out:
+        if (sb)
+                closep(&sb->timer_fd);
+        free(prog.filter);
+        server_fds_free(fds);
+}
 
+/* The root is ready: hand its listener to the tracer, arm the run's
+ * timeout and let the root exec. */
+static void spawn_ready(struct sandbox *sb)
+{
+        struct broker *b = sb->b;
+        const Seccell__RunRequest *run = sb->req->run;
+        char why[512];
+
+        broker_unwatch(b, &sb->w_go);
         Seccell__AddSandbox add = SECCELL__ADD_SANDBOX__INIT;
-        int handed[2] = { sb->sp.listener_fd, run->audit ? fds->fds[3] : -1 };
+        int handed[2] = { sb->sp.listener_fd, sb->audit_fd };
         add.sandbox_id = sb->id;
         add.fd_token = fdchan_new_token();
         add.root_pid = sb->sp.root_pid;
-        add.uid = rq->peer_uid;
-        add.gid = rq->peer_gid;
+        add.uid = sb->uid;
+        add.gid = sb->gid;
         add.policy = run->policy;
         add.n_argv = run->n_argv;
         add.argv = run->argv;
         add.audit = run->audit;
         add.cwd = run->cwd;
-        r = tracer_link_add(&b->tracer, &add, handed, run->audit ? 2 : 1, why, sizeof(why));
+        int r = tracer_link_add(&b->tracer, &add, handed, run->audit ? 2 : 1, why, sizeof(why));
         /* The listener lives in the tracer only. */
         closep(&sb->sp.listener_fd);
         sb->sp.listener_fd = -1;
         if (r < 0) {
                 /* fail closed: no supervisor, no sandbox */
-                server_reply_error(rq, -r, "cannot hand the sandbox to the tracer: %s", why);
-                spawn_result_close(&sb->sp);
-                waitpid(sb->sp.reaper_pid, NULL, 0);
-                goto out;
+                server_reply_error(steal_ptr(sb->rq), -r, "cannot hand the sandbox to the tracer: %s", why);
+                sandbox_abandon(sb);
+                return;
         }
-
-        if (run->policy && run->policy->timeout_ms) {
-                sb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-                struct itimerspec its = { .it_value = {
-                        .tv_sec = run->policy->timeout_ms / 1000,
-                        .tv_nsec = (run->policy->timeout_ms % 1000) * 1000000 } };
-                if (sb->timer_fd < 0 || timerfd_settime(sb->timer_fd, 0, &its, NULL) < 0) {
-                        server_reply_error(rq, errno, "cannot arm the timeout: %s", strerror(errno));
-                        spawn_result_close(&sb->sp);
-                        waitpid(sb->sp.reaper_pid, NULL, 0);
-                        goto out;
-                }
+        uint64_t timeout_ms = run->policy ? run->policy->timeout_ms : 0;
+        if (timeout_ms == 0) {
+                broker_unwatch(b, &sb->w_timer);
+                closep(&sb->timer_fd);
+                sb->timer_fd = -1;
+        } else if (arm_timer(sb->timer_fd, timeout_ms) < 0) {
+                /* the tracer has the sandbox: end it the ordinary way */
+                log_msg("sandbox %llu: cannot arm its timeout: %m", (unsigned long long)sb->id);
+                sb->ended_by = "its timeout could not be armed";
+                sandbox_kill(sb);
         }
-        sb->client_conn = steal_fd(fds->conn);
-        sb->rq = rq;
-        sb->w_reaper = (struct watch){ on_reaper, sb, sb->sp.reaper_sock };
-        sb->w_client = (struct watch){ on_client, sb, sb->client_conn };
-        sb->w_timer = (struct watch){ on_timer, sb, sb->timer_fd };
-        broker_watch(b, &sb->w_reaper, EPOLLIN);
-        broker_watch(b, &sb->w_client, EPOLLIN | EPOLLRDHUP);
-        if (sb->timer_fd >= 0)
-                broker_watch(b, &sb->w_timer, EPOLLIN);
-        sb->next = b->sandboxes;
-        b->sandboxes = sb;
-
+        closep(&sb->audit_fd);
+        sb->audit_fd = -1;
+        seccell__request__free_unpacked(steal_ptr(sb->req), NULL);
+        sb->state = SB_RUNNING;
         log_debug("sandbox %llu: released", (unsigned long long)sb->id);
         spawn_release(&sb->sp);
-        steal_ptr(sb);
-out:
-        free(prog.filter);
-        server_fds_free(fds);
+}
+
+/* The reaper or the root of a sandbox being set up sent something. */
+static void spawn_advance(struct sandbox *sb)
+{
+        const char *what;
+        int r = spawn_progress(&sb->sp, &what);
+
+        if (sb->sp.go_done)
+                broker_unwatch(sb->b, &sb->w_go);
+        if (r == 0)
+                return;
+        if (r > 0) {
+                spawn_ready(sb);
+                return;
+        }
+        struct server_request *rq = steal_ptr(sb->rq);
+        const char *cwd = sb->req->run->cwd;
+        if (!rq)
+                ;
+        else if (r == -ECHILD && WIFSIGNALED(sb->sp.root_status)) {
+                /* killed before it could exec: by a signal the client
+                 * forwarded, or by its user - a run that ended so */
+                sb->rq = rq;
+                sb->wait_status = sb->sp.root_status;
+                sb->ended_by = "its first process was killed before the command started";
+                sandbox_reply_result(sb, NULL);
+        } else if (r == -ECHILD)
+                server_reply_error(rq, EIO, "cannot start the sandbox: its first process exited during set-up "
+                                   "(wait status 0x%x)", (unsigned)sb->sp.root_status);
+        else if (what && strcmp(what, "chdir") == 0)
+                server_reply_error(rq, -r, "cannot change directory to %s: %s", cwd, strerror(-r));
+        else if (what && strcmp(what, "seccomp") == 0 && r == -EPERM)
+                /* a filter above ours forbids supervisors: seccell's own
+                 * does, so this is most likely a nested run */
+                server_reply_error(rq, EPERM, "cannot start the sandbox: seccomp refused a supervised filter "
+                                   "(Operation not permitted): seccell run cannot be used inside a seccell "
+                                   "sandbox");
+        else
+                server_reply_error(rq, -r, "cannot start the sandbox%s%s: %s", what ? ": " : "", what ? what : "",
+                                   strerror(-r));
+        sandbox_abandon(sb);
 }
 
 static void handle_signal(struct broker *b, struct server_request *rq, const Seccell__SignalRequest *sig)
@@ -446,16 +597,25 @@ void sandbox_handle_request(struct broker *b, struct server_request *rq)
                 return;
         }
         if (req->body_case == SECCELL__REQUEST__BODY_RUN)
-                handle_run(b, rq, req->run);
+                handle_run(b, rq, &req);
         else
                 handle_signal(b, rq, req->signal);
-        seccell__request__free_unpacked(req, NULL);
+        if (req)
+                seccell__request__free_unpacked(req, NULL);
 }
 
 void sandbox_kill_all(struct broker *b, const char *why)
 {
         while (b->sandboxes) {
                 struct sandbox *sb = b->sandboxes;
+                if (sb->state != SB_RUNNING) {
+                        /* not started yet, or given up: its reaper kills
+                         * what it started once its socket closes */
+                        if (sb->rq)
+                                server_reply_error(steal_ptr(sb->rq), ECANCELED, "cannot start the sandbox: %s", why);
+                        sandbox_free(sb);
+                        continue;
+                }
                 sb->ended_by = why;
                 /* closing the reaper's socket makes it kill and reap all */
                 sandbox_kill(sb);

@@ -28,7 +28,6 @@
 
 #define FD_SPAWN 3
 #define FD_BROKER 4
-#define SPAWN_TIMEOUT_MS 10000
 
 /* Steps of the root's set-up, named in the error the user sees. */
 static const char *const stage_names[] = {
@@ -329,31 +328,32 @@ static void root_main(void *ud)
         _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
-static int wait_readable(int fd, int ms)
+/* Whether `fd` has input (or a hang-up) waiting, without blocking. */
+static bool readable_now(int fd)
 {
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        int r;
-        do
-                r = poll(&p, 1, ms);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-                return -errno;
-        return r == 0 ? -ETIMEDOUT : 0;
+        return poll(&p, 1, 0) > 0;
 }
 
 void spawn_result_close(struct spawn_result *res)
 {
-        int *fds[] = { &res->reaper_pidfd, &res->reaper_sock, &res->listener_fd, &res->go_sock };
+        int *fds[] = { &res->reaper_sock, &res->listener_fd, &res->go_sock };
         for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
                 closep(fds[i]), *fds[i] = -1;
 }
 
-int spawn_sandbox(const struct spawn_request *rq, struct spawn_result *res, const char **what)
+void spawn_result_free(struct spawn_result *res)
+{
+        spawn_result_close(res);
+        closep(&res->reaper_pidfd);
+        res->reaper_pidfd = -1;
+}
+
+int spawn_start(const struct spawn_request *rq, struct spawn_result *res)
 {
         int sp[2], rp[2];
         int r;
 
-        *what = NULL;
         *res = (struct spawn_result){ .reaper_pidfd = -1, .reaper_sock = -1, .listener_fd = -1, .go_sock = -1 };
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
                 return -errno;
@@ -378,44 +378,63 @@ int spawn_sandbox(const struct spawn_request *rq, struct spawn_result *res, cons
         close(sp[1]);
         close(rp[1]);
         res->reaper_pid = pid;
-        res->reaper_sock = rp[0];
-        res->go_sock = sp[0];
         res->reaper_pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
         if (res->reaper_pidfd < 0) {
+                /* the reaper is ours and in no file system call: killed, it
+                 * is reaped at once; its root, orphaned to the broker (a
+                 * subreaper), dies with the broker's orphan sweep */
                 r = -errno;
-                goto fail;
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                close(sp[0]), close(rp[0]);
+                return r;
         }
-
-        struct reaper_msg m;
-        r = wait_readable(res->reaper_sock, SPAWN_TIMEOUT_MS);
-        if (r == 0)
-                r = reaper_recv(res->reaper_sock, &m);
-        if (r == 0 && m.type != REAPER_ROOT_PID)
-                r = -ECHILD; /* the root could not even be forked */
-        if (r < 0)
-                goto fail;
-        res->root_pid = m.value;
-
-        uint64_t token;
-        size_t nfds = 0;
-        r = wait_readable(res->go_sock, SPAWN_TIMEOUT_MS);
-        if (r == 0)
-                r = fdchan_recv(res->go_sock, &token, &res->listener_fd, 1, &nfds);
-        if (r == 0 && nfds != 1) {
-                uint32_t stage = token >> 32;
-                *what = stage < ARRAY_SIZE(stage_names) ? stage_names[stage] : "set-up";
-                r = (int)(uint32_t)token ? -(int)(uint32_t)token : -EIO;
-        }
-        if (r < 0)
-                goto fail;
-        res->killable_recv = token == 1;
+        res->reaper_sock = rp[0];
+        res->go_sock = sp[0];
         return 0;
+}
 
-fail:
-        /* Closing the reaper's socket makes it kill and reap everything. */
-        spawn_result_close(res);
-        waitpid(pid, NULL, 0);
-        return r;
+int spawn_progress(struct spawn_result *res, const char **what)
+{
+        struct reaper_msg m;
+        bool exited = false;
+        int r;
+
+        *what = NULL;
+        /* The reaper: the root's pid first; then only the root's end. */
+        while (!exited && readable_now(res->reaper_sock)) {
+                r = reaper_recv(res->reaper_sock, &m);
+                if (r < 0)
+                        return r; /* the reaper died: -ECONNRESET */
+                if (m.type == REAPER_ROOT_PID && !res->root_pid)
+                        res->root_pid = m.value;
+                else if (m.type == REAPER_ROOT_EXIT)
+                        res->root_status = m.value, exited = true;
+                else
+                        return -EBADMSG;
+        }
+        /* The root: its listener, or the step that failed - sent before it
+         * exited, so here by the time its exit is reported. */
+        if (!res->go_done && readable_now(res->go_sock)) {
+                uint64_t token;
+                size_t nfds = 0;
+                r = fdchan_recv(res->go_sock, &token, &res->listener_fd, 1, &nfds);
+                /* -ECONNRESET: gone without a word; the reaper's report
+                 * follows */
+                res->go_done = true;
+                if (r < 0 && r != -ECONNRESET)
+                        return r;
+                if (r == 0 && nfds != 1) {
+                        uint32_t stage = token >> 32;
+                        *what = stage < ARRAY_SIZE(stage_names) ? stage_names[stage] : "set-up";
+                        return (int)(uint32_t)token ? -(int)(uint32_t)token : -EIO;
+                }
+                if (r == 0)
+                        res->killable_recv = token == 1;
+        }
+        if (exited)
+                return -ECHILD; /* killed, or its fork failed, before it was ready */
+        return res->root_pid && res->listener_fd >= 0 ? 1 : 0;
 }
 
 int spawn_release(struct spawn_result *res)

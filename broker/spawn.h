@@ -43,23 +43,46 @@ struct spawn_request {
 
 struct spawn_result {
         pid_t reaper_pid;
-        int reaper_pidfd;               /* owned */
+        int reaper_pidfd;               /* owned: readable once the reaper has exited */
         int reaper_sock;                /* owned: struct reaper_msg channel */
-        pid_t root_pid;
-        int listener_fd;                /* owned until handed to the tracer */
+        pid_t root_pid;                 /* 0 until the reaper reports it */
+        int listener_fd;                /* owned until handed to the tracer; -1 until received */
         bool killable_recv;             /* WAIT_KILLABLE_RECV in force */
         int go_sock;                    /* owned: spawn_release() writes go */
+        bool go_done;                   /* nothing more comes on go_sock: stop watching it */
+        int root_status;                /* wait status of a root that exited before it was ready */
 };
 
-/* Fork the reaper and the root and wait (at most 10 s) until the root has
- * sent its listener fd. On failure, *what names the step that failed in
- * the root ("chdir", "seccomp", ...) or NULL, everything started is
- * killed and reaped, and -errno is returned. */
-int spawn_sandbox(const struct spawn_request *rq, struct spawn_result *res, const char **what);
+/* Fork the reaper (which forks the root) and return at once: the root's set-up
+ * goes on while the caller serves others (a root runs as the client's user,
+ * who can stop it, and its chdir can stall on a file system). Watch
+ * res->reaper_sock and res->go_sock for input and call spawn_progress().
+ * The request is read only in the forked child: the caller may free it on
+ * return. Returns 0 or -errno (then nothing was started and res holds no
+ * descriptor). */
+int spawn_start(const struct spawn_request *rq, struct spawn_result *res);
+
+/* Take what the reaper and the root have sent so far; never blocks.
+ * Returns 1 once the root's pid and listener are in *res (the root then
+ * waits for spawn_release()), 0 while the set-up goes on, -ECHILD when the
+ * root died before it was ready (its wait status in res->root_status: a
+ * signal, say), or another -errno when a step of the set-up failed (*what
+ * names it, "chdir" or "seccomp" say, or is NULL). After a failure close
+ * the result (spawn_result_close(): the reaper then kills and reaps every
+ * process it started, and exits) and reap the reaper once res->reaper_pidfd
+ * is readable. */
+int spawn_progress(struct spawn_result *res, const char **what);
 
 /* Let the root exec (tracer attached) and close the go socket.
  * Returns 0 or -errno (the root is gone). */
 int spawn_release(struct spawn_result *res);
 
-/* Close every descriptor in `res` that is still open. */
+/* Close every descriptor in `res` that is still open, except the reaper's
+ * pidfd (which outlives them to reap the reaper): spawn_result_free() closes
+ * that too. */
 void spawn_result_close(struct spawn_result *res);
+void spawn_result_free(struct spawn_result *res);
+
+/* Deadline for a root's set-up, in milliseconds: a root not ready by then
+ * is killed and the run refused. */
+#define SPAWN_TIMEOUT_MS 10000

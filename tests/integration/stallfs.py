@@ -1,0 +1,82 @@
+"""A FUSE file system whose directory `slow` can be made to stall: the
+stand-in for a hung network or FUSE mount under a command's working
+directory. Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
+
+    stallfs.py MOUNTPOINT
+
+Commands on stdin, one per line:
+    arm      from now on a lookup of /slow blocks until `release`
+             (answered `armed`)
+    release  answer the blocked lookups (and stop blocking)
+Reports on stdout, one per line:
+    mounted        (once the mount answers)
+    blocked PID    a lookup by process PID is being held
+"""
+import errno
+import os
+import stat
+import sys
+import threading
+import time
+
+from fusepy import FUSE, FuseOSError, Operations, fuse_get_context
+
+armed = threading.Event()
+released = threading.Event()
+out_lock = threading.Lock()
+
+
+def say(line):
+    with out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class StallFS(Operations):
+    def getattr(self, path, fh=None):
+        now = time.time()
+        if path == "/":
+            mode = stat.S_IFDIR | 0o755
+        elif path == "/slow":
+            if armed.is_set() and not released.is_set():
+                say("blocked %d" % fuse_get_context()[2])
+                released.wait()
+            mode = stat.S_IFDIR | 0o755
+        else:
+            raise FuseOSError(errno.ENOENT)
+        return {"st_mode": mode, "st_nlink": 2, "st_uid": 0, "st_gid": 0, "st_size": 0,
+                "st_atime": now, "st_mtime": now, "st_ctime": now}
+
+    def readdir(self, path, fh):
+        return [".", ".."] + (["slow"] if path == "/" else [])
+
+
+def commands():
+    for line in sys.stdin:
+        word = line.strip()
+        if word == "arm":
+            armed.set()
+            say("armed")
+        elif word == "release":
+            released.set()
+    released.set()  # stdin closed: never leave a lookup blocked
+
+
+def announce(mountpoint):
+    # the mount answers once a stat of the root reaches us
+    while not os.path.ismount(mountpoint):
+        time.sleep(0.01)
+    say("mounted")
+
+
+def main():
+    mountpoint = sys.argv[1]
+    threading.Thread(target=commands, daemon=True).start()
+    threading.Thread(target=announce, args=(mountpoint,), daemon=True).start()
+    # every path walk asks again: nothing is cached
+    FUSE(StallFS(), mountpoint, foreground=True, allow_other=True, attr_timeout=0, entry_timeout=0,
+         negative_timeout=0)
+
+
+if __name__ == "__main__":
+    main()
