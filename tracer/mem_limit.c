@@ -18,7 +18,10 @@
 #include "cleanup.h"
 #include "kcompat.h"
 #include "log.h"
+#include "notif_loop.h"
+#include "proc_limit.h"
 #include "procfs.h"
+#include "shm_lookup.h"
 
 #define PAGE 4096ull
 #define PAGE_UP(x) (((x) + PAGE - 1) & ~(PAGE - 1))
@@ -354,24 +357,6 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
         bool unknown = false;
         uint64_t v = statm_data(e->pid, tid, &unknown); /* the leader has exited */
         return unknown && !v ? e->data : v;
-}
-
-/* Whether a SysV segment with `key` exists (proc(5), /proc/sysvipc/shm):
- * then shmget only looks it up. */
-static bool shm_key_exists(key_t key)
-{
-        FILE *f = fopen("/proc/sysvipc/shm", "re");
-        char line[512];
-        bool found = false;
-        if (!f)
-                return false;
-        if (fgets(line, sizeof(line), f)) /* header */
-                while (!found && fgets(line, sizeof(line), f)) {
-                        long long k;
-                        found = sscanf(line, "%lld", &k) == 1 && (key_t)k == key;
-                }
-        fclose(f);
-        return found;
 }
 
 /* The maps of `tgid` (proc(5)), through thread `tid` (0: the leader's
@@ -922,8 +907,20 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
         if (need_brk)
                 growth = UINT64_MAX / 4;
-        if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && shm_key_exists((key_t)args[0]))
-                growth = 0; /* a lookup: the segment was charged when created */
+        if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && (args[2] & IPC_CREAT)) {
+                /* a lookup if the key exists (the segment was charged when
+                 * created), answered here: continued, it could create a
+                 * segment uncharged (shm_lookup.h) */
+                long res;
+                int r = shm_lookup((pid_t)n->pid, (int)args[0], args[1], (int)args[2], &res);
+                if (r > 0) {
+                        r = notif_respond_result(sb->listener, n->id, res);
+                        if (r < 0 && r != -ENOENT)
+                                log_errno(r, "sandbox %llu: answering shmget", (unsigned long long)sb->id);
+                        return NOTIF_ANSWERED;
+                }
+                /* no such key, or unknown: judged as the creation it may be */
+        }
         if (growth == 0)
                 return 0;
         /* the requester's own measure is always fresh, and its last call

@@ -69,7 +69,8 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
         exec_record_free(&rec);
 }
 
-int notif_respond(int listener, uint64_t id, int err)
+/* One answer: CONTINUE (err 0, no value), an error, or a return value. */
+static int respond(int listener, uint64_t id, int err, const long *val)
 {
         union {
                 struct seccomp_notif_resp r;
@@ -79,11 +80,23 @@ int notif_respond(int listener, uint64_t id, int err)
         u.r.id = id;
         if (err)
                 u.r.error = -err;
+        else if (val)
+                u.r.val = *val;
         else
                 u.r.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         if (ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &u) < 0)
                 return -errno;
         return 0;
+}
+
+int notif_respond(int listener, uint64_t id, int err)
+{
+        return respond(listener, id, err, NULL);
+}
+
+int notif_respond_result(int listener, uint64_t id, long result)
+{
+        return result < 0 ? respond(listener, id, (int)-result, NULL) : respond(listener, id, 0, &result);
 }
 
 /* Judge one notification; returns the errno to answer with (0: Continue)

@@ -26,6 +26,10 @@ extern pthread_mutex_t tracer_lock;
  * call (a normal race). */
 int notif_respond(int listener, uint64_t id, int err);
 
+/* Answer notification `id` for the syscall, which does not run: it returns
+ * `result` (>= 0), or fails with errno -result. Returns as notif_respond(). */
+int notif_respond_result(int listener, uint64_t id, long result);
+
 /* The receiver's inline callback (notif_rx.h), `ctx` the tsandbox: judges
  * and answers a memory, exec or namespace notification when the tracer
  * lock is free at once; fork-like calls (ptrace, main thread only) and

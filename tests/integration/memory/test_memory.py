@@ -983,6 +983,65 @@ class TestSysV(MemTestBase):
         self.assertEqual(r.lines()[-1], "done", d)
         self.assertAudit(r, limit, kills=0)
 
+    # shmget(key, size, IPC_CREAT) of an existing key is answered by the
+    # tracer itself (a continued call could create a segment uncharged if
+    # the key were removed before it ran): its answers must be the
+    # kernel's. Probed bare and sandboxed on a segment that nobody created
+    # (mode 0604), so root meets its "others" bits - and, having dropped
+    # CAP_IPC_OWNER, is refused what they do not grant.
+    LOOKUPS = r"""
+import ctypes, json, sys
+libc = ctypes.CDLL(None, use_errno=True)
+key, mib = int(sys.argv[1]), 1 << 20
+IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
+def get(size, flags):
+    ctypes.set_errno(0)
+    r = libc.shmget(ctypes.c_int(key), ctypes.c_size_t(size), ctypes.c_int(flags))
+    return r if r >= 0 else -ctypes.get_errno()
+out = [get(mib, IPC_CREAT | 0o600)]
+# capset(2): CAP_IPC_OWNER (15) out of the effective and permitted sets
+hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)
+data = (ctypes.c_uint32 * 6)()
+assert libc.syscall(125, hdr, data) == 0
+data[0] &= ~(1 << 15); data[1] &= ~(1 << 15)
+assert libc.syscall(126, hdr, data) == 0
+for size, flags in ((mib, IPC_CREAT | 0o600), (mib, IPC_CREAT | 0o040), (mib, IPC_CREAT | 0o004),
+                    (mib, IPC_CREAT), (mib // 2, IPC_CREAT | 0o444), (2 * mib, IPC_CREAT),
+                    (mib, IPC_CREAT | IPC_EXCL), (mib, 0o600)):
+    out.append(get(size, flags))
+print(json.dumps(out))
+"""
+
+    def test_lookups_answered_as_the_kernel_does(self):
+        k = self.key(3)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                os.setgid(65534)
+                os.setgroups([])
+                os.setuid(65534)
+                libc = ctypes.CDLL(None, use_errno=True)
+                shmid = libc.shmget(ctypes.c_int(k), ctypes.c_size_t(MIB), ctypes.c_int(0o1000 | 0o604))
+                os.write(w, str(shmid).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        shmid = int(os.read(r, 64))
+        os.close(r)
+        os.waitpid(pid, 0)
+        self.assertGreaterEqual(shmid, 0)
+        bare = subprocess.run([SYS_PYTHON, "-c", self.LOOKUPS, str(k)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=HARD_TIMEOUT)
+        self.assertEqual(bare.returncode, 0, bare.stderr)
+        want = [shmid, -errno.EACCES, shmid, shmid, shmid, shmid, -errno.EINVAL, -errno.EEXIST, -errno.EACCES]
+        self.assertEqual(json.loads(bare.stdout), want)
+        r = self.sandbox(64 * MIB, [SYS_PYTHON, "-c", self.LOOKUPS, str(k)])
+        self.assertEqual(r.rc, 0, r.describe())
+        self.assertEqual(json.loads(r.out), want, r.describe())
+        self.assertAudit(r, 64 * MIB, kills=0)
+
 
 class TestPython(MemTestBase):
 

@@ -1,0 +1,143 @@
+#include "shm_lookup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+
+#define CAP_IPC_OWNER_BIT 15
+
+long shm_lookup_result(const struct shm_listing *seg, uint64_t size, int flags, const struct ipc_caller *c)
+{
+        if ((flags & IPC_CREAT) && (flags & IPC_EXCL))
+                return -EEXIST;
+        if (seg->size < size)
+                return -EINVAL; /* shm_more_checks() */
+        /* ipcperms(): each class's bits of the mode asked, against the
+         * owner's, the group's or the others' bits of the segment */
+        int requested = (flags >> 6) | (flags >> 3) | flags;
+        int granted = (int)seg->mode;
+        if (c->euid == seg->cuid || c->euid == seg->uid)
+                granted >>= 6;
+        else if (c->in_cgid || c->in_gid)
+                granted >>= 3;
+        if ((requested & ~granted & 0007) && !c->ipc_owner)
+                return -EACCES;
+        return seg->shmid;
+}
+
+/* Whether `tid` and the tracer share an IPC namespace. */
+static bool same_ipc_ns(pid_t tid)
+{
+        char path[64];
+        struct stat a, b;
+        snprintf(path, sizeof(path), "/proc/%d/ns/ipc", tid);
+        return stat(path, &a) == 0 && stat("/proc/self/ns/ipc", &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+}
+
+/* The listing of segment `shmid`. Returns 0, -ENOENT (not listed: removed
+ * since) or -errno. */
+static int shm_listing_read(int shmid, struct shm_listing *out)
+{
+        FILE *f = fopen("/proc/sysvipc/shm", "re");
+        char *line = NULL;
+        size_t cap = 0;
+        int r = -ENOENT;
+        if (!f)
+                return -errno;
+        if (getline(&line, &cap, f) > 0) /* header */
+                while (r == -ENOENT && getline(&line, &cap, f) > 0) {
+                        int key, id, cpid, lpid;
+                        unsigned mode, uid, gid, cuid, cgid;
+                        unsigned long long sz;
+                        unsigned long nattch;
+                        /* key shmid perms size cpid lpid nattch uid gid cuid cgid ... */
+                        if (sscanf(line, "%d %d %o %llu %d %d %lu %u %u %u %u", &key, &id, &mode, &sz, &cpid, &lpid,
+                                   &nattch, &uid, &gid, &cuid, &cgid) == 11 && id == shmid) {
+                                *out = (struct shm_listing){ .shmid = id, .size = sz, .mode = mode, .uid = uid,
+                                                             .cuid = cuid, .gid = gid, .cgid = cgid };
+                                r = 0;
+                        }
+                }
+        free(line);
+        fclose(f);
+        return r;
+}
+
+/* The caller `tid` as ipcperms() sees it for `seg`, from
+ * /proc/<tid>/status (its own credentials: a parked thread cannot change
+ * them). Returns 0 or -errno. */
+static int ipc_caller_read(pid_t tid, const struct shm_listing *seg, struct ipc_caller *c)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/status", tid);
+        FILE *f = fopen(path, "re");
+        char *line = NULL;
+        size_t cap = 0;
+        int seen = 0;
+        if (!f)
+                return errno == ENOENT ? -ESRCH : -errno;
+        *c = (struct ipc_caller){ 0 };
+        while (getline(&line, &cap, f) > 0) {
+                unsigned a, b, d, e;
+                unsigned long long caps;
+                if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &d, &e) == 4) {
+                        c->euid = b;
+                        seen |= 1;
+                } else if (sscanf(line, "Gid: %u %u %u %u", &a, &b, &d, &e) == 4) {
+                        /* in_group_p() starts with the filesystem gid */
+                        c->in_cgid |= e == seg->cgid;
+                        c->in_gid |= e == seg->gid;
+                        seen |= 2;
+                } else if (strncmp(line, "Groups:", 7) == 0) {
+                        char *p = line + 7, *end;
+                        for (;;) {
+                                unsigned long g = strtoul(p, &end, 10);
+                                if (end == p)
+                                        break;
+                                c->in_cgid |= g == seg->cgid;
+                                c->in_gid |= g == seg->gid;
+                                p = end;
+                        }
+                        seen |= 4;
+                } else if (sscanf(line, "CapEff: %llx", &caps) == 1) {
+                        c->ipc_owner = caps >> CAP_IPC_OWNER_BIT & 1;
+                        seen |= 8;
+                }
+        }
+        free(line);
+        fclose(f);
+        return seen == 15 ? 0 : -EIO;
+}
+
+int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result)
+{
+        if (!same_ipc_ns(tid))
+                return -EXDEV;
+        /* A few tries: the segment found may be removed before its listing
+         * is read (then the key may be free, or taken again). */
+        for (int tries = 0; tries < 3; tries++) {
+                /* mode 0 asks for no permission: the lookup itself is
+                 * atomic, and what it finds is the answer */
+                int shmid = shmget(key, 0, 0);
+                if (shmid < 0)
+                        return errno == ENOENT ? 0 : -errno;
+                struct shm_listing seg;
+                int r = shm_listing_read(shmid, &seg);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return r;
+                struct ipc_caller c;
+                r = ipc_caller_read(tid, &seg, &c);
+                if (r < 0)
+                        return r;
+                *result = shm_lookup_result(&seg, size, flags, &c);
+                return 1;
+        }
+        return -EAGAIN;
+}

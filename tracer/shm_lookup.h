@@ -1,0 +1,46 @@
+/* shmget(2) of a key that already exists, answered by the tracer.
+ *
+ * shmget(key, size, IPC_CREAT | mode) only looks a segment up when its key
+ * exists, and creates one otherwise. Judged and then continued, the call
+ * would run later: another process removing the key (IPC_RMID) in between
+ * makes it create a segment the ledger never charged (found in review).
+ * So the tracer looks the key up itself, in the sandbox's IPC namespace, and
+ * answers with what the kernel would (ipc/util.c ipcget_public()): the id,
+ * or EEXIST, EINVAL, EACCES. The call itself never runs. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A segment as /proc/sysvipc/shm lists it (proc(5)). */
+struct shm_listing {
+        int shmid;
+        uint64_t size;          /* shm_segsz: the size asked at creation */
+        unsigned mode;          /* permission bits (and SHM_* flags above them) */
+        uid_t uid, cuid;
+        gid_t gid, cgid;
+};
+
+/* The caller as ipcperms() sees it, for one segment: its effective uid,
+ * whether in_group_p() holds (filesystem gid or a supplementary group) for
+ * the segment's creator group and group, and whether it holds
+ * CAP_IPC_OWNER. */
+struct ipc_caller {
+        uid_t euid;
+        bool in_cgid, in_gid;
+        bool ipc_owner;
+};
+
+/* What shmget(key, size, flags) returns when `seg` holds the key: its id,
+ * -EEXIST (IPC_CREAT | IPC_EXCL), -EINVAL (larger than the segment) or
+ * -EACCES (mode bits of `flags` not granted), in the kernel's order.
+ * Pure: no system call. */
+long shm_lookup_result(const struct shm_listing *seg, uint64_t size, int flags, const struct ipc_caller *c);
+
+/* Look `key` up for thread `tid` (parked in its shmget notification).
+ * Returns 1 with *result set (an id, or -errno as above), 0 when the key
+ * does not exist (the call creates a segment: judge it), or -errno when it
+ * cannot be told (another IPC namespace, /proc unreadable): then judge the
+ * call as a creation. */
+int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result);
