@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,7 +39,7 @@
 #define MAX_PENDING_FDS 64
 
 /* epoll data: a listener (the sandbox) or one of these tags. */
-enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL, TAG_SETTLE };
+enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL, TAG_SETTLE, TAG_MEMSWEEP };
 
 struct pending_fds {
         uint64_t token;
@@ -54,6 +55,9 @@ static struct {
         size_t npending;
         void **deferred;          /* freed after the batch (tracer_defer_free) */
         size_t ndeferred, deferred_cap;
+        int sweep_fd;             /* timerfd: the memory sweep, armed while a
+                                   * sandbox has a memory limit */
+        bool sweeping;
 } T;
 
 struct tsandbox *tracer_sandboxes;
@@ -211,6 +215,33 @@ static json_object *policy_json(const Seccell__Policy *p)
         return o;
 }
 
+/* Start or stop the periodic memory sweep (mem_limit.h). */
+static void sweep_arm(bool on)
+{
+        if (on == T.sweeping)
+                return;
+        long ns = on ? MEM_SWEEP_MS * 1000000L : 0;
+        struct itimerspec its = { .it_interval = { 0, ns }, .it_value = { 0, ns } };
+        if (timerfd_settime(T.sweep_fd, 0, &its, NULL) == 0)
+                T.sweeping = on;
+}
+
+/* The sweep's tick: every sandbox with a memory limit; stops when none
+ * is left. */
+static void sweep(void)
+{
+        uint64_t ticks;
+        bool any = false;
+        (void)!read(T.sweep_fd, &ticks, sizeof(ticks));
+        for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next)
+                if (sb->max_memory && !sb->ended) {
+                        any = true;
+                        mem_limit_sweep(sb);
+                }
+        if (!any)
+                sweep_arm(false);
+}
+
 static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
 {
         struct pending_fds p;
@@ -259,6 +290,8 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         }
         sb->next = tracer_sandboxes;
         tracer_sandboxes = sb;
+        if (sb->max_memory)
+                sweep_arm(true);
 
         json_object *f = json_object_new_object();
         bool cut;
@@ -529,6 +562,13 @@ int main(int argc, char **argv)
         }
         ev.data.u64 = TAG_SETTLE;
         epoll_ctl(T.epfd, EPOLL_CTL_ADD, settle_fd, &ev);
+        T.sweep_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (T.sweep_fd < 0) {
+                log_errno(-errno, "cannot create a timer");
+                return 125;
+        }
+        ev.data.u64 = TAG_MEMSWEEP;
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, T.sweep_fd, &ev);
 
         if (ready_fd >= 0) {
                 (void)!write(ready_fd, "r", 1);
@@ -564,6 +604,8 @@ int main(int argc, char **argv)
                                 fork_trace_collect();
                         } else if (tag == TAG_SETTLE) {
                                 fork_trace_settle();
+                        } else if (tag == TAG_MEMSWEEP) {
+                                sweep();
                         } else if (*(int *)evs[i].data.ptr == TW_LISTENER) {
                                 /* ended sandboxes stay allocated until the
                                  * batch is over, with listener -1 */

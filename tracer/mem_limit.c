@@ -851,6 +851,8 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
                         kill(pid, SIGKILL);
                 }
         }
+        if (e)
+                e->mem_killed = true;
         sb->mem_kills++;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "pid", json_object_new_int(pid));
@@ -860,6 +862,82 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
         json_object_object_add(f, "ledger", json_object_new_uint64(ledger));
         json_object_object_add(f, "limit", json_object_new_uint64(sb->max_memory));
         audit_emit(&sb->audit, "memory_kill", f);
+}
+
+/* Kill `e`, which grew `unjudged` bytes past what was judged for it while
+ * the sandbox's measure was over the limit (mem_limit_sweep()). */
+static void kill_grown(struct tsandbox *sb, struct proc_entry *e, uint64_t unjudged, uint64_t ledger)
+{
+        if (e->pidfd >= 0)
+                syscall(__NR_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
+        e->mem_killed = true;
+        sb->mem_kills++;
+        log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed", (unsigned long long)sb->id, e->pid,
+                  (unsigned long long)unjudged);
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "pid", json_object_new_int(e->pid));
+        json_object_object_add(f, "requested", json_object_new_uint64(0));
+        json_object_object_add(f, "unjudged", json_object_new_uint64(unjudged));
+        json_object_object_add(f, "ledger", json_object_new_uint64(ledger));
+        json_object_object_add(f, "limit", json_object_new_uint64(sb->max_memory));
+        audit_emit(&sb->audit, "memory_kill", f);
+}
+
+void mem_limit_sweep(struct tsandbox *sb)
+{
+        if (!sb->max_memory || sb->ended)
+                return;
+        /* The cheap look: statm afresh, shared memory and segments as last
+         * read. Address spaces shared by CLONE_VM count twice here, which
+         * only sends more sweeps to the exact look. */
+        uint64_t measure = sb->shm_bytes;
+        size_t n = 0;
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
+                if (e->exited || e->mem_killed || e->pidfd < 0)
+                        continue;
+                measure += entry_statm(e, 0) + e->shared;
+                n++;
+        }
+        if (measure <= sb->max_memory || n == 0)
+                return;
+
+        /* Over: what was judged for each (its last reading and its grants),
+         * then the exact ledger, which re-reads them all */
+        struct judged {
+                struct proc_entry *e;
+                uint64_t bytes;
+                uint64_t counted;
+        } *j = calloc(n, sizeof(*j));
+        if (!j)
+                return; /* the next sweep tries again */
+        size_t k = 0;
+        for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next)
+                if (!e->exited && !e->mem_killed && e->pidfd >= 0)
+                        j[k++] = (struct judged){ e, e->data + proc_entry_grants(e), 0 };
+        uint64_t ledger = ledger_sum(sb, true, 0);
+        measure = sb->shm_bytes;
+        for (size_t i = 0; i < k; i++) {
+                struct proc_entry *e = j[i].e;
+                j[i].counted = (shares_vm(sb, e, e) ? 0 : e->data) + e->shared;
+                measure += j[i].counted;
+        }
+        /* the kernel's measure alone over the limit: what grew unjudged
+         * goes, the most first */
+        while (measure > sb->max_memory) {
+                struct judged *worst = NULL;
+                for (size_t i = 0; i < k; i++) {
+                        struct proc_entry *e = j[i].e;
+                        if (e->mem_killed || e->data <= j[i].bytes)
+                                continue;
+                        if (!worst || e->data - j[i].bytes > worst->e->data - worst->bytes)
+                                worst = &j[i];
+                }
+                if (!worst)
+                        break; /* nothing grew past its judgement: no one to blame */
+                kill_grown(sb, worst->e, worst->e->data - worst->bytes, ledger);
+                measure -= worst->counted;
+        }
+        free(j);
 }
 
 /* Whether nothing but the parked requester can change `e`'s mappings
@@ -900,6 +978,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 kill_requester(sb, NULL, n, 0, ledger_sum(sb, false, 0));
                 return ENOMEM;
         }
+        if (e->mem_killed)
+                return ENOMEM; /* killed already (a request queued before it died) */
         /* The break is read afresh: a brk the tracer allowed may have been
          * refused by the kernel (a mapping in the way), so a remembered one
          * could let later growth pass as none. Unknown: fail closed. */

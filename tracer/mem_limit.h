@@ -49,6 +49,18 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
  * address space already holds. */
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
 
+/* The sweep, every MEM_SWEEP_MS while a sandbox has a memory limit: memory
+ * can grow without a request - a main stack by page faults, the image an
+ * exec maps - and the ledger sees it only at its next exact re-read. Each
+ * live process's statm is read (a pread each); when the kernel's measure
+ * of the sandbox is over the limit, the exact ledger is taken and the
+ * processes that grew past what was judged for them are killed (SIGKILL
+ * through the pidfd), the one that grew most first, until the measure fits;
+ * each kill is a memory_kill audit event with "unjudged" bytes and no
+ * syscall. Runs on the main loop, under tracer_lock. */
+#define MEM_SWEEP_MS 100
+void mem_limit_sweep(struct tsandbox *sb);
+
 /* The sandbox is over: drop its SysV records. */
 void mem_limit_end(struct tsandbox *sb);
 

@@ -46,6 +46,7 @@ struct proc_entry {
                                    * (memory limit only); -1: not open */
         int stat_fd;              /* /proc/<pid>/task/<pid>/stat (the leader
                                    * thread's), likewise */
+        bool mem_killed;          /* SIGKILLed by the memory sweep: counts no more */
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
                                    * statm field 6), counted once per shared
                                    * object across the sandbox */

@@ -1174,6 +1174,101 @@ static int cmd_stack(int argc, char **argv)
         return 0;
 }
 
+/* growkids N HOW MIB LIMIT: N children, each growing by MIB with no
+ * request once all exist, then holding it: HOW "stack" grows the main
+ * stack (page faults), anything else is a program to exec whose image
+ * holds MIB (seccell-mem-freebss). The parent makes no request either: it
+ * waits until every child shows its growth in statm or has died, then until
+ * its own and the live children's statm fit in LIMIT MiB (only the tracer's
+ * sweep can make that so), and prints "survivors S killed K data D". */
+static int cmd_growkids(int argc, char **argv)
+{
+        enum { MAX_KIDS = 256 };
+        if (argc != 4)
+                usage();
+        uint64_t n = num(argv[0]), mib = num(argv[2]), limit = num(argv[3]) * MIB;
+        const char *how = argv[1];
+        if (n == 0 || n > MAX_KIDS)
+                usage();
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t kids[MAX_KIDS];
+        char pids[MAX_KIDS][24];
+        bool dead[MAX_KIDS] = { 0 };
+        for (uint64_t i = 0; i < n; i++) {
+                kids[i] = fork();
+                if (kids[i] < 0)
+                        fail("fork");
+                if (kids[i] == 0) {
+                        close(go[1]);
+                        char c;
+                        while (read(go[0], &c, 1) < 0 && errno == EINTR)
+                                ;
+                        if (strcmp(how, "stack") != 0) {
+                                execl(how, how, (char *)NULL);
+                                _exit(127);
+                        }
+                        grow_stack(mib);
+                        for (;;)
+                                pause();
+                }
+                snprintf(pids[i], sizeof(pids[i]), "%d", kids[i]);
+        }
+        close(go[0]);
+        close(go[1]); /* go */
+        for (int waited = 0;; waited++) {
+                if (waited > DEADLINE_MS) {
+                        errno = ETIMEDOUT;
+                        fail("children deadline");
+                }
+                pid_t p;
+                while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
+                        for (uint64_t i = 0; i < n; i++)
+                                dead[i] |= kids[i] == p;
+                uint64_t settled = 0;
+                for (uint64_t i = 0; i < n; i++)
+                        settled += dead[i] || statm_data_of(pids[i]) >= mib * MIB;
+                if (settled == n)
+                        break;
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        /* until the live processes fit: the sweep kills growers */
+        for (int waited = 0;; waited++) {
+                if (waited > DEADLINE_MS) {
+                        errno = ETIMEDOUT;
+                        fail("the sandbox stayed over its limit");
+                }
+                uint64_t data = data_now(), survivors = 0;
+                for (uint64_t i = 0; i < n; i++) {
+                        uint64_t d = dead[i] ? 0 : statm_data_of(pids[i]);
+                        survivors += d > 0;
+                        data += d;
+                }
+                if (data <= limit) {
+                        /* every child not alive was killed (a zombie's
+                         * statm reads zeros) */
+                        say("survivors %" PRIu64 " killed %" PRIu64 " data %" PRIu64, survivors, n - survivors,
+                            data);
+                        break;
+                }
+                pid_t p = waitpid(-1, NULL, WNOHANG);
+                for (uint64_t i = 0; p > 0 && i < n; i++)
+                        dead[i] |= kids[i] == p;
+                if (p <= 0) {
+                        struct timespec ts = { 0, 1000000 };
+                        nanosleep(&ts, NULL);
+                }
+        }
+        for (uint64_t i = 0; i < n; i++)
+                if (!dead[i])
+                        kill(kids[i], SIGKILL);
+        while (wait(NULL) > 0 || errno == EINTR)
+                ;
+        return 0;
+}
+
 /* ------------------------------------------------------------ SysV shm */
 
 /* One private segment of `len` bytes: created, attached, removed (gone at
@@ -1500,6 +1595,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
+                { "growkids", cmd_growkids },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
