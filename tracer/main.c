@@ -199,10 +199,12 @@ static void listener_close(struct tsandbox *sb)
         if (sb->listener < 0)
                 return;
         tracer_unwatch(sb->rx_efd);
-        notif_rx_stop(sb->rx);
+        /* a receiver stuck reading the sandbox's memory closes the
+         * listener itself when it gets out */
+        if (notif_rx_stop(sb->rx))
+                close(sb->listener);
         sb->rx = NULL;
         sb->rx_efd = -1;
-        close(sb->listener);
         sb->listener = -1;
 }
 
@@ -278,12 +280,13 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         notif_listener_setup(sb->listener);
         int r = proc_limit_start(sb);
         if (r == 0 && (r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd, notif_inline, sb)) == 0 &&
-            (r = tracer_watch(sb->rx_efd, sb)) < 0)
-                notif_rx_stop(sb->rx);
+            (r = tracer_watch(sb->rx_efd, sb)) < 0 && !notif_rx_stop(sb->rx))
+                sb->listener = -1; /* the receiver closes it */
         if (r < 0) {
                 snprintf(why, whylen, "cannot take over the sandbox: %s", strerror(-r));
                 proc_index_clear(&sb->procs, tracer_defer_free_entry);
-                close(sb->listener);
+                if (sb->listener >= 0)
+                        close(sb->listener);
                 audit_close(&sb->audit);
                 free(sb);
                 return r;

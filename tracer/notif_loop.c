@@ -48,25 +48,32 @@ static bool id_valid(int listener, uint64_t id)
         return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
-/* execve/execveat: audit what is about to run, then let the kernel do it. */
-static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
+/* Record an exec read from the caller (`rec`, NULL: none) and count it.
+ * Under tracer_lock. */
+static void exec_record(struct tsandbox *sb, const struct seccomp_notif *n, const struct exec_record *rec)
 {
-        struct exec_record rec;
         sb->execs++;
-        if (!audit_on(&sb->audit))
-                return; /* nothing to record it in */
-        if (exec_read(&target_mem_process_vm, n->pid, n->data.nr, (const uint64_t *)n->data.args, &rec) < 0)
-                return;
         /* Only a still-pending notification proves the bytes were the
          * caller's: its task could have died and its pid been reused. */
-        if (id_valid(sb->listener, n->id)) {
-                json_object *f = exec_record_json(&rec);
+        if (rec && id_valid(sb->listener, n->id)) {
+                json_object *f = exec_record_json(rec);
                 pid_t tgid = procfs_tgid(n->pid);
                 json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (pid_t)n->pid));
                 json_object_object_add(f, "tid", json_object_new_int(n->pid));
                 audit_emit(&sb->audit, "exec", f);
         }
-        exec_record_free(&rec);
+}
+
+/* execve/execveat met on the main loop (never queued: notif_inline takes
+ * them all): audit what is about to run, then let the kernel do it. */
+static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        struct exec_record rec;
+        bool read = audit_on(&sb->audit) &&
+                    exec_read(&target_mem_process_vm, n->pid, n->data.nr, (const uint64_t *)n->data.args, &rec) == 0;
+        exec_record(sb, n, read ? &rec : NULL);
+        if (read)
+                exec_record_free(&rec);
 }
 
 /* One answer: CONTINUE (err 0, no value), an error, or a return value. */
@@ -141,7 +148,36 @@ static void answer(struct tsandbox *sb, uint64_t id, int err)
 
 pthread_mutex_t tracer_lock = PTHREAD_MUTEX_INITIALIZER;
 
-bool notif_inline(void *ctx, struct seccomp_notif *n)
+/* Whether the sandbox behind receiver `rx` still takes answers. Under
+ * tracer_lock: a stopping receiver's sandbox may be freed already. */
+static bool serving(struct tsandbox *sb, struct notif_rx *rx)
+{
+        return !notif_rx_stopping(rx) && sb->listener >= 0 && !sb->ended;
+}
+
+/* An exec on the receiver thread: read without the lock (see notif_loop.h),
+ * record and answer under it. */
+static void inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, struct notif_rx *rx)
+{
+        pthread_mutex_lock(&tracer_lock);
+        bool ok = serving(sb, rx), audit = ok && audit_on(&sb->audit);
+        pthread_mutex_unlock(&tracer_lock);
+        if (!ok)
+                return;
+        struct exec_record rec;
+        bool read = audit && exec_read(&target_mem_process_vm, n->pid, n->data.nr,
+                                       (const uint64_t *)n->data.args, &rec) == 0;
+        pthread_mutex_lock(&tracer_lock);
+        if (serving(sb, rx)) {
+                exec_record(sb, n, read ? &rec : NULL);
+                answer(sb, n->id, 0);
+        }
+        pthread_mutex_unlock(&tracer_lock);
+        if (read)
+                exec_record_free(&rec);
+}
+
+bool notif_inline(void *ctx, struct seccomp_notif *n, struct notif_rx *rx)
 {
         struct tsandbox *sb = ctx;
         switch (n->data.nr) {
@@ -149,6 +185,10 @@ bool notif_inline(void *ctx, struct seccomp_notif *n)
         case SYS_fork:
         case SYS_vfork:
                 return false; /* birth registration: ptrace, main thread */
+        case SYS_execve:
+        case SYS_execveat:
+                inline_exec(sb, n, rx);
+                return true;
         default:
                 break;
         }
@@ -156,7 +196,7 @@ bool notif_inline(void *ctx, struct seccomp_notif *n)
          * is received, and a received notification is safe in its queue */
         if (pthread_mutex_trylock(&tracer_lock) != 0)
                 return false;
-        bool ok = sb->listener >= 0 && !sb->ended;
+        bool ok = serving(sb, rx);
         if (ok)
                 answer(sb, n->id, judge(sb, n));
         pthread_mutex_unlock(&tracer_lock);

@@ -32,6 +32,8 @@ struct notif_rx {
         struct item *head, *tail;
         atomic_bool stop;
         atomic_bool hup;
+        bool exited;            /* under lock: the thread is leaving */
+        bool abandoned;         /* under lock: it frees itself (notif_rx_stop) */
 };
 
 static size_t nsize;
@@ -53,6 +55,24 @@ static void wake_main(struct notif_rx *rx)
         (void)!write(rx->efd, &one, sizeof(one));
 }
 
+/* Drop what is queued, close the eventfd, free. */
+static void rx_free(struct notif_rx *rx)
+{
+        while (rx->head) {
+                struct item *it = rx->head;
+                rx->head = it->next;
+                free(it);
+        }
+        close(rx->efd);
+        pthread_mutex_destroy(&rx->lock);
+        free(rx);
+}
+
+bool notif_rx_stopping(struct notif_rx *rx)
+{
+        return atomic_load(&rx->stop);
+}
+
 static void *rx_main(void *arg)
 {
         struct notif_rx *rx = arg;
@@ -70,7 +90,7 @@ static void *rx_main(void *arg)
                 /* a dirty buffer is rejected with EINVAL */
                 memset(it->notif, 0, nsize);
                 if (ioctl(rx->listener, SECCOMP_IOCTL_NOTIF_RECV, it->notif) == 0) {
-                        if (rx->inline_fn && rx->inline_fn(rx->ctx, (struct seccomp_notif *)it->notif)) {
+                        if (rx->inline_fn && rx->inline_fn(rx->ctx, (struct seccomp_notif *)it->notif, rx)) {
                                 free(it);
                                 continue;
                         }
@@ -101,6 +121,14 @@ static void *rx_main(void *arg)
         }
         atomic_store(&rx->hup, true);
         wake_main(rx);
+        pthread_mutex_lock(&rx->lock);
+        rx->exited = true;
+        bool abandoned = rx->abandoned;
+        pthread_mutex_unlock(&rx->lock);
+        if (abandoned) {
+                close(rx->listener);
+                rx_free(rx);
+        }
         return NULL;
 }
 
@@ -149,14 +177,14 @@ int notif_rx_pop(struct notif_rx *rx, struct seccomp_notif *buf)
         return 1;
 }
 
-void notif_rx_stop(struct notif_rx *rx)
+bool notif_rx_stop(struct notif_rx *rx)
 {
         if (!rx)
-                return;
+                return true;
         atomic_store(&rx->stop, true);
         /* a signal that lands just before the receive is entered is lost,
-         * so repeat until the thread is gone */
-        for (;;) {
+         * so repeat a few times */
+        for (int i = 0; i < 5; i++) {
                 pthread_kill(rx->thread, WAKE_SIGNAL);
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -165,15 +193,23 @@ void notif_rx_stop(struct notif_rx *rx)
                         ts.tv_sec++;
                         ts.tv_nsec -= 1000000000;
                 }
-                if (pthread_timedjoin_np(rx->thread, NULL, &ts) == 0)
-                        break;
+                if (pthread_timedjoin_np(rx->thread, NULL, &ts) == 0) {
+                        rx_free(rx);
+                        return true;
+                }
         }
-        while (rx->head) {
-                struct item *it = rx->head;
-                rx->head = it->next;
-                free(it);
+        pthread_mutex_lock(&rx->lock);
+        bool exited = rx->exited;
+        rx->abandoned = !exited;
+        pthread_mutex_unlock(&rx->lock);
+        if (exited) {
+                pthread_join(rx->thread, NULL);
+                rx_free(rx);
+                return true;
         }
-        close(rx->efd);
-        pthread_mutex_destroy(&rx->lock);
-        free(rx);
+        /* stuck, most likely in a read of the sandbox's memory that a
+         * stalled file system holds: it ends on its own */
+        log_msg("a notification receiver did not stop (stuck reading a sandbox's memory?); left to end on its own");
+        pthread_detach(rx->thread);
+        return false;
 }

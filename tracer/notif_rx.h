@@ -26,10 +26,18 @@ struct notif_rx;
  * Returns 0 or -errno. */
 int notif_rx_init(size_t notif_size);
 
-/* Called on the receiver thread with each received notification; returns
- * true if it answered it, false to queue it for the main thread. It must
- * not block: while it runs, nothing else is received. */
-typedef bool (*notif_inline_fn)(void *ctx, struct seccomp_notif *n);
+/* Called on the receiver thread `rx` with each received notification;
+ * returns true if it answered it (or dropped it: the receiver is
+ * stopping), false to queue it for the main thread. While it runs nothing
+ * else of this listener is received, so it should not block - but only
+ * this sandbox waits when it does (reading an exec's argv out of memory
+ * that a stalled file system backs): never the main thread. */
+struct notif_rx;
+typedef bool (*notif_inline_fn)(void *ctx, struct seccomp_notif *n, struct notif_rx *rx);
+
+/* Whether notif_rx_stop() was called for `rx`: then its ctx may be gone.
+ * Stable once read under the lock the caller of notif_rx_stop() holds. */
+bool notif_rx_stopping(struct notif_rx *rx);
 
 /* Start receiving on `listener` (borrowed; it must outlive the receiver).
  * *efd is an eventfd, readable while notifications are queued or once the
@@ -43,5 +51,9 @@ int notif_rx_start(struct notif_rx **out, int listener, int *efd, notif_inline_f
 int notif_rx_pop(struct notif_rx *rx, struct seccomp_notif *buf);
 
 /* Stop and join the receiver, drop what is still queued, close the
- * eventfd. */
-void notif_rx_stop(struct notif_rx *rx);
+ * eventfd; returns true. A receiver that does not stop within ~10 ms (stuck
+ * in its inline callback, in a read that does not return) is left to end
+ * on its own: it then closes the listener and the eventfd and frees itself,
+ * and false is returned - the caller must not close the listener, and must
+ * hold off the inline callback's state changes by the lock it takes. */
+bool notif_rx_stop(struct notif_rx *rx);

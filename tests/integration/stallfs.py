@@ -1,16 +1,17 @@
-"""A FUSE file system whose directory `slow` can be made to stall: the
-stand-in for a hung network or FUSE mount under a command's working
-directory. Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
+"""A FUSE file system whose directory `slow` and file `data` (4 KiB of
+"a") can be made to stall: the stand-in for a hung network or FUSE mount
+under a command's working directory, or behind memory it has mapped. Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
 
     stallfs.py MOUNTPOINT
 
 Commands on stdin, one per line:
-    arm      from now on a lookup of /slow blocks until `release`
+    arm      from now on a lookup of /slow, or a read of /data, blocks
+             until `release`
              (answered `armed`)
     release  answer the blocked lookups (and stop blocking)
 Reports on stdout, one per line:
     mounted        (once the mount answers)
-    blocked PID    a lookup by process PID is being held
+    blocked PID    a lookup or read by process PID is being held
 """
 import errno
 import os
@@ -38,17 +39,37 @@ class StallFS(Operations):
         if path == "/":
             mode = stat.S_IFDIR | 0o755
         elif path == "/slow":
-            if armed.is_set() and not released.is_set():
-                say("blocked %d" % fuse_get_context()[2])
-                released.wait()
+            hold()
             mode = stat.S_IFDIR | 0o755
+        elif path == "/data":
+            return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
+                    "st_size": len(DATA), "st_atime": now, "st_mtime": now, "st_ctime": now}
         else:
             raise FuseOSError(errno.ENOENT)
         return {"st_mode": mode, "st_nlink": 2, "st_uid": 0, "st_gid": 0, "st_size": 0,
                 "st_atime": now, "st_mtime": now, "st_ctime": now}
 
     def readdir(self, path, fh):
-        return [".", ".."] + (["slow"] if path == "/" else [])
+        return [".", ".."] + (["slow", "data"] if path == "/" else [])
+
+    def open(self, path, flags):
+        if path != "/data":
+            raise FuseOSError(errno.ENOENT)
+        return 0
+
+    def read(self, path, size, offset, fh):
+        hold()
+        return DATA[offset:offset + size]
+
+
+DATA = b"a" * 4095 + b"\0"
+
+
+def hold():
+    """Block the calling request while armed (and not released)."""
+    if armed.is_set() and not released.is_set():
+        say("blocked %d" % fuse_get_context()[2])
+        released.wait()
 
 
 def commands():
@@ -75,7 +96,7 @@ def main():
     threading.Thread(target=announce, args=(mountpoint,), daemon=True).start()
     # every path walk asks again: nothing is cached
     FUSE(StallFS(), mountpoint, foreground=True, allow_other=True, attr_timeout=0, entry_timeout=0,
-         negative_timeout=0)
+         negative_timeout=0, direct_io=False, kernel_cache=False)
 
 
 if __name__ == "__main__":

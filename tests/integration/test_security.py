@@ -545,6 +545,76 @@ sys.stdin.read()
         wait_for(lambda: proc_stat(root) is None, 60, "the timed-out root reaped")
         self.assert_reapers_reaped()
 
+    # -- an exec whose argv sits in memory a stalled file system backs.
+    # Found in review: the tracer read it under its one lock, so the read -
+    # held by the file system - stalled every sandbox of every user ("no
+    # answer from the tracer"). It is read on that sandbox's receiver
+    # thread, without the lock.
+
+    ARGV_IN_FILE = r"""
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+fd = libc.open(sys.argv[1].encode(), 0)
+addr = libc.mmap(None, 4096, 1, 2, fd, 0)   # PROT_READ, MAP_PRIVATE: not read yet
+argv = (ctypes.c_char_p * 3)(b"echo", ctypes.cast(addr + 4000, ctypes.c_char_p), None)
+libc.execv(b"/bin/echo", argv)
+print("execv failed", ctypes.get_errno())
+"""
+
+    def argv_in_stalled_file(self, d, fs, slow, audit):
+        """A run whose exec's argv[1] is in the stallfs file `data`, not yet
+        read; returns (its CLI, the tracer's tid held in that read)."""
+        data = os.path.join(os.path.dirname(slow), "data")
+        self.fs_say(fs, "arm")
+        self.expect_line(fs, b"armed\n")
+        cli = self.popen([SECCELL, "run", "--broker", d, "--audit", audit, "--", SYS_PYTHON, "-c",
+                          self.ARGV_IN_FILE, data], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+        line = read_line(fs.stdout, 60)
+        if not line.startswith(b"blocked "):
+            self.fail("no read held (%r): %s" % (line, errtext(cli)))
+        tid = int(line.split()[1])
+        # held is the tracer, reading the argv
+        self.assertEqual(proc_stat(tid)[0], "seccell-tracer")
+        return cli, tid
+
+    def tracer_threads(self):
+        (tracer,) = [p for p in descendants(self.daemon.pid) if proc_stat(p) and proc_stat(p)[0] == "seccell-tracer"]
+        return len(os.listdir("/proc/%d/task" % tracer))
+
+    def test_exec_argv_on_a_stalled_file_system_holds_only_its_sandbox(self):
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        audit = os.path.join(d, "a.jsonl")
+        cli, _ = self.argv_in_stalled_file(d, fs, slow, audit)
+        self.assert_daemon_serves(d)
+        self.assertIsNone(cli.poll())
+        self.fs_say(fs, "release")
+        out, err = cli.communicate(timeout=60)
+        self.assertEqual((cli.returncode, out), (0, b"a" * 95 + b"\n"), err)
+        with open(audit) as f:
+            execs = [e for e in map(json.loads, f) if e["event"] == "exec"]
+        self.assertEqual(execs[-1]["argv"], ["echo", "a" * 95])
+
+    def test_sandbox_ended_while_its_exec_argv_is_held(self):
+        # the receiver stuck in the read cannot be joined: the sandbox ends
+        # without it, and it leaves (closing the listener) once let go
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        self.assert_daemon_serves(d)
+        threads = self.tracer_threads()
+        cli, _ = self.argv_in_stalled_file(d, fs, slow, os.path.join(d, "a.jsonl"))
+        cli.kill()
+        cli.wait(timeout=30)
+        self.assert_daemon_serves(d)
+        self.assertGreater(self.tracer_threads(), threads)
+        self.fs_say(fs, "release")
+        wait_for(lambda: self.tracer_threads() == threads, 60, "the stuck receiver gone")
+        self.assert_daemon_serves(d)
+        self.assert_reapers_reaped()
+
     def test_command_inherits_umask_nice_and_limits(self):
         # Found in review: through a daemon the command got the broker's
         # umask, nice value and limits (a file made under umask 077 was
