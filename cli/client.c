@@ -22,6 +22,7 @@
 #include "fdpass.h"
 #include "log.h"
 #include "msg.h"
+#include "size.h"
 
 /* Signals a user sends to a job, forwarded to the sandbox's process group
  * as timeout(1) does. */
@@ -116,10 +117,12 @@ static void print_summary(const Seccell__RunResult *res, const struct run_option
         }
         if (o->max_procs)
                 n += snprintf(line + n, sizeof(line) - n, "peak %u of %u processes, ", s->peak_procs, o->max_procs);
-        if (o->max_memory)
-                n += snprintf(line + n, sizeof(line) - n, "peak %.1f of %.1f MiB, %llu memory kills, ",
-                              s->peak_memory / 1048576.0, o->max_memory / 1048576.0,
-                              (unsigned long long)s->memory_kills);
+        if (o->max_memory) {
+                char peak[32], max[32];
+                n += snprintf(line + n, sizeof(line) - n, "peak %s of %s, %llu memory kills, ",
+                              format_size(s->peak_memory, peak, sizeof(peak)),
+                              format_size(o->max_memory, max, sizeof(max)), (unsigned long long)s->memory_kills);
+        }
         if (o->max_procs || o->max_memory)
                 n += snprintf(line + n, sizeof(line) - n, "%llu forks allowed, %llu denied, ",
                               (unsigned long long)s->forks_allowed, (unsigned long long)s->forks_denied);
@@ -313,10 +316,11 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                 if (rep->run->ended_by && *rep->run->ended_by)
                         log_msg("the run was ended early: %s", rep->run->ended_by);
                 const Seccell__SandboxStats *s = rep->run->stats;
+                char max[32];
                 if (s && s->memory_kills)
-                        log_msg("%llu process%s killed by the memory limit (--max-memory %.1f MiB)",
+                        log_msg("%llu process%s killed by the memory limit (--max-memory %s)",
                                 (unsigned long long)s->memory_kills, s->memory_kills == 1 ? "" : "es",
-                                o->max_memory / 1048576.0);
+                                format_size(o->max_memory, max, sizeof(max)));
                 if (s && s->audit_write_errors)
                         log_msg("%llu audit event%s could not be written to %s: %s",
                                 (unsigned long long)s->audit_write_errors, s->audit_write_errors == 1 ? "" : "s",

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
@@ -147,4 +148,25 @@ int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *out)
                 return -ERANGE;
         *out = v;
         return 0;
+}
+
+const char *format_size(uint64_t bytes, char *buf, size_t len)
+{
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+        const unsigned last = sizeof(units) / sizeof(units[0]) - 1;
+        unsigned u = 0;
+        while (u < last && bytes >> (10 * (u + 1)))
+                u++;
+        /* tenths of the unit, rounded half up; 1023.96 MiB shows as 1 GiB */
+        unsigned __int128 tenths = (((unsigned __int128)bytes * 10 << 1 >> (10 * u)) + 1) >> 1;
+        if (tenths >= 10240 && u < last) {
+                u++;
+                tenths = (((unsigned __int128)bytes * 10 << 1 >> (10 * u)) + 1) >> 1;
+        }
+        unsigned long long t = (unsigned long long)tenths;
+        if (t % 10)
+                snprintf(buf, len, "%llu.%llu %s", t / 10, t % 10, units[u]);
+        else
+                snprintf(buf, len, "%llu %s", t / 10, units[u]);
+        return buf;
 }

@@ -1,6 +1,8 @@
 /* Parsing of user-given quantities. Each parser either returns the exact
- * value the text says or refuses it; nothing wraps around or rounds. */
+ * value the text says or refuses it; nothing wraps around or rounds. And
+ * the one way sizes are shown to users. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 
 /* Parse a byte size: digits with an optional fraction ("1.5G") and an
@@ -19,3 +21,9 @@ int parse_duration_ms(const char *s, uint64_t *out_ms);
 /* Parse a decimal unsigned integer in [min, max].
  * Returns 0, -EINVAL (malformed) or -ERANGE (outside the range). */
 int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* `bytes` for people, in the largest binary unit that keeps the number at
+ * or above 1: "512 B", "64 KiB", "13.3 MiB", "1.5 GiB" (one decimal,
+ * dropped when it is 0). Writes at most `len` bytes (NUL included) into
+ * `buf` and returns it. */
+const char *format_size(uint64_t bytes, char *buf, size_t len);

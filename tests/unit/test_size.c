@@ -312,6 +312,39 @@ static void errors_leave_output(void **state)
         assert_int_equal(v, SENTINEL);
 }
 
+static void format_sizes(void **state)
+{
+        (void)state;
+        static const struct {
+                uint64_t in;
+                const char *out;
+        } c[] = {
+                { 0, "0 B" },
+                { 1, "1 B" },
+                { 1023, "1023 B" },
+                { 1024, "1 KiB" },
+                { 1536, "1.5 KiB" },
+                { 64 * KiB, "64 KiB" },
+                { 64 * KiB + 51, "64 KiB" },  /* 64.0498: rounds down */
+                { 64 * KiB + 52, "64.1 KiB" }, /* 64.0508: rounds up */
+                { 13 * MiB + 3 * MiB / 10 + 1, "13.3 MiB" },
+                { 64 * MiB, "64 MiB" },
+                { GiB - MiB / 25, "1 GiB" },  /* 1023.96 MiB */
+                { GiB - MiB / 5, "1023.8 MiB" },
+                { 3 * GiB / 2, "1.5 GiB" },
+                { 2 * TiB, "2 TiB" },
+                { UINT64_MAX, "16 EiB" },
+        };
+        for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+                char buf[32];
+                assert_string_equal(format_size(c[i].in, buf, sizeof(buf)), c[i].out);
+        }
+        /* a short buffer is cut, never overrun */
+        char small[4] = "xyz";
+        format_size(13 * MiB, small, sizeof(small));
+        assert_string_equal(small, "13 ");
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(size_valid),
         cmocka_unit_test(size_range),
@@ -321,6 +354,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(duration_errors),
         cmocka_unit_test(uint_range),
         cmocka_unit_test(errors_leave_output),
+        cmocka_unit_test(format_sizes),
         /* regressions: bugs found by these tests, now fixed */
         cmocka_unit_test(bug_duration_negative_is_erange),
 };

@@ -69,7 +69,21 @@ NR = {"mmap": 9, "mmap-shared": 9, "mmap-shared-ro": 9, "mprotect": 10, "brk": 1
 
 REQ_RE = re.compile(r"^req (\d+) (\S+) data (\d+) grow (\d+)$")
 OK_RE = re.compile(r"^ok (\d+)$")
-SUMMARY_RE = re.compile(r"^seccell: summary: peak (\d+\.\d) of (\d+\.\d) MiB, (\d+) memory kills, ")
+SUMMARY_RE = re.compile(r"^seccell: summary: peak (\S+ \S+) of (\S+ \S+), (\d+) memory kills, ")
+
+
+def format_size(n):
+    """As seccell shows sizes (common/size.h format_size)."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    u = 0
+    while u + 1 < len(units) and n >> (10 * (u + 1)):
+        u += 1
+    tenths = ((n * 20 >> (10 * u)) + 1) >> 1
+    if tenths >= 10240 and u + 1 < len(units):
+        u += 1
+        tenths = ((n * 20 >> (10 * u)) + 1) >> 1
+    return ("%d.%d %s" % (tenths // 10, tenths % 10, units[u]) if tenths % 10
+            else "%d %s" % (tenths // 10, units[u]))
 
 
 # ------------------------------------------------------------------ /proc
@@ -1104,7 +1118,7 @@ class TestPython(MemTestBase):
         self.assertEqual(len(lines), 1, d)
         m = SUMMARY_RE.match(lines[0])
         self.assertIsNotNone(m, "summary format: %r" % lines[0])
-        self.assertEqual(m.groups(), ("%.1f" % (r.end["peak_memory"] / MIB), "64.0", "1"), lines[0])
+        self.assertEqual(m.groups(), (format_size(r.end["peak_memory"]), "64 MiB", "1"), lines[0])
 
     def test_bytearray_20m_at_64m_fine(self):
         limit = 64 * MIB
