@@ -222,6 +222,12 @@ static int apply_inherit(const struct spawn_inherit *in)
 static int cap_memory_rlimits(uint64_t max)
 {
         static const int res[] = { RLIMIT_STACK, RLIMIT_DATA };
+        /* Not below 1 MiB: under a few KiB the kernel cannot even set up
+         * the new image's stack and data, and the exec dies with SIGSEGV
+         * and no word; at 1 MiB it runs into the tracer, which says why
+         * it kills it. */
+        if (max < (1u << 20))
+                max = 1u << 20;
         for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
                 struct rlimit rl;
                 if (getrlimit(res[i], &rl) < 0)

@@ -37,7 +37,7 @@ struct spawn_request {
         bool switch_user;               /* broker is root: become uid/gid */
         int stdio[3];                   /* borrowed; duplicated into the root */
         const struct sock_fprog *filter;
-        uint64_t max_memory;            /* bytes, 0: none; caps RLIMIT_STACK */
+        uint64_t max_memory;            /* bytes, 0: none; caps RLIMIT_STACK and RLIMIT_DATA (not below 1 MiB) */
         const struct spawn_inherit *inherit; /* the client's, applied last as its user; NULL: none */
 };
 

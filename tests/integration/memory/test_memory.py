@@ -1120,6 +1120,17 @@ class TestPython(MemTestBase):
         self.assertIsNotNone(m, "summary format: %r" % lines[0])
         self.assertEqual(m.groups(), (format_size(r.end["peak_memory"]), "64 MiB", "1"), lines[0])
 
+    def test_tiny_limit_says_why(self):
+        # Found in review: at --max-memory 4k the stack and data limits,
+        # capped to it, left the kernel no room to set up the image: the
+        # exec died with SIGSEGV (139) and no word. The caps stop at 1 MiB,
+        # and the tracer kills the program at its first request, saying so.
+        r = self.sandbox(4096, ["/bin/true"])
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertIn("seccell: 1 process killed by the memory limit (--max-memory 4 KiB)", r.err, d)
+        self.assertAudit(r, 4096, kills=1)
+
     def test_bytearray_20m_at_64m_fine(self):
         limit = 64 * MIB
         r = self.sandbox(limit, [SYS_PYTHON, "-c", "b = bytearray(20 << 20); print('alive')"])
