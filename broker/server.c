@@ -90,6 +90,8 @@ struct server {
         bool accept_failing;                  /* log once per streak */
         int wake_fd;
         int fd_listen;
+        int spare_fd;                         /* /dev/null, given up to shed a
+                                               * connection when out of fds */
         pthread_mutex_t lock;
         struct conn *conns;                   /* open or awaiting free */
         size_t nconns;
@@ -500,6 +502,7 @@ int server_open(struct server **out, const char *dir, unsigned mode, int *wake_f
                 return -ENOMEM;
         pthread_mutex_init(&s->lock, NULL);
         s->wake_fd = s->fd_listen = -1;
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->wake_fd < 0) {
                 r = -errno;
@@ -650,6 +653,27 @@ static size_t pending_of(struct server *s, uid_t uid)
         return n;
 }
 
+/* Drop the fd-channel connections whose clients hung up: each holds a
+ * descriptor (and perhaps the client's stdio) for nobody. Returns how many
+ * were dropped. */
+static int drop_hung_up(struct server *s)
+{
+        int dropped = 0;
+        for (struct server_fds **pp = &s->fds; *pp;) {
+                struct server_fds *f = *pp;
+                struct pollfd p = { .fd = f->conn, .events = POLLRDHUP };
+                if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))) {
+                        *pp = f->next;
+                        s->nfds_pending--;
+                        server_fds_free(f);
+                        dropped++;
+                } else {
+                        pp = &f->next;
+                }
+        }
+        return dropped;
+}
+
 void server_accept_fds(struct server *s)
 {
         uint64_t now = mono_ns() / 1000000;
@@ -670,9 +694,31 @@ void server_accept_fds(struct server *s)
         for (;;) {
                 int c = accept4(s->fd_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (c < 0) {
-                        if (errno == EINTR || errno == ECONNABORTED)
+                        int e = errno;
+                        if (e == EINTR || e == ECONNABORTED)
                                 continue;
-                        return; /* EAGAIN, or out of descriptors: retry later */
+                        if ((e == EMFILE || e == ENFILE) && drop_hung_up(s) > 0)
+                                continue;
+                        if ((e == EMFILE || e == ENFILE) && s->spare_fd >= 0) {
+                                /* Out of descriptors: the connection would
+                                 * stay queued and the (level-triggered)
+                                 * listener readable, spinning the main
+                                 * loop. Shed it with the spare descriptor;
+                                 * its client sees the hang-up. */
+                                close(s->spare_fd);
+                                c = accept4(s->fd_listen, NULL, NULL, SOCK_CLOEXEC);
+                                if (c >= 0) {
+                                        static struct log_limit limit = { .burst = 5, .window_s = 60 };
+                                        log_limited(&limit, "out of descriptors: refusing an fd-channel connection");
+                                        close(c);
+                                }
+                                s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                                /* EMFILE comes before the queue is looked
+                                 * at: done once nothing was queued */
+                                if (c >= 0)
+                                        continue;
+                        }
+                        return; /* EAGAIN */
                 }
                 struct ucred cred;
                 socklen_t len = sizeof(cred);
@@ -771,6 +817,8 @@ void server_close(struct server *s)
                 close(s->fd_listen);
         if (s->wake_fd >= 0)
                 close(s->wake_fd);
+        if (s->spare_fd >= 0)
+                close(s->spare_fd);
         pthread_mutex_destroy(&s->lock);
         free(s);
 }

@@ -6,6 +6,7 @@ seccell and gets nothing more."""
 import json
 import os
 import platform
+import select
 import shutil
 import signal
 import socket
@@ -295,13 +296,13 @@ class DaemonBroker(SeccellTestCase):
     can reach by its socket) for a sandbox of its own: found in review, an
     embedded run's sandbox got an unlimited one from a daemon."""
 
-    def start_daemon(self, *extra, d=None):
+    def start_daemon(self, *extra, d=None, prefix=()):
         if d is None:
             d = tempfile.mkdtemp(prefix="seccell-daemon-")
             self.addCleanup(shutil.rmtree, d, True)
         r, w = os.pipe()
         broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
-        p = self.popen([broker, "--dir", d, "--ready-fd", str(w)] + list(extra), pass_fds=(w,),
+        p = self.popen(list(prefix) + [broker, "--dir", d, "--ready-fd", str(w)] + list(extra), pass_fds=(w,),
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        start_new_session=True)
         os.close(w)
@@ -614,6 +615,35 @@ print("execv failed", ctypes.get_errno())
         wait_for(lambda: self.tracer_threads() == threads, 60, "the stuck receiver gone")
         self.assert_daemon_serves(d)
         self.assert_reapers_reaped()
+
+    def test_out_of_descriptors_does_not_spin(self):
+        # Found in review: with the broker out of descriptors, a connection
+        # to its fd channel stayed queued and the listener readable, and the
+        # main loop spun on it. It is shed (the client sees the hang-up).
+        d = self.start_daemon(prefix=["prlimit", "--nofile=64:64", "--"])
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        path = os.path.join(d, "broker.fd")
+        for _ in range(80):   # more than the broker has descriptors for
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            c.connect(path)
+            held.append(c)
+        # the broker has shed some: hung up on them
+        wait_for(lambda: any(select.select([c], [], [], 0)[0] for c in held), 30, "a connection shed")
+
+        def cpu():
+            with open("/proc/%d/stat" % self.daemon.pid) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+        before, t0 = cpu(), time.monotonic()
+        time.sleep(1.0)
+        used, elapsed = cpu() - before, time.monotonic() - t0
+        # idle, it uses next to nothing; spinning, most of the second
+        self.assertLess(used, 0.5 * elapsed, "the broker spun while out of descriptors")
+        for c in held:
+            c.close()
+        held.clear()
+        self.assert_daemon_serves(d)
 
     def test_command_inherits_umask_nice_and_limits(self):
         # Found in review: through a daemon the command got the broker's
