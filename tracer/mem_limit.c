@@ -697,6 +697,8 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
         struct mem_grant *g = *pp;
         if (g->shared)
                 e->shared += g->bytes; /* see grants_settle */
+        else
+                e->judged += g->bytes; /* what it let in was judged */
         *pp = g->next;
         free(g);
 }
@@ -730,6 +732,29 @@ static void grants_settle_grown(struct proc_entry *e)
                         pp = &(*pp)->next;
 }
 
+/* `e`'s statm as it is now was let in: judged (with the ledger within the
+ * limit). `brk`: its start_brk now (from a stat read anyway; 0: read it).
+ * An address space counted under another entry owns nothing here. */
+static void bless(struct proc_entry *e, uint64_t brk)
+{
+        if (!brk) {
+                struct proc_stat st;
+                if (thread_stat(e, e->pid, &st) == 0)
+                        brk = st.start_brk;
+        }
+        e->judged = e->vm_dup ? 0 : e->data;
+        e->judged_brk = brk;
+}
+
+/* After an exact re-read that kept the ledger within the limit: every
+ * live address space's measure was judged. */
+static void bless_all(struct tsandbox *sb)
+{
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                if (!e->exited && !e->mem_killed)
+                        bless(e, 0);
+}
+
 /* The sum of the ledger (bytes), re-reading every live entry and the SysV
  * segments first when `exact`; `tid` is the requesting thread (0: none). */
 static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
@@ -753,6 +778,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * reading, since a sharer's exec or exit ends the
                          * sharing unseen) */
                         dup = shares_vm(sb, e, e); /* with an earlier one */
+                        e->vm_dup = dup;
                         e->data = entry_statm(e, 0);
                         e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
                         grants_settle_grown(e);
@@ -811,13 +837,18 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
                 copy = statm_data((pid_t)n->pid, n->pid, &unknown);
         }
         uint64_t ledger = ledger_sum(sb, false, 0);
-        if (ledger + copy > sb->max_memory) {
+        bool exact = ledger + copy > sb->max_memory;
+        if (exact) {
                 ledger = ledger_sum(sb, true, (pid_t)n->pid); /* settles grants */
                 if (e)
                         copy = e->data + proc_entry_grants(e);
         }
         if (ledger + copy > sb->max_memory)
-                return copy;
+                return copy; /* nothing judged: a refusal blesses no growth */
+        if (exact)
+                bless_all(sb);
+        else if (e)
+                bless(e, 0);
         *copy_out = copy;
         return 0;
 }
@@ -828,9 +859,19 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         if (!sb->max_memory || e->exited)
                 return;
         e->data = entry_statm(e, 0);
+        /* its copy was judged at the fork; a child sharing its parent's
+         * address space (vfork, CLONE_VM) owns none of it */
+        e->vm_dup = sb->vm_clones && shares_vm(sb, e, NULL);
+        bless(e, 0);
         uint64_t ledger = ledger_sum(sb, false, 0);
-        if (ledger > sb->mem_peak && (ledger = ledger_sum(sb, true, 0)) > sb->mem_peak)
+        /* the peak is the highest ledger judged within the limit; growth
+         * past it that nobody asked for is the sweep's (memory_kill with
+         * "unjudged") */
+        if (ledger > sb->mem_peak && (ledger = ledger_sum(sb, true, 0)) > sb->mem_peak &&
+            ledger <= sb->max_memory) {
+                bless_all(sb);
                 sb->mem_peak = ledger;
+        }
 }
 
 static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const struct seccomp_notif *n,
@@ -883,6 +924,16 @@ static void kill_grown(struct tsandbox *sb, struct proc_entry *e, uint64_t unjud
         audit_emit(&sb->audit, "memory_kill", f);
 }
 
+/* What `e` was let have, in statm bytes: its judged measure and the
+ * grants whose calls may not have run - nothing when its image has changed
+ * since it was judged (an exec; a changed start_brk shows it). */
+static uint64_t allowance(struct proc_entry *e)
+{
+        struct proc_stat st;
+        bool same_image = thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
+        return (same_image ? e->judged : 0) + proc_entry_grants(e);
+}
+
 void mem_limit_sweep(struct tsandbox *sb)
 {
         if (!sb->max_memory || sb->ended)
@@ -901,43 +952,44 @@ void mem_limit_sweep(struct tsandbox *sb)
         if (measure <= sb->max_memory || n == 0)
                 return;
 
-        /* Over: what was judged for each (its last reading and its grants),
-         * then the exact ledger, which re-reads them all */
-        struct judged {
+        /* Over: the exact ledger, then who grew past what it was let have.
+         * An address space shared with another process (CLONE_VM, a vfork
+         * child before its exec) is blamed on none of them: killing one
+         * would free nothing. */
+        struct cand {
                 struct proc_entry *e;
-                uint64_t bytes;
-                uint64_t counted;
-        } *j = calloc(n, sizeof(*j));
-        if (!j)
+                uint64_t counted, unjudged;
+        } *c = calloc(n, sizeof(*c));
+        if (!c)
                 return; /* the next sweep tries again */
-        size_t k = 0;
-        for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next)
-                if (!e->exited && !e->mem_killed && e->pidfd >= 0)
-                        j[k++] = (struct judged){ e, e->data + proc_entry_grants(e), 0 };
         uint64_t ledger = ledger_sum(sb, true, 0);
+        size_t k = 0;
         measure = sb->shm_bytes;
-        for (size_t i = 0; i < k; i++) {
-                struct proc_entry *e = j[i].e;
-                j[i].counted = (shares_vm(sb, e, e) ? 0 : e->data) + e->shared;
-                measure += j[i].counted;
+        for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next) {
+                if (e->exited || e->mem_killed || e->pidfd < 0)
+                        continue;
+                uint64_t allowed = allowance(e);
+                bool shared_as = sb->vm_clones && shares_vm(sb, e, NULL);
+                c[k] = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared,
+                                      !shared_as && e->data > allowed ? e->data - allowed : 0 };
+                measure += c[k++].counted;
         }
         /* the kernel's measure alone over the limit: what grew unjudged
          * goes, the most first */
         while (measure > sb->max_memory) {
-                struct judged *worst = NULL;
-                for (size_t i = 0; i < k; i++) {
-                        struct proc_entry *e = j[i].e;
-                        if (e->mem_killed || e->data <= j[i].bytes)
-                                continue;
-                        if (!worst || e->data - j[i].bytes > worst->e->data - worst->bytes)
-                                worst = &j[i];
-                }
+                struct cand *worst = NULL;
+                for (size_t i = 0; i < k; i++)
+                        if (!c[i].e->mem_killed && c[i].unjudged && (!worst || c[i].unjudged > worst->unjudged))
+                                worst = &c[i];
                 if (!worst)
                         break; /* nothing grew past its judgement: no one to blame */
-                kill_grown(sb, worst->e, worst->e->data - worst->bytes, ledger);
+                kill_grown(sb, worst->e, worst->unjudged, ledger);
                 measure -= worst->counted;
         }
-        free(j);
+        /* what is left fits: judged */
+        if (measure <= sb->max_memory)
+                bless_all(sb);
+        free(c);
 }
 
 /* Whether nothing but the parked requester can change `e`'s mappings
@@ -1020,7 +1072,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 faults = UINT64_MAX;
         bool alone = known && alone_in_its_address_space(sb, e, &st);
         uint64_t ledger = ledger_sum(sb, false, 0);
-        if (ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak) {
+        bool exact = ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak;
+        if (exact) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
@@ -1031,6 +1084,12 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 kill_requester(sb, e, n, growth, ledger);
                 return ENOMEM;
         }
+        /* within the limit: what the measure showed was judged - every
+         * process's when all were re-read, else the requester's */
+        if (exact)
+                bless_all(sb);
+        else
+                bless(e, known ? st.start_brk : 0);
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
                 shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);

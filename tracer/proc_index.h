@@ -46,7 +46,13 @@ struct proc_entry {
                                    * (memory limit only); -1: not open */
         int stat_fd;              /* /proc/<pid>/task/<pid>/stat (the leader
                                    * thread's), likewise */
-        bool mem_killed;          /* SIGKILLed by the memory sweep: counts no more */
+        bool mem_killed;          /* SIGKILLed by the memory limit: counts no more */
+        uint64_t judged;          /* bytes of statm this address space was let
+                                   * have (mem_limit_sweep blames growth above) */
+        uint64_t judged_brk;      /* its start_brk then: another one means an
+                                   * exec since, and nothing of it judged */
+        bool vm_dup;              /* at the last exact re-read, its address space
+                                   * was counted under another entry */
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
                                    * statm field 6), counted once per shared
                                    * object across the sandbox */

@@ -1174,49 +1174,17 @@ static int cmd_stack(int argc, char **argv)
         return 0;
 }
 
-/* growkids N HOW MIB LIMIT: N children, each growing by MIB with no
- * request once all exist, then holding it: HOW "stack" grows the main
- * stack (page faults), anything else is a program to exec whose image
- * holds MIB (seccell-mem-freebss). The parent makes no request either: it
- * waits until every child shows its growth in statm or has died, then until
- * its own and the live children's statm fit in LIMIT MiB (only the tracer's
- * sweep can make that so), and prints "survivors S killed K data D". */
-static int cmd_growkids(int argc, char **argv)
+/* Wait until each of the n processes in kids has died or shows `want`
+ * bytes in statm, then until this process's and their statm fit in
+ * `limit` bytes (only the tracer's sweep can make that so, by killing);
+ * print "survivors S killed K data D", SIGKILL and reap the rest. */
+static int await_fit(const pid_t *kids, uint64_t n, uint64_t want, uint64_t limit)
 {
         enum { MAX_KIDS = 256 };
-        if (argc != 4)
-                usage();
-        uint64_t n = num(argv[0]), mib = num(argv[2]), limit = num(argv[3]) * MIB;
-        const char *how = argv[1];
-        if (n == 0 || n > MAX_KIDS)
-                usage();
-        int go[2];
-        if (pipe2(go, O_CLOEXEC))
-                fail("pipe");
-        pid_t kids[MAX_KIDS];
         char pids[MAX_KIDS][24];
         bool dead[MAX_KIDS] = { 0 };
-        for (uint64_t i = 0; i < n; i++) {
-                kids[i] = fork();
-                if (kids[i] < 0)
-                        fail("fork");
-                if (kids[i] == 0) {
-                        close(go[1]);
-                        char c;
-                        while (read(go[0], &c, 1) < 0 && errno == EINTR)
-                                ;
-                        if (strcmp(how, "stack") != 0) {
-                                execl(how, how, (char *)NULL);
-                                _exit(127);
-                        }
-                        grow_stack(mib);
-                        for (;;)
-                                pause();
-                }
+        for (uint64_t i = 0; i < n; i++)
                 snprintf(pids[i], sizeof(pids[i]), "%d", kids[i]);
-        }
-        close(go[0]);
-        close(go[1]); /* go */
         for (int waited = 0;; waited++) {
                 if (waited > DEADLINE_MS) {
                         errno = ETIMEDOUT;
@@ -1228,13 +1196,12 @@ static int cmd_growkids(int argc, char **argv)
                                 dead[i] |= kids[i] == p;
                 uint64_t settled = 0;
                 for (uint64_t i = 0; i < n; i++)
-                        settled += dead[i] || statm_data_of(pids[i]) >= mib * MIB;
+                        settled += dead[i] || statm_data_of(pids[i]) >= want;
                 if (settled == n)
                         break;
                 struct timespec ts = { 0, 1000000 };
                 nanosleep(&ts, NULL);
         }
-        /* until the live processes fit: the sweep kills growers */
         for (int waited = 0;; waited++) {
                 if (waited > DEADLINE_MS) {
                         errno = ETIMEDOUT;
@@ -1267,6 +1234,85 @@ static int cmd_growkids(int argc, char **argv)
         while (wait(NULL) > 0 || errno == EINTR)
                 ;
         return 0;
+}
+
+/* growkids N HOW MIB LIMIT: N children, each growing by MIB with no
+ * request once all exist, then holding it: HOW "stack" grows the main
+ * stack (page faults), "stackfork" does so and then asks for a fork (which
+ * the grown sandbox refuses: a refusal must not pass the growth as
+ * judged), anything else is a program to exec whose image holds MIB
+ * (seccell-mem-freebss). The parent makes no request either: await_fit(). */
+static int cmd_growkids(int argc, char **argv)
+{
+        enum { MAX_KIDS = 256 };
+        if (argc != 4)
+                usage();
+        uint64_t n = num(argv[0]), mib = num(argv[2]), limit = num(argv[3]) * MIB;
+        const char *how = argv[1];
+        if (n == 0 || n > MAX_KIDS)
+                usage();
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t kids[MAX_KIDS];
+        for (uint64_t i = 0; i < n; i++) {
+                kids[i] = fork();
+                if (kids[i] < 0)
+                        fail("fork");
+                if (kids[i] == 0) {
+                        close(go[1]);
+                        char c;
+                        while (read(go[0], &c, 1) < 0 && errno == EINTR)
+                                ;
+                        if (strcmp(how, "stack") != 0 && strcmp(how, "stackfork") != 0) {
+                                execl(how, how, (char *)NULL);
+                                _exit(127);
+                        }
+                        grow_stack(mib);
+                        if (!strcmp(how, "stackfork")) {
+                                pid_t g = (pid_t)syscall(SYS_fork);
+                                if (g == 0)
+                                        _exit(0);
+                                if (g > 0)
+                                        waitpid(g, NULL, 0);
+                        }
+                        for (;;)
+                                pause();
+                }
+        }
+        close(go[0]);
+        close(go[1]); /* go */
+        return await_fit(kids, n, mib * MIB, limit);
+}
+
+/* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
+ * judged request), then N times vfork and exec PROG (an image of its own
+ * memory, no libc: seccell-mem-freebss) - a vfork child shares this
+ * address space until its exec, which must not pass the image as judged;
+ * then await_fit() with the images' 40 MiB. */
+static int cmd_vforkimages(int argc, char **argv)
+{
+        enum { MAX_KIDS = 256 };
+        if (argc != 4)
+                usage();
+        uint64_t n = num(argv[0]), hold = num(argv[1]) * MIB, limit = num(argv[3]) * MIB;
+        if (n == 0 || n > MAX_KIDS)
+                usage();
+        void *p = mmap(NULL, hold, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                fail("mmap");
+        touch(p, hold);
+        pid_t kids[MAX_KIDS];
+        for (uint64_t i = 0; i < n; i++) {
+                kids[i] = vfork();
+                if (kids[i] < 0)
+                        fail("vfork");
+                if (kids[i] == 0) {
+                        execl(argv[2], argv[2], (char *)NULL);
+                        _exit(127);
+                }
+        }
+        return await_fit(kids, n, 40 * MIB, limit);
 }
 
 /* ------------------------------------------------------------ SysV shm */
@@ -1595,7 +1641,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids },
+                { "growkids", cmd_growkids }, { "vforkimages", cmd_vforkimages },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
