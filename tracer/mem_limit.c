@@ -218,8 +218,12 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                 return;
         /* decided before the listing is read: a segment created after the
          * read by a thread that exits at once is no proof of failure */
-        for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
-                g->over = g->shmid < 0 && (g->tid == tid || thread_past_calls(g->tgid, g->tid, g->faults));
+        for (struct shm_seg *g = sb->shm_segs; g; g = g->next) {
+                /* not a process in an exec let run: its stat can wait on it */
+                struct proc_entry *e = proc_index_find(&sb->procs, g->tgid);
+                g->over = g->shmid < 0 && (g->tid == tid || ((!e || !e->exec_tid) &&
+                                                             thread_past_calls(g->tgid, g->tid, g->faults)));
+        }
         size_t n;
         struct shm_line *l = shm_read_lines(&n);
         if (!l)
@@ -558,10 +562,10 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
  * KCMP_VM. */
 static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct proc_entry *stop)
 {
-        if (!sb->vm_clones)
+        if (!sb->vm_clones || e->exec_tid)
                 return false; /* every entry has an address space of its own */
         for (struct proc_entry *o = sb->procs.head; o && o != stop; o = o->next)
-                if (o != e && !o->exited && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                if (o != e && !o->exited && !o->exec_tid && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
                         return true;
         return false;
 }
@@ -711,7 +715,7 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
 static void grants_settle(struct proc_entry *e, pid_t tid, bool look)
 {
         for (struct mem_grant **pp = &e->grants; *pp;)
-                if ((*pp)->tid == tid || (look && thread_past_calls(e->pid, (*pp)->tid, (*pp)->faults)))
+                if ((*pp)->tid == tid || (look && !e->exec_tid && thread_past_calls(e->pid, (*pp)->tid, (*pp)->faults)))
                         grant_drop(e, pp);
                 else
                         pp = &(*pp)->next;
@@ -734,15 +738,17 @@ static void grants_settle_grown(struct proc_entry *e)
 
 /* `e`'s statm as it is now was let in: judged (with the ledger within the
  * limit). `brk`: its start_brk now (from a stat read anyway; 0: read it).
- * An address space counted under another entry owns nothing here. */
+ * Not while an exec it was let run is not seen over. */
 static void bless(struct proc_entry *e, uint64_t brk)
 {
+        if (e->exec_tid)
+                return; /* its stat can wait on the exec: judged after it */
         if (!brk) {
                 struct proc_stat st;
                 if (thread_stat(e, e->pid, &st) == 0)
                         brk = st.start_brk;
         }
-        e->judged = e->vm_dup ? 0 : e->data;
+        e->judged = e->data;
         e->judged_brk = brk;
 }
 
@@ -780,7 +786,8 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         dup = shares_vm(sb, e, e); /* with an earlier one */
                         e->vm_dup = dup;
                         e->data = entry_statm(e, 0);
-                        e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
+                        if (!e->exec_tid) /* else as last read */
+                                e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
                         grants_settle_grown(e);
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
@@ -816,6 +823,23 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
                 }
 }
 
+void mem_limit_exec(struct tsandbox *sb, pid_t tid)
+{
+        struct proc_entry *e = sb->max_memory ? entry_of(sb, tid) : NULL;
+        if (e) {
+                e->exec_tid = tid;
+                e->judged = 0; /* nothing of the new image is judged */
+        }
+}
+
+/* A call of thread `tid` of `e` is parked in its notification: an exec let
+ * run before by the same thread (or, after it, the leader) is over. */
+static void exec_over(struct proc_entry *e, pid_t tid)
+{
+        if (e && (tid == e->exec_tid || tid == e->pid))
+                e->exec_tid = 0;
+}
+
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out)
 {
         *copy_out = 0;
@@ -828,6 +852,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         struct proc_entry *e = entry_of(sb, n->pid);
         bool unknown = false;
         uint64_t copy;
+        exec_over(e, (pid_t)n->pid);
         if (e) {
                 grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
                 e->data = entry_statm(e, n->pid);
@@ -930,7 +955,8 @@ static void kill_grown(struct tsandbox *sb, struct proc_entry *e, uint64_t unjud
 static uint64_t allowance(struct proc_entry *e)
 {
         struct proc_stat st;
-        bool same_image = thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
+        /* an exec let run and not seen over: its stat can wait on it */
+        bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
         return (same_image ? e->judged : 0) + proc_entry_grants(e);
 }
 
@@ -1009,6 +1035,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         struct proc_entry *e = entry_of(sb, n->pid);
         const uint64_t *args = (const uint64_t *)n->data.args;
         bool need_brk;
+
+        exec_over(e, (pid_t)n->pid);
 
         if (n->data.nr == SYS_brk && !args[0])
                 return 0; /* a query */

@@ -72,6 +72,7 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
         bool read = audit_on(&sb->audit) &&
                     exec_read(&target_mem_process_vm, n->pid, n->data.nr, (const uint64_t *)n->data.args, &rec) == 0;
         exec_record(sb, n, read ? &rec : NULL);
+        mem_limit_exec(sb, (pid_t)n->pid);
         if (read)
                 exec_record_free(&rec);
 }
@@ -170,6 +171,7 @@ static void inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, stru
         pthread_mutex_lock(&tracer_lock);
         if (serving(sb, rx)) {
                 exec_record(sb, n, read ? &rec : NULL);
+                mem_limit_exec(sb, (pid_t)n->pid);
                 answer(sb, n->id, 0);
         }
         pthread_mutex_unlock(&tracer_lock);

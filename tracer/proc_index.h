@@ -51,6 +51,11 @@ struct proc_entry {
                                    * have (mem_limit_sweep blames growth above) */
         uint64_t judged_brk;      /* its start_brk then: another one means an
                                    * exec since, and nothing of it judged */
+        pid_t exec_tid;           /* an exec was let run by this thread, and no
+                                   * call of the process seen since (0: none):
+                                   * /proc/<pid>/maps and kcmp of it can wait
+                                   * on the exec (a FUSE flush of a
+                                   * close-on-exec file) - not looked at */
         bool vm_dup;              /* at the last exact re-read, its address space
                                    * was counted under another entry */
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in

@@ -1,11 +1,14 @@
-"""A FUSE file system whose directory `slow` and file `data` (4 KiB of
-"a") can be made to stall: the stand-in for a hung network or FUSE mount
-under a command's working directory, or behind memory it has mapped. Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
+"""A FUSE file system whose directory `slow`, file `data` (4 KiB of "a")
+and file `flush` can be made to stall: the stand-in for a hung network or
+FUSE mount under a command's working directory, behind memory it has
+mapped, or behind a descriptor it closes (`flush`: its close, the kernel's
+FLUSH, blocks). Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
 
     stallfs.py MOUNTPOINT
 
 Commands on stdin, one per line:
-    arm      from now on a lookup of /slow, or a read of /data, blocks
+    arm      from now on a lookup of /slow, a read of /data or a close of
+             /flush blocks
              until `release`
              (answered `armed`)
     release  answer the blocked lookups (and stop blocking)
@@ -41,7 +44,7 @@ class StallFS(Operations):
         elif path == "/slow":
             hold()
             mode = stat.S_IFDIR | 0o755
-        elif path == "/data":
+        elif path in ("/data", "/flush"):
             return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
                     "st_size": len(DATA), "st_atime": now, "st_mtime": now, "st_ctime": now}
         else:
@@ -50,16 +53,22 @@ class StallFS(Operations):
                 "st_atime": now, "st_mtime": now, "st_ctime": now}
 
     def readdir(self, path, fh):
-        return [".", ".."] + (["slow", "data"] if path == "/" else [])
+        return [".", ".."] + (["slow", "data", "flush"] if path == "/" else [])
 
     def open(self, path, flags):
-        if path != "/data":
+        if path not in ("/data", "/flush"):
             raise FuseOSError(errno.ENOENT)
         return 0
 
     def read(self, path, size, offset, fh):
-        hold()
+        if path == "/data":
+            hold()
         return DATA[offset:offset + size]
+
+    def flush(self, path, fh):
+        if path == "/flush":
+            hold()
+        return 0
 
 
 DATA = b"a" * 4095 + b"\0"

@@ -581,6 +581,46 @@ print("execv failed", ctypes.get_errno())
         self.assertEqual(proc_stat(tid)[0], "seccell-tracer")
         return cli, tid
 
+    EXEC_FLUSH = r"""
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CLOEXEC)
+if os.fork() == 0:
+    os.read(0, 1)                       # once the exec below is held
+    m = mmap.mmap(-1, 32 << 20)         # a request at a new peak
+    m[0] = 1
+    print("mapped", flush=True)
+    os.read(0, 1)
+    os._exit(0)
+os.execv("/bin/true", ["true"])         # closes fd: its FLUSH is held
+"""
+
+    def test_exec_held_in_its_close_on_exec_holds_only_its_sandbox(self):
+        # Found in review: an exec held by a stalled FUSE flush (a
+        # close-on-exec file) holds its process's exec lock, and reading
+        # that process's /proc stat or maps waits for it; the tracer did,
+        # under its one lock, at a memory request of another process of
+        # the sandbox - and every user's runs stalled. It leaves a process
+        # whose exec it let run alone until that process is seen again.
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        self.fs_say(fs, "arm")
+        self.expect_line(fs, b"armed\n")
+        flush = os.path.join(os.path.dirname(slow), "flush")
+        cli = self.popen([SECCELL, "run", "--broker", d, "--max-memory", "256M", "--", SYS_PYTHON, "-c",
+                          self.EXEC_FLUSH, flush], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+        line = read_line(fs.stdout, 60)
+        if not line.startswith(b"blocked "):
+            self.fail("no flush held (%r): %s" % (line, errtext(cli)))
+        cli.stdin.write(b"g")
+        cli.stdin.flush()
+        self.assertEqual(read_line(cli.stdout, 60), b"mapped\n")
+        self.assert_daemon_serves(d)
+        self.fs_say(fs, "release")
+        cli.stdin.write(b"g")
+        cli.stdin.close()
+        self.assertEqual(self.wait_exit(cli, 60, "the run after the release"), 0, errtext(cli))
+
     def tracer_threads(self):
         (tracer,) = [p for p in descendants(self.daemon.pid) if proc_stat(p) and proc_stat(p)[0] == "seccell-tracer"]
         return len(os.listdir("/proc/%d/task" % tracer))
