@@ -395,6 +395,11 @@ int spawn_start(const struct spawn_request *rq, struct spawn_result *res)
                 close(sp[0]), close(rp[0]);
                 return r;
         }
+        /* never block on them: an event read in one epoll batch may find
+         * its bytes taken by an earlier handler of the same batch (found in
+         * review: the broker then slept until that sandbox ended) */
+        fcntl(rp[0], F_SETFL, fcntl(rp[0], F_GETFL) | O_NONBLOCK);
+        fcntl(sp[0], F_SETFL, fcntl(sp[0], F_GETFL) | O_NONBLOCK);
         res->reaper_sock = rp[0];
         res->go_sock = sp[0];
         return 0;

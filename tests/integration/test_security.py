@@ -656,6 +656,22 @@ os.execv("/bin/true", ["true"])         # closes fd: its FLUSH is held
         self.assert_daemon_serves(d)
         self.assert_reapers_reaped()
 
+    def test_concurrent_runs_do_not_freeze_the_daemon(self):
+        # Found in review: when a root's listener and its reaper's report
+        # came in one batch of events, the first handler took both and the
+        # second then waited on the (blocking) reaper socket until that run
+        # ended - 16 concurrent long runs froze the daemon in 4 of 5 tries,
+        # other users' --timeout included.
+        d = self.start_daemon()
+        m = self.marker(1000)
+        for _ in range(16):
+            self.popen([SECCELL, "run", "--broker", d, "--", "sleep", m], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: len(alive_with_marker(m)) == 16, 60, "16 runs started")
+        self.assert_daemon_serves(d)
+        r = self.seccell(["run", "--broker", d, "--timeout", "1", "--", "sleep", m], timeout=60)
+        self.assertEqual(r.returncode, 124, r.stderr)
+
     def test_out_of_descriptors_does_not_spin(self):
         # Found in review: with the broker out of descriptors, a connection
         # to its fd channel stayed queued and the listener readable, and the
