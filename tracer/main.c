@@ -37,6 +37,9 @@
 
 #define DRAIN_BUDGET 64
 #define MAX_PENDING_FDS 64
+/* Receivers left stuck (notif_rx_stuck) one uid may have before its new
+ * sandboxes are refused. */
+#define MAX_STUCK_PER_UID 4
 
 /* epoll data: a listener (the sandbox) or one of these tags. */
 enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL, TAG_SETTLE, TAG_MEMSWEEP };
@@ -262,6 +265,14 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 snprintf(why, whylen, "%zu descriptors arrived, %zu expected", p.nfds, want);
                 return -EBADF;
         }
+        /* each such receiver holds an ended run's address space */
+        unsigned stuck = notif_rx_stuck((unsigned)a->uid);
+        if (stuck >= MAX_STUCK_PER_UID) {
+                fds_close(p.fds, p.nfds);
+                snprintf(why, whylen, "uid %llu has %u ended runs whose exec arguments are still being read "
+                         "(memory a stalled file system holds)", (unsigned long long)a->uid, stuck);
+                return -EAGAIN;
+        }
         struct tsandbox *sb = calloc(1, sizeof(*sb));
         if (!sb) {
                 fds_close(p.fds, p.nfds);
@@ -279,9 +290,13 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
         notif_listener_setup(sb->listener);
         int r = proc_limit_start(sb);
-        if (r == 0 && (r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd, notif_inline, sb)) == 0 &&
-            (r = tracer_watch(sb->rx_efd, sb)) < 0 && !notif_rx_stop(sb->rx))
-                sb->listener = -1; /* the receiver closes it */
+        if (r == 0)
+                r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd, notif_inline, sb);
+        if (r == 0) {
+                notif_rx_set_owner(sb->rx, (unsigned)sb->uid);
+                if ((r = tracer_watch(sb->rx_efd, sb)) < 0 && !notif_rx_stop(sb->rx))
+                        sb->listener = -1; /* the receiver closes it */
+        }
         if (r < 0) {
                 snprintf(why, whylen, "cannot take over the sandbox: %s", strerror(-r));
                 proc_index_clear(&sb->procs, tracer_defer_free_entry);

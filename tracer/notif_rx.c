@@ -34,7 +34,39 @@ struct notif_rx {
         atomic_bool hup;
         bool exited;            /* under lock: the thread is leaving */
         bool abandoned;         /* under lock: it frees itself (notif_rx_stop) */
+        unsigned owner;         /* notif_rx_set_owner() */
+        struct notif_rx *next_stuck;
 };
+
+/* Receivers left stuck (notif_rx_stop), until they end. */
+static pthread_mutex_t stuck_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct notif_rx *stuck;
+
+static void stuck_remove(struct notif_rx *rx)
+{
+        pthread_mutex_lock(&stuck_lock);
+        for (struct notif_rx **pp = &stuck; *pp; pp = &(*pp)->next_stuck)
+                if (*pp == rx) {
+                        *pp = rx->next_stuck;
+                        break;
+                }
+        pthread_mutex_unlock(&stuck_lock);
+}
+
+void notif_rx_set_owner(struct notif_rx *rx, unsigned owner)
+{
+        rx->owner = owner;
+}
+
+unsigned notif_rx_stuck(unsigned owner)
+{
+        unsigned n = 0;
+        pthread_mutex_lock(&stuck_lock);
+        for (struct notif_rx *rx = stuck; rx; rx = rx->next_stuck)
+                n += rx->owner == owner;
+        pthread_mutex_unlock(&stuck_lock);
+        return n;
+}
 
 static size_t nsize;
 
@@ -126,6 +158,7 @@ static void *rx_main(void *arg)
         bool abandoned = rx->abandoned;
         pthread_mutex_unlock(&rx->lock);
         if (abandoned) {
+                stuck_remove(rx);
                 close(rx->listener);
                 rx_free(rx);
         }
@@ -198,10 +231,17 @@ bool notif_rx_stop(struct notif_rx *rx)
                         return true;
                 }
         }
+        /* listed before it can end and remove itself */
+        pthread_mutex_lock(&stuck_lock);
+        rx->next_stuck = stuck;
+        stuck = rx;
+        pthread_mutex_unlock(&stuck_lock);
         pthread_mutex_lock(&rx->lock);
         bool exited = rx->exited;
         rx->abandoned = !exited;
         pthread_mutex_unlock(&rx->lock);
+        if (exited)
+                stuck_remove(rx);
         if (exited) {
                 pthread_join(rx->thread, NULL);
                 rx_free(rx);

@@ -45,6 +45,14 @@ bool notif_rx_stopping(struct notif_rx *rx);
  * notification first, with `ctx`. Returns 0 or -errno. */
 int notif_rx_start(struct notif_rx **out, int listener, int *efd, notif_inline_fn inline_fn, void *ctx);
 
+/* Tag `rx` with the uid it serves, for notif_rx_stuck(). */
+void notif_rx_set_owner(struct notif_rx *rx, unsigned owner);
+
+/* How many receivers of `owner` were left stuck by notif_rx_stop() and
+ * have not ended yet: each holds its sandbox's address space (a read of its
+ * memory that a stalled file system holds). */
+unsigned notif_rx_stuck(unsigned owner);
+
 /* Take the oldest queued notification into `buf` (notif_size bytes).
  * Returns 1 if one was taken, 0 if the queue is empty, -ENOTCONN if it is
  * empty and the listener has hung up (every filtered task is gone). */

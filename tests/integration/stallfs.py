@@ -1,5 +1,5 @@
-"""A FUSE file system whose directory `slow`, file `data` (4 KiB of "a")
-and file `flush` can be made to stall: the stand-in for a hung network or
+"""A FUSE file system whose directory `slow`, files `data` and `data0` to
+`data7` (4 KiB of "a" each) and file `flush` can be made to stall: the stand-in for a hung network or
 FUSE mount under a command's working directory, behind memory it has
 mapped, or behind a descriptor it closes (`flush`: its close, the kernel's
 FLUSH, blocks). Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
@@ -7,7 +7,7 @@ FLUSH, blocks). Run as root with /usr/bin/python3 (python3-fusepy; Debian names 
     stallfs.py MOUNTPOINT
 
 Commands on stdin, one per line:
-    arm      from now on a lookup of /slow, a read of /data or a close of
+    arm      from now on a lookup of /slow, a read of /data* or a close of
              /flush blocks
              until `release`
              (answered `armed`)
@@ -44,7 +44,7 @@ class StallFS(Operations):
         elif path == "/slow":
             hold()
             mode = stat.S_IFDIR | 0o755
-        elif path in ("/data", "/flush"):
+        elif path in FILES:
             return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
                     "st_size": len(DATA), "st_atime": now, "st_mtime": now, "st_ctime": now}
         else:
@@ -53,15 +53,15 @@ class StallFS(Operations):
                 "st_atime": now, "st_mtime": now, "st_ctime": now}
 
     def readdir(self, path, fh):
-        return [".", ".."] + (["slow", "data", "flush"] if path == "/" else [])
+        return [".", ".."] + (["slow"] + [f[1:] for f in FILES] if path == "/" else [])
 
     def open(self, path, flags):
-        if path not in ("/data", "/flush"):
+        if path not in FILES:
             raise FuseOSError(errno.ENOENT)
         return 0
 
     def read(self, path, size, offset, fh):
-        if path == "/data":
+        if path.startswith("/data"):
             hold()
         return DATA[offset:offset + size]
 
@@ -72,6 +72,7 @@ class StallFS(Operations):
 
 
 DATA = b"a" * 4095 + b"\0"
+FILES = ["/data"] + ["/data%d" % i for i in range(8)] + ["/flush"]
 
 
 def hold():

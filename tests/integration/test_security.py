@@ -567,19 +567,49 @@ print("execv failed", ctypes.get_errno())
     def argv_in_stalled_file(self, d, fs, slow, audit):
         """A run whose exec's argv[1] is in the stallfs file `data`, not yet
         read; returns (its CLI, the tracer's tid held in that read)."""
-        data = os.path.join(os.path.dirname(slow), "data")
         self.fs_say(fs, "arm")
         self.expect_line(fs, b"armed\n")
+        cli, tid = self.argv_held_again(d, fs, slow, audit)
+        # held is the tracer, reading the argv
+        self.assertEqual(proc_stat(tid)[0], "seccell-tracer")
+        return cli, tid
+
+    def argv_held_again(self, d, fs, slow, audit, name="data"):
+        """argv_in_stalled_file() with the file system armed already; `name`:
+        the file (a page being read holds other readers of it in the page
+        cache, not in the file system)."""
+        data = os.path.join(os.path.dirname(slow), name)
         cli = self.popen([SECCELL, "run", "--broker", d, "--audit", audit, "--", SYS_PYTHON, "-c",
                           self.ARGV_IN_FILE, data], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
         line = read_line(fs.stdout, 60)
         if not line.startswith(b"blocked "):
             self.fail("no read held (%r): %s" % (line, errtext(cli)))
-        tid = int(line.split()[1])
-        # held is the tracer, reading the argv
-        self.assertEqual(proc_stat(tid)[0], "seccell-tracer")
-        return cli, tid
+        return cli, int(line.split()[1])
+
+    def test_stuck_argv_readers_are_capped_per_user(self):
+        # Found in review: each run ended while its exec argv read is held
+        # leaves a receiver holding the run's address space; 4 of one user
+        # refuse that user's next runs until they end.
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        self.assert_daemon_serves(d)
+        threads = self.tracer_threads()
+        audit = os.path.join(d, "a.jsonl")
+        for i in range(4):
+            if i == 0:
+                cli, _ = self.argv_in_stalled_file(d, fs, slow, audit)
+            else:
+                cli, _ = self.argv_held_again(d, fs, slow, audit, "data%d" % i)
+            cli.kill()
+            cli.wait(timeout=30)
+        wait_for(lambda: self.tracer_threads() == threads + 4, 60, "four receivers left stuck")
+        r = self.seccell(["run", "--broker", d, "--", "/bin/echo", "refused"], timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (125, b""), r.stderr)
+        self.assertIn(b"exec arguments are still being read", r.stderr)
+        self.fs_say(fs, "release")
+        wait_for(lambda: self.tracer_threads() == threads, 60, "the stuck receivers gone")
+        self.assert_daemon_serves(d)
 
     EXEC_FLUSH = r"""
 import mmap, os, sys
