@@ -207,6 +207,8 @@ static void on_reaper(void *obj, uint32_t events)
                 spawn_advance(sb);
                 return;
         }
+        if (sb->state == SB_ABANDONED)
+                return; /* collected in the batch that gave it up: stale */
         int r = reaper_recv(sb->sp.reaper_sock, &m);
         if (r == -EAGAIN || r == -EINTR)
                 return;
@@ -228,8 +230,11 @@ static void on_reaper(void *obj, uint32_t events)
 
 static void on_go(void *obj, uint32_t events)
 {
+        struct sandbox *sb = obj;
         (void)events;
-        spawn_advance(obj);
+        /* collected in the batch that saw the set-up end: stale */
+        if (sb->state == SB_SPAWNING)
+                spawn_advance(sb);
 }
 
 static void on_client(void *obj, uint32_t events)
