@@ -250,9 +250,12 @@ static void root_main(void *ud)
         bool killable;
         char go;
 
-        /* own process group: signals forwarded to the group reach the
-         * whole job, and the kill at the end starts there */
-        setpgid(0, 0);
+        /* own session and process group: no controlling terminal (found
+         * in review: through a daemon started from a terminal, a sandbox
+         * could open /dev/tty and read what its owner typed); signals
+         * forwarded to the group reach the whole job, and the kill at the
+         * end starts there */
+        setsid();
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 root_fail(ST_NNP, errno);
         /* The user's process limit is judged at setresuid(2) (an exec
@@ -379,6 +382,8 @@ int spawn_start(const struct spawn_request *rq, struct spawn_result *res)
                 int fds[5] = { rq->stdio[0], rq->stdio[1], rq->stdio[2], sp[1], rp[1] };
                 if (child_setup(fds, 5) < 0)
                         _exit(125);
+                /* out of the broker's process group, as the tracer */
+                setpgid(0, 0);
                 reaper_main(root_main, (void *)rq);
         }
         close(sp[1]);

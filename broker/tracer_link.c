@@ -70,6 +70,12 @@ int tracer_link_start(struct tracer_link *t, const char *tracer_path, const char
         if (pid == 0) {
                 /* The tracer dies with the broker: it has no one to serve. */
                 prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                /* Out of the broker's process group: a signal to the group
+                 * (Ctrl-C on a foreground daemon, timeout(1), a service
+                 * manager's stop) is the broker's to handle, ending every
+                 * run first (found in review: the tracer died with it, and
+                 * runs ended with their processes left behind). */
+                setpgid(0, 0);
                 if (getppid() != parent)
                         _exit(125);
                 int fds[5] = { 0, 1, 2, sv[1], ready[1] };

@@ -702,6 +702,56 @@ os.execv("/bin/true", ["true"])         # closes fd: its FLUSH is held
         r = self.seccell(["run", "--broker", d, "--timeout", "1", "--", "sleep", m], timeout=60)
         self.assertEqual(r.returncode, 124, r.stderr)
 
+    TTY_PROBE = r"""
+import os
+print(os.getsid(0) == os.getpid(), flush=True)
+try:
+    os.open("/dev/tty", os.O_RDWR)
+    print("tty opened")
+except OSError as e:
+    print(e.errno)
+"""
+
+    def test_sandbox_gets_no_terminal_of_a_daemon_started_from_one(self):
+        # Found in review: a daemon started from a terminal shared its
+        # session with every sandbox, whose processes could open /dev/tty
+        # and read what its owner typed. A sandbox has a session of its own.
+        import errno, fcntl, pty, termios
+        master, slave = pty.openpty()
+        self.addCleanup(os.close, master)
+
+        def with_terminal():
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        d = tempfile.mkdtemp(prefix="seccell-daemon-")
+        self.addCleanup(shutil.rmtree, d, True)
+        r, w = os.pipe()
+        broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
+        self.daemon = self.popen([broker, "--dir", d, "--ready-fd", str(w)], pass_fds=(w, slave),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 preexec_fn=with_terminal)
+        os.close(w)
+        os.close(slave)
+        with os.fdopen(r, "rb", buffering=0) as ready:
+            self.assertEqual(read_line(ready, 30), b"r", errtext(self.daemon))
+        out = self.seccell(["run", "--broker", d, "--", SYS_PYTHON, "-c", self.TTY_PROBE], timeout=60)
+        self.assertEqual((out.returncode, out.stdout), (0, b"True\n%d\n" % errno.ENXIO), out.stderr)
+
+    def test_signal_to_the_daemons_group_ends_runs_whole(self):
+        # Found in review: the reapers and the tracer were in the broker's
+        # process group, so a signal to the group (Ctrl-C on a foreground
+        # daemon, timeout(1), a service manager's stop) killed them with
+        # it, and the runs' processes lived on under init.
+        d = self.start_daemon()
+        m = self.marker(1000)
+        cli = self.popen([SECCELL, "run", "--broker", d, "--", "sh", "-c", "sleep %s & sleep %s" % (m, m)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: len(alive_with_marker(m)) == 2, 60, "the run started")
+        os.killpg(self.daemon.pid, signal.SIGTERM)
+        self.wait_exit(self.daemon, 60, "the daemon after SIGTERM to its group")
+        self.assertEqual(self.wait_exit(cli, 60, "the client"), 137)
+        self.assertNoSurvivors(m)
+
     def test_out_of_descriptors_does_not_spin(self):
         # Found in review: with the broker out of descriptors, a connection
         # to its fd channel stayed queued and the listener readable, and the
