@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -56,6 +60,29 @@ static int bad_value(const char *opt, const char *val, int r, const char *what)
 
 /* Whether this process runs under a seccomp filter ("Seccomp: 2"). */
 static bool under_seccomp_filter(void) { return procfs_status_field(getpid(), "Seccomp") == 2; }
+
+/* Whether this process may create a seccomp listener, as a private
+ * broker's sandboxes must: tried in a throw-away child (an allow-all
+ * filter with SECCOMP_FILTER_FLAG_NEW_LISTENER). Inside a seccell sandbox
+ * its filter refuses it (EPERM). */
+static bool listener_allowed(void)
+{
+        pid_t pid = fork();
+        if (pid < 0)
+                return true; /* cannot tell: let the broker find out */
+        if (pid == 0) {
+                struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+                struct sock_fprog prog = { .len = 1, .filter = &allow };
+                prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                long fd = syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+                _exit(fd < 0 && errno == EPERM ? 1 : 0);
+        }
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                        return true;
+        return !(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
 
 /* Whether a daemon serves `sock`: a socket file nobody listens on (left by
  * a daemon that crashed) refuses the connection, and then a private broker
@@ -156,6 +183,14 @@ static int cmd_run(int argc, char **argv)
         if (broker_dir) {
                 status = client_open(&cl) < 0 ? EXIT_SECCELL : client_run(&cl, broker_dir, &o, -1);
         } else {
+                /* A sandbox's processes cannot start a tracer (no privilege,
+                 * no supervisor filter): said in one line, before a private
+                 * broker and its tracer fail with lines of their own. */
+                if (under_seccomp_filter() && !listener_allowed()) {
+                        log_msg("seccell run cannot be used inside a seccell sandbox (this process may not create "
+                                "a seccomp listener)");
+                        return EXIT_SECCELL;
+                }
                 /* the private broker starts while this process sets up */
                 struct embedded e;
                 if (embedded_start(&e) < 0)
