@@ -203,7 +203,10 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
         fds[3] = o->audit_fd;
         _cleanup_close_ int conn = connect_fdchan(dir);
         if (conn < 0) {
-                log_errno(conn, "cannot reach the broker's fd channel in %s", dir);
+                if (conn == -ENOENT || conn == -ECONNREFUSED)
+                        log_msg("no broker is running in %s (%s)", dir, strerror(-conn));
+                else
+                        log_errno(conn, "cannot reach the broker's fd channel in %s", dir);
                 return 125;
         }
         uint64_t token = fdchan_new_token();
