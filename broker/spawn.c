@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -250,12 +251,21 @@ static void root_main(void *ud)
         bool killable;
         char go;
 
-        /* own session and process group: no controlling terminal (found
-         * in review: through a daemon started from a terminal, a sandbox
-         * could open /dev/tty and read what its owner typed); signals
-         * forwarded to the group reach the whole job, and the kill at the
-         * end starts there */
-        setsid();
+        /* own process group: signals forwarded to the group reach the
+         * whole job, and the kill at the end starts there */
+        setpgid(0, 0);
+        /* No controlling terminal (found in review: through a daemon
+         * started from a terminal, a sandbox could open /dev/tty and read
+         * what its owner typed). Not by a session of its own: a new session
+         * is a new scheduling autogroup, and the tracer's wake-ups then lost
+         * to the sandbox often enough to multiply EINTR on forks (CI: dash
+         * lost a fork in 31 of 100 pipelines). TIOCNOTTY drops the terminal
+         * for this process and what it starts. */
+        int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (tty >= 0) {
+                ioctl(tty, TIOCNOTTY);
+                close(tty);
+        }
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
                 root_fail(ST_NNP, errno);
         /* The user's process limit is judged at setresuid(2) (an exec

@@ -206,6 +206,7 @@ static void listener_close(struct tsandbox *sb)
          * listener itself when it gets out */
         if (notif_rx_stop(sb->rx))
                 close(sb->listener);
+        notif_forget(sb);
         sb->rx = NULL;
         sb->rx_efd = -1;
         sb->listener = -1;

@@ -64,17 +64,56 @@ static void exec_record(struct tsandbox *sb, const struct seccomp_notif *n, cons
         }
 }
 
-/* execve/execveat met on the main loop (never queued: notif_inline takes
- * them all): audit what is about to run, then let the kernel do it. */
+/* Execs whose path and argv a receiver read but could not record (the
+ * tracer lock was busy): left to the main loop with the notification.
+ * Under exec_lock, which also orders a receiver's look at its sandbox
+ * before the sandbox is freed (notif_forget). */
+struct pre_read {
+        const struct tsandbox *sb;
+        uint64_t id;
+        struct exec_record rec;
+        bool read;
+        struct pre_read *next;
+};
+static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pre_read *pre_reads;
+
+void notif_forget(const struct tsandbox *sb)
+{
+        pthread_mutex_lock(&exec_lock);
+        for (struct pre_read **pp = &pre_reads; *pp;) {
+                struct pre_read *p = *pp;
+                if (p->sb == sb) {
+                        *pp = p->next;
+                        if (p->read)
+                                exec_record_free(&p->rec);
+                        free(p);
+                } else {
+                        pp = &p->next;
+                }
+        }
+        pthread_mutex_unlock(&exec_lock);
+}
+
+/* execve/execveat on the main loop: record what its receiver read (the
+ * main loop never reads a sandbox's memory: a stalled file system behind it
+ * would hold every sandbox), then let the kernel do it. */
 static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
 {
-        struct exec_record rec;
-        bool read = audit_on(&sb->audit) &&
-                    exec_read(&target_mem_process_vm, n->pid, n->data.nr, (const uint64_t *)n->data.args, &rec) == 0;
-        exec_record(sb, n, read ? &rec : NULL);
+        struct pre_read *p = NULL;
+        pthread_mutex_lock(&exec_lock);
+        for (struct pre_read **pp = &pre_reads; *pp; pp = &(*pp)->next)
+                if ((*pp)->sb == sb && (*pp)->id == n->id) {
+                        p = *pp;
+                        *pp = p->next;
+                        break;
+                }
+        pthread_mutex_unlock(&exec_lock);
+        exec_record(sb, n, p && p->read ? &p->rec : NULL);
         mem_limit_exec(sb, (pid_t)n->pid);
-        if (read)
-                exec_record_free(&rec);
+        if (p && p->read)
+                exec_record_free(&p->rec);
+        free(p);
 }
 
 /* One answer: CONTINUE (err 0, no value), an error, or a return value. */
@@ -156,27 +195,49 @@ static bool serving(struct tsandbox *sb, struct notif_rx *rx)
         return !notif_rx_stopping(rx) && sb->listener >= 0 && !sb->ended;
 }
 
-/* An exec on the receiver thread: read without the lock (see notif_loop.h),
- * record and answer under it. */
-static void inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, struct notif_rx *rx)
+/* An exec on the receiver thread: read without the lock (see
+ * notif_loop.h); recorded and answered here if the tracer lock is free at
+ * once, else queued with what was read. Never waits for the lock: while
+ * this thread waits nothing is received, and a fork's notification not
+ * received yet can be ended by a signal (EINTR; found in CI: dash lost a
+ * fork in 22 of 100 pipelines while exec waited here). Returns as
+ * notif_inline(). */
+static bool inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, struct notif_rx *rx)
 {
-        pthread_mutex_lock(&tracer_lock);
-        bool ok = serving(sb, rx), audit = ok && audit_on(&sb->audit);
-        pthread_mutex_unlock(&tracer_lock);
+        /* the sandbox is alive while its receiver is not stopping, and
+         * notif_forget() (before it is freed) takes exec_lock */
+        pthread_mutex_lock(&exec_lock);
+        bool ok = !notif_rx_stopping(rx), audit = ok && audit_on(&sb->audit);
+        pthread_mutex_unlock(&exec_lock);
         if (!ok)
-                return;
+                return true; /* over: dropped */
         struct exec_record rec;
         bool read = audit && exec_read(&target_mem_process_vm, n->pid, n->data.nr,
                                        (const uint64_t *)n->data.args, &rec) == 0;
-        pthread_mutex_lock(&tracer_lock);
-        if (serving(sb, rx)) {
-                exec_record(sb, n, read ? &rec : NULL);
-                mem_limit_exec(sb, (pid_t)n->pid);
-                answer(sb, n->id, 0);
+        if (pthread_mutex_trylock(&tracer_lock) == 0) {
+                if (serving(sb, rx)) {
+                        exec_record(sb, n, read ? &rec : NULL);
+                        mem_limit_exec(sb, (pid_t)n->pid);
+                        answer(sb, n->id, 0);
+                }
+                pthread_mutex_unlock(&tracer_lock);
+                if (read)
+                        exec_record_free(&rec);
+                return true;
         }
-        pthread_mutex_unlock(&tracer_lock);
+        struct pre_read *p = calloc(1, sizeof(*p));
+        pthread_mutex_lock(&exec_lock);
+        if (p && !notif_rx_stopping(rx)) {
+                *p = (struct pre_read){ .sb = sb, .id = n->id, .rec = rec, .read = read, .next = pre_reads };
+                pre_reads = p;
+                p = NULL;
+                read = false; /* the main loop's now */
+        }
+        pthread_mutex_unlock(&exec_lock);
+        free(p);
         if (read)
                 exec_record_free(&rec);
+        return false;
 }
 
 bool notif_inline(void *ctx, struct seccomp_notif *n, struct notif_rx *rx)
@@ -189,8 +250,7 @@ bool notif_inline(void *ctx, struct seccomp_notif *n, struct notif_rx *rx)
                 return false; /* birth registration: ptrace, main thread */
         case SYS_execve:
         case SYS_execveat:
-                inline_exec(sb, n, rx);
-                return true;
+                return inline_exec(sb, n, rx);
         default:
                 break;
         }

@@ -33,13 +33,18 @@ int notif_respond_result(int listener, uint64_t id, long result);
 /* The receiver's inline callback (notif_rx.h), `ctx` the tsandbox: judges
  * and answers a memory or namespace notification when the tracer lock is
  * free at once; fork-like calls (ptrace, main thread only) and anything met
- * while the main loop is busy are left to the queue. An exec is always
- * handled here: its path and argv are read out of the caller's memory
- * without the lock (memory a stalled file system backs can hold that read
- * for good: it holds this sandbox's receiver, never the tracer), then
- * recorded and answered under it. */
+ * while the main loop is busy are left to the queue. An exec's path and
+ * argv are always read here, out of the caller's memory and without the
+ * lock (memory a stalled file system backs can hold that read for good: it
+ * holds this sandbox's receiver, never the tracer); the exec is recorded
+ * and answered here when the lock is free, else on the main loop with what
+ * was read. */
 struct notif_rx;
 bool notif_inline(void *ctx, struct seccomp_notif *n, struct notif_rx *rx);
+
+/* Drop what receivers left for `sb` (execs read but not recorded); after
+ * its receiver was stopped and before `sb` is freed. */
+void notif_forget(const struct tsandbox *sb);
 
 /* Answer the notifications the sandbox's receiver (notif_rx.h) has
  * queued, at most `budget`, without ever blocking. ENOENT from a reply
