@@ -159,11 +159,8 @@ static struct shm_line *shm_read_lines(size_t *n)
                 return NULL;
         if (fgets(line, sizeof(line), f)) /* header */
                 while (fgets(line, sizeof(line), f)) {
-                        long long key;
-                        int shmid, cpid;
-                        unsigned long long size;
-                        /* key shmid perms size cpid ... */
-                        if (sscanf(line, "%lld %d %*o %llu %d", &key, &shmid, &size, &cpid) != 4)
+                        struct shm_listing sl;
+                        if (!shm_listing_parse(line, &sl))
                                 continue;
                         if (*n == cap) {
                                 size_t c2 = cap ? 2 * cap : 64;
@@ -177,7 +174,7 @@ static struct shm_line *shm_read_lines(size_t *n)
                                 v = v2;
                                 cap = c2;
                         }
-                        v[(*n)++] = (struct shm_line){ (key_t)key, shmid, size, cpid, false };
+                        v[(*n)++] = (struct shm_line){ (key_t)sl.key, sl.shmid, sl.size, sl.cpid, false };
                 }
         fclose(f);
         if (!v)
@@ -884,9 +881,9 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         if (!sb->max_memory || e->exited)
                 return;
         e->data = entry_statm(e, 0);
-        /* its copy was judged at the fork; a child sharing its parent's
-         * address space (vfork, CLONE_VM) owns none of it */
-        e->vm_dup = sb->vm_clones && shares_vm(sb, e, NULL);
+        /* its copy was judged at the fork (a child sharing its parent's
+         * address space is not blamed while it shares; its exec voids
+         * what it was let have: mem_limit_exec) */
         bless(e, 0);
         uint64_t ledger = ledger_sum(sb, false, 0);
         /* the peak is the highest ledger judged within the limit; growth
@@ -899,10 +896,13 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         }
 }
 
-static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const struct seccomp_notif *n,
-                           uint64_t growth, uint64_t ledger)
+/* Kill process `pid` (`e`: its entry, or NULL) for the memory limit and
+ * record it: the memory_kill event. `n`: the request it is killed for -
+ * its thread, syscall and `requested` bytes; NULL for the sweep, which
+ * records the `unjudged` bytes instead. */
+static void memory_kill(struct tsandbox *sb, struct proc_entry *e, pid_t pid, const struct seccomp_notif *n,
+                        uint64_t requested, uint64_t unjudged, uint64_t ledger)
 {
-        pid_t pid = e ? e->pid : (pid_t)n->pid;
         /* through the pidfd: never a recycled pid, never the whole group */
         if (e && e->pidfd >= 0) {
                 syscall(__NR_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
@@ -911,7 +911,7 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
                 if (pidfd >= 0) {
                         syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
                         close(pidfd);
-                } else {
+                } else if (n) {
                         /* out of descriptors: the requester is parked in
                          * its notification, alive, so its pid is its own */
                         kill(pid, SIGKILL);
@@ -922,31 +922,22 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
         sb->mem_kills++;
         json_object *f = json_object_new_object();
         json_object_object_add(f, "pid", json_object_new_int(pid));
-        json_object_object_add(f, "tid", json_object_new_int(n->pid));
-        json_object_object_add(f, "syscall", json_object_new_int(n->data.nr));
-        json_object_object_add(f, "requested", json_object_new_uint64(growth));
+        if (n) {
+                json_object_object_add(f, "tid", json_object_new_int(n->pid));
+                json_object_object_add(f, "syscall", json_object_new_int(n->data.nr));
+        }
+        json_object_object_add(f, "requested", json_object_new_uint64(requested));
+        if (!n)
+                json_object_object_add(f, "unjudged", json_object_new_uint64(unjudged));
         json_object_object_add(f, "ledger", json_object_new_uint64(ledger));
         json_object_object_add(f, "limit", json_object_new_uint64(sb->max_memory));
         audit_emit(&sb->audit, "memory_kill", f);
 }
 
-/* Kill `e`, which grew `unjudged` bytes past what was judged for it while
- * the sandbox's measure was over the limit (mem_limit_sweep()). */
-static void kill_grown(struct tsandbox *sb, struct proc_entry *e, uint64_t unjudged, uint64_t ledger)
+static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const struct seccomp_notif *n,
+                           uint64_t growth, uint64_t ledger)
 {
-        if (e->pidfd >= 0)
-                syscall(__NR_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
-        e->mem_killed = true;
-        sb->mem_kills++;
-        log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed", (unsigned long long)sb->id, e->pid,
-                  (unsigned long long)unjudged);
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "pid", json_object_new_int(e->pid));
-        json_object_object_add(f, "requested", json_object_new_uint64(0));
-        json_object_object_add(f, "unjudged", json_object_new_uint64(unjudged));
-        json_object_object_add(f, "ledger", json_object_new_uint64(ledger));
-        json_object_object_add(f, "limit", json_object_new_uint64(sb->max_memory));
-        audit_emit(&sb->audit, "memory_kill", f);
+        memory_kill(sb, e, e ? e->pid : (pid_t)n->pid, n, growth, 0, ledger);
 }
 
 /* What `e` was let have, in statm bytes: its judged measure and the
@@ -1009,7 +1000,9 @@ void mem_limit_sweep(struct tsandbox *sb)
                                 worst = &c[i];
                 if (!worst)
                         break; /* nothing grew past its judgement: no one to blame */
-                kill_grown(sb, worst->e, worst->unjudged, ledger);
+                log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed", (unsigned long long)sb->id,
+                          worst->e->pid, (unsigned long long)worst->unjudged);
+                memory_kill(sb, worst->e, worst->e->pid, NULL, 0, worst->unjudged, ledger);
                 measure -= worst->counted;
         }
         /* what is left fits: judged */

@@ -39,6 +39,20 @@ static bool same_ipc_ns(pid_t tid)
                a.st_ino == b.st_ino;
 }
 
+bool shm_listing_parse(const char *line, struct shm_listing *out)
+{
+        int key, id, cpid, lpid;
+        unsigned mode, uid, gid, cuid, cgid;
+        unsigned long long sz;
+        unsigned long nattch;
+        if (sscanf(line, "%d %d %o %llu %d %d %lu %u %u %u %u", &key, &id, &mode, &sz, &cpid, &lpid, &nattch, &uid,
+                   &gid, &cuid, &cgid) != 11)
+                return false;
+        *out = (struct shm_listing){ .key = key, .shmid = id, .size = sz, .mode = mode, .cpid = cpid, .uid = uid,
+                                     .cuid = cuid, .gid = gid, .cgid = cgid };
+        return true;
+}
+
 /* The listing of segment `shmid`. Returns 0, -ENOENT (not listed: removed
  * since) or -errno. */
 static int shm_listing_read(int shmid, struct shm_listing *out)
@@ -50,19 +64,9 @@ static int shm_listing_read(int shmid, struct shm_listing *out)
         if (!f)
                 return -errno;
         if (getline(&line, &cap, f) > 0) /* header */
-                while (r == -ENOENT && getline(&line, &cap, f) > 0) {
-                        int key, id, cpid, lpid;
-                        unsigned mode, uid, gid, cuid, cgid;
-                        unsigned long long sz;
-                        unsigned long nattch;
-                        /* key shmid perms size cpid lpid nattch uid gid cuid cgid ... */
-                        if (sscanf(line, "%d %d %o %llu %d %d %lu %u %u %u %u", &key, &id, &mode, &sz, &cpid, &lpid,
-                                   &nattch, &uid, &gid, &cuid, &cgid) == 11 && id == shmid) {
-                                *out = (struct shm_listing){ .shmid = id, .size = sz, .mode = mode, .uid = uid,
-                                                             .cuid = cuid, .gid = gid, .cgid = cgid };
+                while (r == -ENOENT && getline(&line, &cap, f) > 0)
+                        if (shm_listing_parse(line, out) && out->shmid == shmid)
                                 r = 0;
-                        }
-                }
         free(line);
         fclose(f);
         return r;

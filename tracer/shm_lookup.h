@@ -15,12 +15,19 @@
 
 /* A segment as /proc/sysvipc/shm lists it (proc(5)). */
 struct shm_listing {
+        int key;                /* IPC_PRIVATE (0) once removed (IPC_RMID) */
         int shmid;
         uint64_t size;          /* shm_segsz: the size asked at creation */
         unsigned mode;          /* permission bits (and SHM_* flags above them) */
+        pid_t cpid;             /* its creator */
         uid_t uid, cuid;
         gid_t gid, cgid;
 };
+
+/* Parse one line of /proc/sysvipc/shm ("key shmid perms size cpid lpid
+ * nattch uid gid cuid cgid ..."). Returns false for the header or a line
+ * that does not parse. */
+bool shm_listing_parse(const char *line, struct shm_listing *out);
 
 /* The caller as ipcperms() sees it, for one segment: its effective uid,
  * whether in_group_p() holds (filesystem gid or a supplementary group) for
