@@ -57,6 +57,27 @@ struct sandbox {
         struct sandbox *next;
 };
 
+/* Let go of everything but the reaper's pidfd (and its watch): the
+ * request, the client's descriptors, the timer, the reaper's and root's
+ * sockets. */
+static void sandbox_release(struct sandbox *sb)
+{
+        struct watch *ws[] = { &sb->w_reaper, &sb->w_go, &sb->w_client, &sb->w_timer };
+        for (size_t i = 0; i < ARRAY_SIZE(ws); i++)
+                broker_unwatch(sb->b, ws[i]);
+        spawn_result_close(&sb->sp);
+        closep(&sb->client_conn);
+        closep(&sb->timer_fd);
+        closep(&sb->audit_fd);
+        sb->client_conn = sb->timer_fd = sb->audit_fd = -1;
+        if (sb->req)
+                seccell__request__free_unpacked(sb->req, NULL);
+        sb->req = NULL;
+        if (sb->rq)
+                server_drop(sb->rq);
+        sb->rq = NULL;
+}
+
 static void sandbox_free(struct sandbox *sb)
 {
         struct broker *b = sb->b;
@@ -65,19 +86,9 @@ static void sandbox_free(struct sandbox *sb)
                         *pp = sb->next;
                         break;
                 }
-        struct watch *ws[] = { &sb->w_reaper, &sb->w_go, &sb->w_client, &sb->w_timer, &sb->w_reaped };
-        for (size_t i = 0; i < ARRAY_SIZE(ws); i++)
-                broker_unwatch(b, ws[i]);
+        sandbox_release(sb);
+        broker_unwatch(b, &sb->w_reaped);
         spawn_result_free(&sb->sp);
-        closep(&sb->client_conn);
-        closep(&sb->timer_fd);
-        closep(&sb->audit_fd);
-        if (sb->req)
-                seccell__request__free_unpacked(sb->req, NULL);
-        sb->req = NULL;
-        if (sb->rq)
-                server_drop(sb->rq);
-        sb->rq = NULL;
         sb->next = b->graveyard;
         b->graveyard = sb;
 }
@@ -161,25 +172,12 @@ static void on_reaped(void *obj, uint32_t events)
 static void sandbox_abandon(struct sandbox *sb)
 {
         struct broker *b = sb->b;
-        struct watch *ws[] = { &sb->w_reaper, &sb->w_go, &sb->w_client, &sb->w_timer };
-        for (size_t i = 0; i < ARRAY_SIZE(ws); i++)
-                broker_unwatch(b, ws[i]);
         sb->state = SB_ABANDONED;
         sb->ended = true;
-        if (sb->rq)
-                server_drop(sb->rq);
-        sb->rq = NULL;
         /* only the reaper's pidfd is kept: a root stuck in a file system
          * call can keep its reaper for good (found in review: 100 such
          * runs held 187 MB and 300 descriptors of the broker) */
-        if (sb->req)
-                seccell__request__free_unpacked(sb->req, NULL);
-        sb->req = NULL;
-        closep(&sb->client_conn);
-        closep(&sb->timer_fd);
-        closep(&sb->audit_fd);
-        sb->client_conn = sb->timer_fd = sb->audit_fd = -1;
-        spawn_result_close(&sb->sp);
+        sandbox_release(sb);
         sb->w_reaped = (struct watch){ on_reaped, sb, sb->sp.reaper_pidfd };
         if (broker_watch(b, &sb->w_reaped, EPOLLIN) < 0) {
                 /* cannot watch: the orphan sweep reaps it instead */

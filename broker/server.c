@@ -653,16 +653,29 @@ static size_t pending_of(struct server *s, uid_t uid)
         return n;
 }
 
-/* Drop the fd-channel connections whose clients hung up: each holds a
- * descriptor (and perhaps the client's stdio) for nobody. Returns how many
- * were dropped. */
-static int drop_hung_up(struct server *s)
+/* Whether the client of pending connection `f` hung up. */
+static bool fds_hung_up(const struct server_fds *f, uint64_t now_ms)
 {
+        (void)now_ms;
+        struct pollfd p = { .fd = f->conn, .events = POLLRDHUP };
+        return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
+/* Whether pending connection `f` has waited too long to be claimed. */
+static bool fds_expired(const struct server_fds *f, uint64_t now_ms)
+{
+        return now_ms - f->since_ms > PENDING_EXPIRY_MS;
+}
+
+/* Drop the pending fd-channel connections for which `drop` holds: each
+ * holds a descriptor (and perhaps the client's stdio). Returns how many. */
+static int drop_fds_if(struct server *s, bool (*drop)(const struct server_fds *, uint64_t))
+{
+        uint64_t now = mono_ns() / 1000000;
         int dropped = 0;
         for (struct server_fds **pp = &s->fds; *pp;) {
                 struct server_fds *f = *pp;
-                struct pollfd p = { .fd = f->conn, .events = POLLRDHUP };
-                if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR))) {
+                if (drop(f, now)) {
                         *pp = f->next;
                         s->nfds_pending--;
                         server_fds_free(f);
@@ -676,28 +689,17 @@ static int drop_hung_up(struct server *s)
 
 void server_accept_fds(struct server *s)
 {
-        uint64_t now = mono_ns() / 1000000;
-
         /* Connections whose packet never came, or was never claimed by a
          * run request, are dropped after a while, so a client cannot pin
          * broker descriptors or fill the table. */
-        for (struct server_fds **pp = &s->fds; *pp;) {
-                struct server_fds *f = *pp;
-                if (now - f->since_ms > PENDING_EXPIRY_MS) {
-                        *pp = f->next;
-                        s->nfds_pending--;
-                        server_fds_free(f);
-                } else {
-                        pp = &f->next;
-                }
-        }
+        drop_fds_if(s, fds_expired);
         for (;;) {
                 int c = accept4(s->fd_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (c < 0) {
                         int e = errno;
                         if (e == EINTR || e == ECONNABORTED)
                                 continue;
-                        if ((e == EMFILE || e == ENFILE) && drop_hung_up(s) > 0)
+                        if ((e == EMFILE || e == ENFILE) && drop_fds_if(s, fds_hung_up) > 0)
                                 continue;
                         if ((e == EMFILE || e == ENFILE) && s->spare_fd >= 0) {
                                 /* Out of descriptors: the connection would
@@ -739,7 +741,7 @@ void server_accept_fds(struct server *s)
                 }
                 f->conn = c;
                 f->uid = cred.uid;
-                f->since_ms = now;
+                f->since_ms = mono_ns() / 1000000;
                 f->next = s->fds;
                 s->fds = f;
                 s->nfds_pending++;

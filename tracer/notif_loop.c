@@ -199,8 +199,7 @@ static bool serving(struct tsandbox *sb, struct notif_rx *rx)
  * notif_loop.h); recorded and answered here if the tracer lock is free at
  * once, else queued with what was read. Never waits for the lock: while
  * this thread waits nothing is received, and a fork's notification not
- * received yet can be ended by a signal (EINTR; found in CI: dash lost a
- * fork in 22 of 100 pipelines while exec waited here). Returns as
+ * received yet can be ended by a signal (EINTR, notif_rx.h). Returns as
  * notif_inline(). */
 static bool inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, struct notif_rx *rx)
 {
