@@ -130,13 +130,13 @@ int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result)
                 int shmid = shmget(key, 0, 0);
                 if (shmid < 0)
                         return errno == ENOENT ? 0 : -errno;
-                struct shm_listing seg;
+                struct shm_listing seg = { 0 };
                 int r = shm_listing_read(shmid, &seg);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)
                         return r;
-                struct ipc_caller c;
+                struct ipc_caller c = { 0 };
                 r = ipc_caller_read(tid, &seg, &c);
                 if (r < 0)
                         return r;
