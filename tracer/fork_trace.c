@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/seccomp.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct trace_rec {
         pid_t parent;           /* child: the creating thread, when known */
         bool registered;        /* child: counted in its sandbox already */
         bool died;              /* child: killed before its creator's event */
+        bool thread;            /* child: a thread of its creator's process */
         struct trace_rec *next;
 };
 
@@ -44,18 +46,92 @@ static int timer_fd = -1;
 #define SETTLE_NS (2 * 1000 * 1000)
 /* A new task whose creator's event never comes is let go after this. */
 #define ORPHAN_NS (1000 * 1000 * 1000ull)
+/* How long a seize may wait for its process's exec lock. */
+#define SEIZE_WAIT_NS (1000 * 1000)
+/* The signal that ends such a wait (to the tracer's main thread only,
+ * blocked everywhere else and at any other time). */
+#define SEIZE_SIGNAL SIGRTMIN
 
+static timer_t seize_timer;
+static sigjmp_buf seize_env;
+static volatile sig_atomic_t seize_waiting;
 
-static void arm_timer(void)
+void fork_trace_arm(void)
 {
         struct itimerspec its = { .it_value = { .tv_nsec = SETTLE_NS } };
         timerfd_settime(timer_fd, 0, &its, NULL);
 }
 
+static void on_seize_deadline(int sig)
+{
+        (void)sig;
+        if (seize_waiting)
+                siglongjmp(seize_env, 1);
+}
+
 int fork_trace_init(void)
 {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SEIZE_SIGNAL);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        struct sigaction sa = { .sa_handler = on_seize_deadline };
+        sigemptyset(&sa.sa_mask);
+        struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SEIZE_SIGNAL };
+        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+        if (sigaction(SEIZE_SIGNAL, &sa, NULL) < 0 || timer_create(CLOCK_MONOTONIC, &sev, &seize_timer) < 0)
+                return -errno;
         timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         return timer_fd < 0 ? -errno : timer_fd;
+}
+
+/* Drop a deadline signal left pending (raised after its seize was over);
+ * disarms the timer first. */
+static void seize_deadline_clear(const sigset_t *set)
+{
+        static const struct itimerspec off;
+        static const struct timespec now;
+        timer_settime(seize_timer, 0, &off, NULL);
+        while (sigtimedwait(set, NULL, &now) == SEIZE_SIGNAL)
+                ;
+}
+
+/* PTRACE_SEIZE of `tid` with `opts`, waiting at most SEIZE_WAIT_NS.
+ * Returns 0, -errno, or -EWOULDBLOCK when the wait ran out.
+ *
+ * ptrace_attach() takes the target process's cred_guard_mutex, which an
+ * execve holds from before it reads the binary (and looks up a script's
+ * interpreter) to its end: an exec held in a stalled file system (a FUSE
+ * mount of the sandbox's user) would hold the tracer, and every sandbox,
+ * for as long. The mutex is taken interruptibly (ERESTARTNOINTR): a timer
+ * signal to this thread ends the wait, and its handler jumps back here
+ * rather than let the call restart. An exec of the sandbox is only let run
+ * under tracer_lock, which the caller holds. (The other look at a task
+ * under way in an exec, /proc/<tid>/syscall in fork_trace_settle, takes
+ * exec_update_lock, which an exec takes only once its other threads are
+ * gone.) Main thread only (the timer signals it). */
+static int seize_within(pid_t tid, long opts)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SEIZE_SIGNAL);
+        seize_deadline_clear(&set);
+        /* volatile: read after the jump */
+        volatile int r = -EWOULDBLOCK;
+        if (sigsetjmp(seize_env, 1) == 0) {
+                struct itimerspec its = { .it_value = { .tv_nsec = SEIZE_WAIT_NS } };
+                seize_waiting = 1;
+                timer_settime(seize_timer, 0, &its, NULL);
+                pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+                r = ptrace(PTRACE_SEIZE, tid, 0, opts) < 0 ? -errno : 0;
+                pthread_sigmask(SIG_BLOCK, &set, NULL);
+        }
+        /* here after the jump too, with the mask restored (blocked) */
+        seize_waiting = 0;
+        seize_deadline_clear(&set);
+        if (r == -EWOULDBLOCK && traced_by_us(tid))
+                r = 0; /* the deadline crossed a seize that was done */
+        return r;
 }
 
 static struct trace_rec *rec_find(pid_t tid)
@@ -100,13 +176,12 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
         } else {
                 /* EXITKILL: should the tracer die mid-way, the traced tasks
                  * die rather than run unregistered. */
-                if (ptrace(PTRACE_SEIZE, tid, 0,
-                           PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_EXITKILL) < 0) {
-                        /* EPERM when already traced: fine if by us (an
-                         * auto-attached task let go without a detach) */
-                        if (errno != EPERM || !traced_by_us(tid))
-                                return -errno;
-                }
+                int sr = seize_within(tid, PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
+                                                   PTRACE_O_EXITKILL);
+                /* EPERM when already traced: fine if by us (an
+                 * auto-attached task let go without a detach) */
+                if (sr < 0 && (sr != -EPERM || !traced_by_us(tid)))
+                        return sr;
                 if (r)
                         rec_free(r); /* a stale record of a new child */
                 r = rec_new(tid);
@@ -127,7 +202,7 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
          * kernel abort it (copy_process sees a pending signal and returns
          * ERESTARTNOINTR). A fork that creates a child stops at its event;
          * one that does not is found by fork_trace_settle(). */
-        arm_timer();
+        fork_trace_arm();
         return 0;
 }
 
@@ -185,7 +260,7 @@ void fork_trace_settle(void)
                         r->interrupted = true;
         }
         if (pending)
-                arm_timer();
+                fork_trace_arm();
 }
 
 /* Register a stopped new child, let it run, and release the reservation
@@ -257,6 +332,22 @@ static void on_parent(struct trace_rec *r, int status)
                 struct trace_rec *c = rec_find((pid_t)child);
                 if (!c && (c = rec_new((pid_t)child)))
                         c->is_child = true;
+                /* A thread made by a parent still seized after a fork the
+                 * kernel refused (the filter lets thread clones run
+                 * unseen; TRACECLONE reports them all the same): no new
+                 * process, and never to be killed as an unregistered one
+                 * (a SIGKILL to a thread kills its process). */
+                if (c && event == PTRACE_EVENT_CLONE && procfs_tgid((pid_t)child) == procfs_tgid(tid)) {
+                        c->thread = true;
+                        c->sb = sb;
+                        if (c->stopped || c->died) {
+                                if (c->stopped)
+                                        ptrace(PTRACE_DETACH, c->tid, 0, 0);
+                                rec_free(c);
+                        }
+                        proc_limit_fork_done(sb, tid);
+                        return;
+                }
                 if (c) {
                         c->sb = sb;
                         c->parent = tid;
@@ -287,8 +378,8 @@ static void on_child(struct trace_rec *c, int status)
         if (WIFEXITED(status) || WIFSIGNALED(status)) {
                 /* killed (SIGKILL) before its first stop, so before running
                  * any code of its own: it existed all the same */
-                if (c->registered) {
-                        rec_free(c); /* counted; its pidfd tells the rest */
+                if (c->registered || c->thread) {
+                        rec_free(c); /* counted (its pidfd tells the rest), or no process */
                 } else if (c->sb) {
                         proc_limit_child_died(c->sb, c->parent, c->tid);
                         rec_free(c);
@@ -307,8 +398,12 @@ static void on_child(struct trace_rec *c, int status)
         /* its first stop; until its creator's event names its sandbox, it
          * waits here, stopped, before running any code of its own */
         c->stopped = true;
-        if (c->sb)
+        if (c->thread) {
+                ptrace(PTRACE_DETACH, c->tid, 0, 0);
+                rec_free(c);
+        } else if (c->sb) {
                 child_register(c);
+        }
 }
 
 void fork_trace_collect(void)
@@ -325,7 +420,7 @@ void fork_trace_collect(void)
                         if (!(r = rec_new(pid)))
                                 continue;
                         r->is_child = true;
-                        arm_timer();
+                        fork_trace_arm();
                 }
                 if (r->is_child)
                         on_child(r, status);

@@ -8,7 +8,10 @@
  * until it is registered). One that creates nothing (refused by the
  * kernel, or restarted by a signal) is found when the thread is seen out of
  * the fork syscall (/proc/<tid>/syscall), then interrupted and detached at
- * that stop. The stops arrive through waitpid on SIGCHLD in the
+ * that stop. A seize waits for the process's cred_guard_mutex, which a
+ * sibling thread's exec holds: it gives up after a millisecond and is
+ * tried again later, so an exec held in a stalled file system holds only
+ * its own process's forks. The stops arrive through waitpid on SIGCHLD in the
  * tracer's one loop, never by blocking on one task: a vfork parent, parked
  * until its child execs, is detached at its event. Every ptrace request is
  * made by the tracer's only thread, the one that seized. */
@@ -26,8 +29,14 @@ int fork_trace_init(void);
  * Returns 0 when the trace is under way (the outcome comes
  * through proc_limit_fork_done/proc_limit_child_born), or -errno when the
  * task could not be seized, in which case the notification is unanswered
- * and the caller answers it. */
+ * and the caller answers it: -EWOULDBLOCK when its process's exec lock
+ * stayed held (an exec of another of its threads is under way; try again
+ * later). Caller holds tracer_lock (no exec of the sandbox is let run
+ * meanwhile); main thread only. */
 int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id);
+
+/* Arm the settle timer (fork_trace_settle() in a few milliseconds). */
+void fork_trace_arm(void);
 
 /* The settle timer fired: a traced parent that has left its fork syscall
  * without a fork event created nothing; interrupt it (harmless now), so

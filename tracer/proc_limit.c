@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "mem_limit.h"
 #include "procfs.h"
 #include "syscalls.h"
@@ -64,7 +65,7 @@ int proc_limit_start(struct tsandbox *sb)
 {
         if (!sb->tracked)
                 return 0;
-        struct proc_entry *e;
+        struct proc_entry *e = NULL;
         int r = register_pid(sb, sb->root, &e);
         if (r < 0)
                 return r;
@@ -134,7 +135,7 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
         }
         /* the child's own measure replaces its creator's reservation */
         mem_limit_fork_over(sb, parent_tid);
-        struct proc_entry *e;
+        struct proc_entry *e = NULL;
         int r = register_pid(sb, child, &e);
         if (r == -ESRCH) {
                 /* gone before we could look: nothing to count */
@@ -205,7 +206,15 @@ static int deny_namespace(struct tsandbox *sb, const struct seccomp_notif *n)
         return EPERM;
 }
 
-static int hold(struct tsandbox *sb, const struct seccomp_notif *n)
+/* A fork held while its process's exec lock is: tried again after 2 ms,
+ * then after twice as long each time, up to once a second (each try can
+ * cost the tracer SEIZE_WAIT_NS). */
+#define RETRY_FIRST_NS (2 * 1000 * 1000ull)
+#define RETRY_MAX_NS (1000 * 1000 * 1000ull)
+
+/* Hold notification `n`: until the thaw (`backoff` 0), or to be tried
+ * again in `backoff` ns (its process's exec lock is held). */
+static int hold(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t backoff)
 {
         struct held_notif *h = calloc(1, sizeof(*h));
         if (!h)
@@ -214,6 +223,12 @@ static int hold(struct tsandbox *sb, const struct seccomp_notif *n)
         h->tid = n->pid;
         h->nr = n->data.nr;
         memcpy(h->args, n->data.args, sizeof(h->args));
+        if (backoff) {
+                h->backoff_ns = backoff;
+                h->retry_ns = mono_ns() + backoff;
+                h->tgid = procfs_tgid(n->pid);
+                fork_trace_arm();
+        }
         h->next = sb->held;
         sb->held = h;
         return NOTIF_ANSWERED;
@@ -233,8 +248,9 @@ static int deny_fork(struct tsandbox *sb, const struct seccomp_notif *n, int err
 }
 
 /* Judge a fork request of `tid` (notification `id`): EAGAIN, Continue with
- * birth registration, or hold. */
-static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
+ * birth registration, or hold; `backoff`: how long to hold it if its
+ * process's exec lock is held (0: RETRY_FIRST_NS). */
+static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t backoff)
 {
         /* reaps seen since the last decision leave the count (and the
          * record) now; exits not yet seen are polled only at the limit */
@@ -246,7 +262,7 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
                 v = proc_limit_judge(live, sb->max_procs, sb->frozen);
         }
         if (v == FORK_HOLD)
-                return hold(sb, n);
+                return hold(sb, n, 0);
         uint64_t reserve = 0;
         uint64_t over = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n, &reserve) : 0;
         if (over) {
@@ -265,6 +281,13 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n)
         int r = fork_trace_begin(sb, sb->listener, n->pid, n->id);
         if (r < 0) {
                 sb->reserved--;
+                if (r == -EWOULDBLOCK) {
+                        /* another thread's exec (held, maybe for good, in
+                         * a stalled file system): not waited for */
+                        log_debug("sandbox %llu: fork of task %d waits for its process's exec",
+                                  (unsigned long long)sb->id, n->pid);
+                        return hold(sb, n, backoff ? backoff : RETRY_FIRST_NS);
+                }
 
                 /* a task that exited (killed with its group, say) cannot
                  * be seized either (EPERM): its notification is gone */
@@ -300,7 +323,7 @@ int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         case SYS_vfork:
                 if (!sb->tracked)
                         return ENOSYS; /* not routed without a limit */
-                return judge_fork(sb, n);
+                return judge_fork(sb, n, 0);
         default:
                 return ENOSYS;
         }
@@ -328,13 +351,74 @@ void proc_limit_freeze(struct tsandbox *sb, bool frozen)
                         struct seccomp_notif n = { .id = h->id, .pid = h->tid };
                         n.data.nr = h->nr;
                         memcpy(n.data.args, h->args, sizeof(h->args));
-                        int err = judge_fork(sb, &n);
+                        int err = judge_fork(sb, &n, 0);
                         if (err != NOTIF_ANSWERED)
                                 notif_respond(sb->listener, h->id, err);
                 }
                 free(h);
                 h = next;
         }
+}
+
+/* Whether `sb` holds, for its exec lock, a fork of process `tgid` that is
+ * not due at `now`: a process's forks wait for the same lock. */
+static bool waits_later(struct tsandbox *sb, pid_t tgid, uint64_t now)
+{
+        for (struct held_notif *h = sb->held; h; h = h->next)
+                if (h->retry_ns > now && h->tgid == tgid)
+                        return true;
+        return false;
+}
+
+void proc_limit_retry(struct tsandbox *sb)
+{
+        if (sb->frozen || sb->ended || sb->listener < 0)
+                return;
+        uint64_t now = mono_ns();
+        struct held_notif *due = NULL, **tail = &due;
+        bool left = false;
+        for (struct held_notif **pp = &sb->held; *pp;) {
+                struct held_notif *h = *pp;
+                if (h->retry_ns && h->retry_ns <= now) {
+                        *pp = h->next;
+                        h->next = NULL;
+                        *tail = h;
+                        tail = &h->next;
+                } else {
+                        left |= h->retry_ns != 0;
+                        pp = &h->next;
+                }
+        }
+        while (due) {
+                struct held_notif *h = due;
+                due = h->next;
+                uint64_t id = h->id;
+                uint64_t backoff = h->backoff_ns * 2 < RETRY_MAX_NS ? h->backoff_ns * 2 : RETRY_MAX_NS;
+                if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) {
+                        free(h); /* the task died (the exec went on: de_thread) */
+                        continue;
+                }
+                if (h->tgid > 0 && waits_later(sb, h->tgid, now)) {
+                        /* a fork of its process found the lock held just now */
+                        h->retry_ns = now + backoff;
+                        h->backoff_ns = backoff;
+                        h->next = sb->held;
+                        sb->held = h;
+                        left = true;
+                        continue;
+                }
+                struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
+                n.data.nr = h->nr;
+                memcpy(n.data.args, h->args, sizeof(h->args));
+                free(h);
+                int err = judge_fork(sb, &n, backoff);
+                if (err == NOTIF_ANSWERED)
+                        left |= sb->held && sb->held->id == n.id && sb->held->retry_ns;
+                else
+                        notif_respond(sb->listener, n.id, err);
+        }
+        if (left)
+                fork_trace_arm();
 }
 
 void proc_limit_end(struct tsandbox *sb)

@@ -36,6 +36,11 @@ void proc_limit_pidfd_event(struct proc_entry *e, uint32_t events);
  * (SIGCONT, then judge the held notifications again). */
 void proc_limit_freeze(struct tsandbox *sb, bool frozen);
 
+/* The settle tick: judge again the forks held for their process's exec
+ * lock whose time has come (fork_trace_begin: -EWOULDBLOCK); keeps the
+ * tick armed while any is held. */
+void proc_limit_retry(struct tsandbox *sb);
+
 /* The sandbox is over: account the last reaps, drop everything. */
 void proc_limit_end(struct tsandbox *sb);
 

@@ -14,12 +14,16 @@ enum { TW_LISTENER = 100, TW_PIDFD };
 struct shm_seg;
 struct fork_copy;
 
-/* A fork notification held while the sandbox is frozen. */
+/* A fork notification held while the sandbox is frozen, or while its
+ * process's exec lock is held (fork_trace_begin: -EWOULDBLOCK). */
 struct held_notif {
         uint64_t id;
         pid_t tid;
         int nr;
         uint64_t args[6];
+        uint64_t retry_ns;        /* exec lock: when to try again (0: frozen) */
+        uint64_t backoff_ns;      /* exec lock: the wait before that */
+        pid_t tgid;               /* exec lock: the process of `tid` */
         struct held_notif *next;
 };
 

@@ -656,6 +656,81 @@ os.execv("/bin/true", ["true"])         # closes fd: its FLUSH is held
         cli.stdin.close()
         self.assertEqual(self.wait_exit(cli, 60, "the run after the release"), 0, errtext(cli))
 
+    # -- an exec held in a stalled file system beside forks. An exec holds
+    # its process's cred_guard_mutex from before it reads the binary (and
+    # looks up a script's interpreter) to its end; PTRACE_SEIZE and a read
+    # of /proc/<tid>/syscall wait for that mutex. Found in review: the
+    # tracer did both under its one lock, so a sandbox thread exec'ing a
+    # script whose interpreter lies on the user's own FUSE mount, beside a
+    # sibling thread's fork, stalled every user's runs.
+
+    HELD_EXEC = r"""
+import ctypes, os, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def run_script():
+    # through ctypes: the GIL is let go for the held exec
+    libc.execv(sys.argv[1].encode(), (ctypes.c_char_p * 2)(sys.argv[1].encode(), None))
+    print("exec failed", ctypes.get_errno(), flush=True)
+"""
+
+    def held_exec_run(self, d, fs, slow, cmd):
+        """A run of `cmd` + [a script whose interpreter is in `slow`] with
+        the stallfs armed; returns its CLI once the script's exec is held."""
+        top = tempfile.mkdtemp(prefix="seccell-script-")
+        self.addCleanup(shutil.rmtree, top, True)
+        os.chmod(top, 0o755)
+        script = os.path.join(top, "script")
+        with open(script, "w") as f:
+            f.write("#!%s/interp\n" % slow)
+        os.chmod(script, 0o755)
+        self.fs_say(fs, "arm")
+        self.expect_line(fs, b"armed\n")
+        cli = self.popen([SECCELL, "run", "--broker", d, "--max-procs", "8", "--"] + cmd + [script],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = read_line(fs.stdout, 60)
+        if not line.startswith(b"blocked "):
+            self.fail("no lookup held (%r): %s" % (line, errtext(cli)))
+        return cli
+
+    def sandbox_threads(self, cli):
+        """The wchan of each thread of the run's command (the sandbox root)."""
+        roots = [p for p in descendants(self.daemon.pid)
+                 if proc_stat(p) and proc_stat(p)[0] == "python3"]
+        out = {}
+        for p in roots:
+            for t in os.listdir("/proc/%d/task" % p):
+                try:
+                    with open("/proc/%d/task/%s/wchan" % (p, t)) as f:
+                        out[int(t)] = f.read()
+                except OSError:
+                    pass
+        return out
+
+    def test_fork_beside_a_held_exec_holds_only_its_sandbox(self):
+        # the sibling's fork waits (its seize gives up after 1 ms and is
+        # tried again later), every other run is served, and once the exec
+        # fails the fork is made
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        cli = self.held_exec_run(d, fs, slow, [SYS_PYTHON, "-c", self.HELD_EXEC + r"""
+threading.Thread(target=run_script, daemon=True).start()
+os.read(0, 1)                               # once that exec is held
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+print("forked", os.waitpid(pid, 0)[1], flush=True)
+"""])
+        cli.stdin.write(b"g")
+        cli.stdin.flush()
+        wait_for(lambda: any(w.startswith("seccomp_do_user_notif") for w in self.sandbox_threads(cli).values()),
+                 60, "the fork parked in its notification")
+        self.assert_daemon_serves(d)
+        self.assertIsNone(cli.poll())
+        self.fs_say(fs, "release")
+        cli.stdin.close()
+        self.assertEqual(self.wait_exit(cli, 60, "the run"), 0, errtext(cli))
+        self.assertEqual(cli.stdout.read(), b"exec failed 2\nforked 0\n")
+
     def tracer_threads(self):
         (tracer,) = [p for p in descendants(self.daemon.pid) if proc_stat(p) and proc_stat(p)[0] == "seccell-tracer"]
         return len(os.listdir("/proc/%d/task" % tracer))

@@ -1173,6 +1173,27 @@ static int num(const char *s)
         return (int)v;
 }
 
+static void *thread_noop(void *arg) { return arg; }
+
+/* `n` rounds of a clone the kernel refuses (CLONE_SIGHAND without
+ * CLONE_VM: EINVAL) at once followed by a new thread: the tracer lets the
+ * clone run seized and has its thread still seized for a moment after. */
+static int cmd_refusedthread(int n)
+{
+        for (int i = 0; i < n; i++) {
+                long r = syscall(SYS_clone, CLONE_SIGHAND, 0, 0, 0, 0);
+                if (r != -1 || errno != EINVAL)
+                        die("refused clone: %ld %s", r, ename(errno));
+                pthread_t t;
+                int e = pthread_create(&t, NULL, thread_noop, NULL);
+                if (e)
+                        die("pthread_create: %s", ename(e));
+                pthread_join(t, NULL);
+        }
+        out("ok %d\n", n);
+        return 0;
+}
+
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
@@ -1181,7 +1202,7 @@ static void usage(void)
                 "  nfork N fork|sysfork|clone|vfork|spawn   seq N wait|wnohang|sigign|spawn\n"
                 "  threads N pthread|raw   nonchild   zombie   orphan   threadfork\n"
                 "  threadexec PATH ARG...   firstrun N   sigalrm N [restart]   x32   untraced   ns\n"
-                "  stale N   burst ROUNDS   spawnload BUSY THREADS EACH   rlimit P\n");
+                "  stale N   burst ROUNDS   spawnload BUSY THREADS EACH   rlimit P   refusedthread N\n");
         exit(2);
 }
 
@@ -1199,6 +1220,8 @@ int main(int argc, char **argv)
                 return cmd_seq(num(a[0]), a[1]);
         if (!strcmp(c, "threads") && n == 2)
                 return cmd_threads(num(a[0]), a[1]);
+        if (!strcmp(c, "refusedthread") && n == 1)
+                return cmd_refusedthread(num(a[0]));
         if (!strcmp(c, "nonchild") && n == 0)
                 return cmd_nonchild();
         if (!strcmp(c, "zombie") && n == 0)

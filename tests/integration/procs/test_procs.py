@@ -375,6 +375,16 @@ class TestCounting(ProcsTestBase):
         self.assertRun(r, 0, "ok 50 tasks 51\n")
         self.assertAudit(r, 1, forks=0, denied=0, peak=1)
 
+    def test_thread_after_a_refused_clone(self):
+        # Found in review: a clone the kernel refuses leaves its thread
+        # seized for a few milliseconds (fork_trace_settle), and a thread
+        # it made meanwhile was reported by TRACECLONE and taken for a new
+        # process - which could not be registered, so the tracer SIGKILLed
+        # it, and with it the whole process
+        r = self.helper(2, "refusedthread", 20)
+        self.assertRun(r, 0, "ok 20\n")
+        self.assertAudit(r, 2, forks=0, denied=0, peak=1)
+
     def test_x32_numbers(self):
         # case 5: an x32 fork number must fail (or count): never 30 children
         r = self.helper(5, "x32")
