@@ -305,10 +305,11 @@ static bool inside_sandbox(pid_t pid)
                         return true;
                 if (pid <= 1)
                         return false;
-                struct proc_stat st;
-                if (procfs_stat(pid, &st) < 0)
+                /* status, not stat: see procfs_for_each_child */
+                long ppid = procfs_status_field(pid, "PPid");
+                if (ppid < 0)
                         return true;
-                pid = st.ppid;
+                pid = (pid_t)ppid;
         }
         return true;
 }

@@ -99,8 +99,10 @@ int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *u
                 if (!isdigit((unsigned char)de->d_name[0]))
                         continue;
                 pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
-                struct proc_stat st;
-                if (procfs_stat(pid, &st) < 0 || st.ppid != parent)
+                /* status, not stat: stat waits for a process's exec to
+                 * end, and any user's exec can be held for good in a
+                 * stalled file system (a FUSE mount of theirs) */
+                if (procfs_status_field(pid, "PPid") != parent)
                         continue;
                 fn(pid, ud);
                 count++;

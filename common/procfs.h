@@ -17,7 +17,9 @@ struct proc_stat {
 };
 
 /* Parse /proc/<pid>/stat. The comm field may hold spaces and parentheses,
- * so fields are taken after the last ')'. Returns 0, -ENOENT when the
+ * so fields are taken after the last ')'. The read waits while the process
+ * is in an exec (exec_update_lock): for a process the caller does not
+ * control, use procfs_status_field. Returns 0, -ENOENT when the
  * process is gone (or is reaped), -EIO on unparsable content. */
 int procfs_stat(pid_t pid, struct proc_stat *st);
 
@@ -30,8 +32,11 @@ int procfs_task_stat(pid_t tgid, pid_t tid, struct proc_stat *st);
 int procfs_stat_pread(int fd, struct proc_stat *st);
 
 /* Call `fn` for every process whose parent is `parent`, by scanning /proc
- * (this kernel has no /proc/<pid>/task/<tid>/children). Returns the number
- * of such processes, or -errno if /proc cannot be read. */
+ * (this kernel has no /proc/<pid>/task/<tid>/children) and reading each
+ * /proc/<pid>/status - never stat (procfs_stat), whose read waits for an
+ * exec under way in that process (exec_update_lock), which a user can
+ * hold for good in a stalled file system. Returns the number of such
+ * processes, or -errno if /proc cannot be read. */
 int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *ud);
 
 /* Read up to len-1 bytes of the /proc file `path` into buf, NUL-terminated.

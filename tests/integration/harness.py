@@ -58,15 +58,19 @@ def become_subreaper():
 # --------------------------------------------------------------------- /proc
 
 def proc_stat(pid):
-    """(comm, state, ppid) of pid, or None if it is gone."""
+    """(comm, state, ppid) of pid, or None if it is gone. From
+    /proc/<pid>/status: a read of /proc/<pid>/stat waits while the process
+    is in an exec, which the tests hold in a stalled file system."""
     try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
+        with open("/proc/%d/status" % pid, "rb") as f:
             data = f.read().decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError):
         return None
-    lp, rp = data.index("("), data.rindex(")")
-    rest = data[rp + 2:].split()
-    return data[lp + 1:rp], rest[0], int(rest[1])
+    fields = dict(line.split(":\t", 1) for line in data.split("\n") if ":\t" in line)
+    try:
+        return fields["Name"], fields["State"].split()[0], int(fields["PPid"])
+    except (KeyError, IndexError, ValueError):
+        return None  # exited while read
 
 
 def all_pids():
