@@ -34,6 +34,8 @@ struct trace_rec {
         bool registered;        /* child: counted in its sandbox already */
         bool died;              /* child: killed before its creator's event */
         bool thread;            /* child: a thread of its creator's process */
+        bool left;              /* parent: seen in another call since: out of
+                                 * its fork (fork_trace_call_seen) */
         struct trace_rec *next;
 };
 
@@ -62,10 +64,16 @@ void fork_trace_arm(void)
         timerfd_settime(timer_fd, 0, &its, NULL);
 }
 
-static void on_seize_deadline(int sig)
+static pid_t main_tid;
+
+/* Only the seize timer's own signal, on the thread waiting in the seize:
+ * SIGRTMIN sent by anyone else (kill(2) to the whole tracer reaches any
+ * thread not blocking it) changes nothing. */
+static void on_seize_deadline(int sig, siginfo_t *si, void *uc)
 {
         (void)sig;
-        if (seize_waiting)
+        (void)uc;
+        if (seize_waiting && si->si_code == SI_TIMER && (pid_t)syscall(SYS_gettid) == main_tid)
                 siglongjmp(seize_env, 1);
 }
 
@@ -75,10 +83,11 @@ int fork_trace_init(void)
         sigemptyset(&set);
         sigaddset(&set, SEIZE_SIGNAL);
         pthread_sigmask(SIG_BLOCK, &set, NULL);
-        struct sigaction sa = { .sa_handler = on_seize_deadline };
+        struct sigaction sa = { .sa_sigaction = on_seize_deadline, .sa_flags = SA_SIGINFO };
         sigemptyset(&sa.sa_mask);
+        main_tid = (pid_t)syscall(SYS_gettid);
         struct sigevent sev = { .sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SEIZE_SIGNAL };
-        sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+        sev._sigev_un._tid = main_tid;
         if (sigaction(SEIZE_SIGNAL, &sa, NULL) < 0 || timer_create(CLOCK_MONOTONIC, &sev, &seize_timer) < 0)
                 return -errno;
         timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -168,6 +177,15 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
 {
         struct trace_rec *r = rec_find(tid);
 
+        if (r && !r->is_child && !traced_by_us(tid)) {
+                /* a trace let go unseen: its thread was a leader killed by
+                 * a sibling's exec, which took over its tid (ptrace(2)
+                 * reports no death for it) - and the caller is that
+                 * sibling, not traced */
+                proc_limit_fork_done(r->sb, tid);
+                rec_free(r);
+                r = NULL;
+        }
         if (r && !r->is_child) {
                 /* Still seized from its last fork, which therefore created
                  * nothing (a fork event would have stopped it): that one is
@@ -176,8 +194,10 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
         } else {
                 /* EXITKILL: should the tracer die mid-way, the traced tasks
                  * die rather than run unregistered. */
+                /* TRACEEXEC: an exec by a non-leader changes its tid
+                 * (fork_trace_collect) */
                 int sr = seize_within(tid, PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
-                                                   PTRACE_O_EXITKILL);
+                                                   PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL);
                 /* EPERM when already traced: fine if by us (an
                  * auto-attached task let go without a detach) */
                 if (sr < 0 && (sr != -EPERM || !traced_by_us(tid)))
@@ -193,6 +213,7 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
         r->sb = sb;
         r->since_ns = mono_ns();
         r->interrupted = false;
+        r->left = false;
         int rr = notif_respond(listener, id, 0);
         /* ENOENT: killed while parked; its exit reaches fork_trace_collect
          * like any other outcome */
@@ -204,6 +225,13 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
          * one that does not is found by fork_trace_settle(). */
         fork_trace_arm();
         return 0;
+}
+
+void fork_trace_call_seen(pid_t tid)
+{
+        struct trace_rec *r = rec_find(tid);
+        if (r && !r->is_child)
+                r->left = true;
 }
 
 /* Whether /proc/<tid>/status names us as its tracer. */
@@ -250,7 +278,20 @@ void fork_trace_settle(void)
                 }
                 if (r->is_child || r->interrupted)
                         continue;
-                if (now - r->since_ns < SETTLE_NS || in_fork_syscall(r->tid)) {
+                /* (a parent seen in another call has left the fork; and
+                 * its /proc/<tid>/syscall could wait for an exec it made:
+                 * see fork_trace_call_seen) */
+                if (now - r->since_ns < SETTLE_NS) {
+                        pending = true;
+                        continue;
+                }
+                if (!traced_by_us(r->tid)) {
+                        /* let go unseen (see fork_trace_begin), or gone */
+                        proc_limit_fork_done(r->sb, r->tid);
+                        rec_free(r);
+                        continue;
+                }
+                if (!r->left && in_fork_syscall(r->tid)) {
                         pending = true;
                         continue;
                 }
@@ -258,6 +299,8 @@ void fork_trace_settle(void)
                  * an interrupt aborts nothing; its stop lets us detach. */
                 if (ptrace(PTRACE_INTERRUPT, r->tid, 0, 0) == 0)
                         r->interrupted = true;
+                else
+                        pending = true; /* looked at again */
         }
         if (pending)
                 fork_trace_arm();
@@ -337,7 +380,8 @@ static void on_parent(struct trace_rec *r, int status)
                  * unseen; TRACECLONE reports them all the same): no new
                  * process, and never to be killed as an unregistered one
                  * (a SIGKILL to a thread kills its process). */
-                if (c && event == PTRACE_EVENT_CLONE && procfs_tgid((pid_t)child) == procfs_tgid(tid)) {
+                pid_t ctg = event == PTRACE_EVENT_CLONE ? procfs_tgid((pid_t)child) : -1;
+                if (c && ctg > 0 && ctg == procfs_tgid(tid)) {
                         c->thread = true;
                         c->sb = sb;
                         if (c->stopped || c->died) {
@@ -413,6 +457,19 @@ void fork_trace_collect(void)
                 pid_t pid = waitpid(-1, &status, WNOHANG | __WALL);
                 if (pid <= 0)
                         return;
+                if (WIFSTOPPED(status) && status >> 16 == PTRACE_EVENT_EXEC) {
+                        /* a parent out of its fork, in an exec; `pid` is
+                         * its tid now, the one it had is the event's */
+                        unsigned long former = 0;
+                        ptrace(PTRACE_GETEVENTMSG, pid, 0, &former);
+                        struct trace_rec *x = rec_find((pid_t)former);
+                        ptrace(PTRACE_DETACH, pid, 0, 0);
+                        if (x && !x->is_child) {
+                                proc_limit_fork_done(x->sb, x->tid);
+                                rec_free(x);
+                        }
+                        continue;
+                }
                 struct trace_rec *r = rec_find(pid);
                 if (!r) {
                         /* a new child whose creator's event is still queued

@@ -11,7 +11,10 @@
  * that stop. A seize waits for the process's cred_guard_mutex, which a
  * sibling thread's exec holds: it gives up after a millisecond and is
  * tried again later, so an exec held in a stalled file system holds only
- * its own process's forks. The stops arrive through waitpid on SIGCHLD in the
+ * its own process's forks. A seized thread that execs is detached at its
+ * exec event (TRACEEXEC: an exec by a non-leader takes the leader's tid);
+ * a seized leader killed by a sibling's exec goes unreported, and its
+ * record is dropped once /proc no longer names us its tracer. The stops arrive through waitpid on SIGCHLD in the
  * tracer's one loop, never by blocking on one task: a vfork parent, parked
  * until its child execs, is detached at its event. Every ptrace request is
  * made by the tracer's only thread, the one that seized. */
@@ -37,6 +40,15 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id);
 
 /* Arm the settle timer (fork_trace_settle() in a few milliseconds). */
 void fork_trace_arm(void);
+
+/* A notification of thread `tid` other than a fork's is being answered
+ * (caller holds tracer_lock): if it is seized for a fork, it has left
+ * that fork. The settle then interrupts it without reading its
+ * /proc/<tid>/syscall, which takes its process's exec_update_lock - held,
+ * maybe for good, by an exec it makes at once (a close-on-exec file whose
+ * FUSE flush never returns): answered only under tracer_lock, after this
+ * call. */
+void fork_trace_call_seen(pid_t tid);
 
 /* The settle timer fired: a traced parent that has left its fork syscall
  * without a fork event created nothing; interrupt it (harmless now), so

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "exec_audit.h"
+#include "fork_trace.h"
 #include "kcompat.h"
 #include "log.h"
 #include "mem_limit.h"
@@ -151,6 +152,14 @@ int notif_respond_result(int listener, uint64_t id, long result)
 static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
 {
         switch (n->data.nr) {
+        case SYS_clone:
+        case SYS_fork:
+        case SYS_vfork:
+                break; /* a seized thread's next fork reuses its trace */
+        default:
+                fork_trace_call_seen((pid_t)n->pid);
+        }
+        switch (n->data.nr) {
         case SYS_execve:
         case SYS_execveat:
                 handle_exec(sb, n);
@@ -215,6 +224,7 @@ static bool inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, stru
                                        (const uint64_t *)n->data.args, &rec) == 0;
         if (pthread_mutex_trylock(&tracer_lock) == 0) {
                 if (serving(sb, rx)) {
+                        fork_trace_call_seen((pid_t)n->pid);
                         exec_record(sb, n, read ? &rec : NULL);
                         mem_limit_exec(sb, (pid_t)n->pid);
                         answer(sb, n->id, 0);

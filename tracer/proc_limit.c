@@ -247,6 +247,16 @@ static int deny_fork(struct tsandbox *sb, const struct seccomp_notif *n, int err
         return err;
 }
 
+/* Whether `sb` holds, for its exec lock, a fork of process `tgid` that is
+ * not due at `now`: a process's forks wait for the same lock. */
+static bool waits_later(struct tsandbox *sb, pid_t tgid, uint64_t now)
+{
+        for (struct held_notif *h = sb->held; h; h = h->next)
+                if (h->retry_ns > now && h->tgid == tgid)
+                        return true;
+        return false;
+}
+
 /* Judge a fork request of `tid` (notification `id`): EAGAIN, Continue with
  * birth registration, or hold; `backoff`: how long to hold it if its
  * process's exec lock is held (0: RETRY_FIRST_NS). */
@@ -276,6 +286,14 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n, uint64
                 json_object_object_add(f, "live", json_object_new_int(live));
                 json_object_object_add(f, "limit", json_object_new_int(sb->max_procs));
                 return deny_fork(sb, n, EAGAIN, "EAGAIN", f);
+        }
+        if (!backoff && sb->held) {
+                /* a fork of a process that waits for its exec lock
+                 * already waits with it, untried (each try can cost the
+                 * tracer a millisecond) */
+                pid_t tgid = procfs_tgid((pid_t)n->pid);
+                if (tgid > 0 && waits_later(sb, tgid, 0))
+                        return hold(sb, n, RETRY_FIRST_NS);
         }
         sb->reserved++;
         int r = fork_trace_begin(sb, sb->listener, n->pid, n->id);
@@ -358,16 +376,6 @@ void proc_limit_freeze(struct tsandbox *sb, bool frozen)
                 free(h);
                 h = next;
         }
-}
-
-/* Whether `sb` holds, for its exec lock, a fork of process `tgid` that is
- * not due at `now`: a process's forks wait for the same lock. */
-static bool waits_later(struct tsandbox *sb, pid_t tgid, uint64_t now)
-{
-        for (struct held_notif *h = sb->held; h; h = h->next)
-                if (h->retry_ns > now && h->tgid == tgid)
-                        return true;
-        return false;
 }
 
 void proc_limit_retry(struct tsandbox *sb)

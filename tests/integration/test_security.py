@@ -731,6 +731,42 @@ print("forked", os.waitpid(pid, 0)[1], flush=True)
         self.assertEqual(self.wait_exit(cli, 60, "the run"), 0, errtext(cli))
         self.assertEqual(cli.stdout.read(), b"exec failed 2\nforked 0\n")
 
+    REFUSED_CLONE_THEN_EXEC = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CLOEXEC)
+# refused by the kernel (CLONE_SIGHAND without CLONE_VM: EINVAL), let run
+# seized: the thread stays seized for a few milliseconds after
+assert libc.syscall(56, 0x800, 0, 0, 0, 0) == -1 and ctypes.get_errno() == 22
+os.execv("/bin/echo", ["echo", "execd"])   # closes fd: its FLUSH is held
+"""
+
+    def test_exec_held_right_after_a_refused_clone_holds_only_its_sandbox(self):
+        # Found in review: a thread left seized after a clone the kernel
+        # refused is looked at 2 ms later (/proc/<tid>/syscall: is it out
+        # of the clone?), which waits for its process's exec_update_lock.
+        # An exec made at once after the clone and held in its
+        # close-on-exec FUSE flush holds that lock: the tracer waited under
+        # its one lock, and every user's runs stalled.
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        self.fs_say(fs, "arm")
+        self.expect_line(fs, b"armed\n")
+        flush = os.path.join(os.path.dirname(slow), "flush")
+        cli = self.popen([SECCELL, "run", "--broker", d, "--max-procs", "8", "--", SYS_PYTHON, "-c",
+                          self.REFUSED_CLONE_THEN_EXEC, flush], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = read_line(fs.stdout, 60)
+        if not line.startswith(b"blocked "):
+            self.fail("no flush held (%r): %s" % (line, errtext(cli)))
+        print("held", line, file=__import__("sys").stderr)
+        self.assert_daemon_serves(d)
+        print("served", file=__import__("sys").stderr)
+        self.assert_daemon_serves(d)
+        self.fs_say(fs, "release")
+        self.assertEqual(self.wait_exit(cli, 60, "the run"), 0, errtext(cli))
+        self.assertEqual(cli.stdout.read(), b"execd\n")
+
     def tracer_threads(self):
         (tracer,) = [p for p in descendants(self.daemon.pid) if proc_stat(p) and proc_stat(p)[0] == "seccell-tracer"]
         return len(os.listdir("/proc/%d/task" % tracer))

@@ -1194,6 +1194,40 @@ static int cmd_refusedthread(int n)
         return 0;
 }
 
+static int go_pipe[2];
+static char **exec_argv;
+
+static void *exec_on_go(void *arg)
+{
+        char c;
+        (void)arg;
+        if (read(go_pipe[0], &c, 1) == 1)
+                execv("/proc/self/exe", exec_argv);
+        die("exec: %s", strerror(errno));
+}
+
+/* A thread that is not the leader execs this helper with `argv` right
+ * after the leader made a clone the kernel refuses (which the tracer lets
+ * run seized): the exec kills the seized leader and takes its tid. */
+static int cmd_refusedexec(char **argv)
+{
+        pthread_t t;
+        exec_argv = argv - 1; /* argv[-1]: the command name slot */
+        exec_argv[0] = "seccell-procs-helper";
+        if (pipe(go_pipe) < 0)
+                die("pipe: %s", strerror(errno));
+        int e = pthread_create(&t, NULL, exec_on_go, NULL);
+        if (e)
+                die("pthread_create: %s", ename(e));
+        long r = syscall(SYS_clone, CLONE_SIGHAND, 0, 0, 0, 0);
+        if (r != -1 || errno != EINVAL)
+                die("refused clone: %ld %s", r, ename(errno));
+        if (write(go_pipe[1], "g", 1) != 1)
+                die("write: %s", strerror(errno));
+        for (;;)
+                pause(); /* killed by the exec */
+}
+
 static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
@@ -1202,7 +1236,8 @@ static void usage(void)
                 "  nfork N fork|sysfork|clone|vfork|spawn   seq N wait|wnohang|sigign|spawn\n"
                 "  threads N pthread|raw   nonchild   zombie   orphan   threadfork\n"
                 "  threadexec PATH ARG...   firstrun N   sigalrm N [restart]   x32   untraced   ns\n"
-                "  stale N   burst ROUNDS   spawnload BUSY THREADS EACH   rlimit P   refusedthread N\n");
+                "  stale N   burst ROUNDS   spawnload BUSY THREADS EACH   rlimit P   refusedthread N\n"
+                "  refusedexec CMD ARGS...\n");
         exit(2);
 }
 
@@ -1220,6 +1255,8 @@ int main(int argc, char **argv)
                 return cmd_seq(num(a[0]), a[1]);
         if (!strcmp(c, "threads") && n == 2)
                 return cmd_threads(num(a[0]), a[1]);
+        if (!strcmp(c, "refusedexec") && n >= 1)
+                return cmd_refusedexec(a);
         if (!strcmp(c, "refusedthread") && n == 1)
                 return cmd_refusedthread(num(a[0]));
         if (!strcmp(c, "nonchild") && n == 0)

@@ -385,6 +385,17 @@ class TestCounting(ProcsTestBase):
         self.assertRun(r, 0, "ok 20\n")
         self.assertAudit(r, 2, forks=0, denied=0, peak=1)
 
+    def test_exec_beside_a_refused_clone(self):
+        # Found in review: the leader, still seized after a clone the
+        # kernel refused, is killed by a sibling thread's exec, which takes
+        # its tid - and ptrace(2) reports no death for it. The stale trace
+        # was taken for the new image's: its forks reused it, unseized, and
+        # their children were never registered (10 made at 3).
+        for _ in range(5):
+            r = self.helper(3, "refusedexec", "nfork", 10, "fork")
+            self.assertRun(r, 0, "created 2 eagain 8 other 0\n")
+            self.assertAudit(r, 3, forks=2, denied=8, peak=3)
+
     def test_x32_numbers(self):
         # case 5: an x32 fork number must fail (or count): never 30 children
         r = self.helper(5, "x32")
