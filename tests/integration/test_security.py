@@ -759,9 +759,7 @@ os.execv("/bin/echo", ["echo", "execd"])   # closes fd: its FLUSH is held
         line = read_line(fs.stdout, 60)
         if not line.startswith(b"blocked "):
             self.fail("no flush held (%r): %s" % (line, errtext(cli)))
-        print("held", line, file=__import__("sys").stderr)
         self.assert_daemon_serves(d)
-        print("served", file=__import__("sys").stderr)
         self.assert_daemon_serves(d)
         self.fs_say(fs, "release")
         self.assertEqual(self.wait_exit(cli, 60, "the run"), 0, errtext(cli))
