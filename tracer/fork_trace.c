@@ -58,10 +58,19 @@ static timer_t seize_timer;
 static sigjmp_buf seize_env;
 static volatile sig_atomic_t seize_waiting;
 
+void fork_trace_arm_within(uint64_t ns)
+{
+        struct itimerspec cur, its = { .it_value = { .tv_sec = (time_t)(ns / 1000000000u),
+                                                     .tv_nsec = (long)(ns % 1000000000u) } };
+        if (timerfd_gettime(timer_fd, &cur) == 0 && (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+            (uint64_t)cur.it_value.tv_sec * 1000000000u + (uint64_t)cur.it_value.tv_nsec <= ns)
+                return; /* due sooner already */
+        timerfd_settime(timer_fd, 0, &its, NULL);
+}
+
 void fork_trace_arm(void)
 {
-        struct itimerspec its = { .it_value = { .tv_nsec = SETTLE_NS } };
-        timerfd_settime(timer_fd, 0, &its, NULL);
+        fork_trace_arm_within(SETTLE_NS);
 }
 
 static pid_t main_tid;

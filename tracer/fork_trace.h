@@ -38,8 +38,10 @@ int fork_trace_init(void);
  * meanwhile); main thread only. */
 int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id);
 
-/* Arm the settle timer (fork_trace_settle() in a few milliseconds). */
+/* Arm the settle timer (fork_trace_settle() in a few milliseconds), or
+ * within `ns` nanoseconds - unless it is due sooner already. */
 void fork_trace_arm(void);
+void fork_trace_arm_within(uint64_t ns);
 
 /* A notification of thread `tid` other than a fork's is being answered
  * (caller holds tracer_lock): if it is seized for a fork, it has left

@@ -830,10 +830,17 @@ void mem_limit_exec(struct tsandbox *sb, pid_t tid)
 }
 
 /* A call of thread `tid` of `e` is parked in its notification: an exec let
- * run before by the same thread (or, after it, the leader) is over. */
+ * run before by the same thread is over; so is one by another thread once
+ * the leader calls and that thread's tid is gone (an exec by a non-leader
+ * takes the leader's tid). A leader's call while the exec'ing thread is
+ * still there proves nothing: the exec may not have reached de_thread yet
+ * (held in a stalled file system before it, say), and the locks it takes
+ * after it would then hold the tracer's reads of /proc/<pid>/stat. */
 static void exec_over(struct proc_entry *e, pid_t tid)
 {
-        if (e && (tid == e->exec_tid || tid == e->pid))
+        if (e && e->exec_tid &&
+            (tid == e->exec_tid ||
+             (tid == e->pid && syscall(SYS_tgkill, e->pid, e->exec_tid, 0) < 0 && errno == ESRCH)))
                 e->exec_tid = 0;
 }
 

@@ -227,7 +227,7 @@ static int hold(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t bac
                 h->backoff_ns = backoff;
                 h->retry_ns = mono_ns() + backoff;
                 h->tgid = procfs_tgid(n->pid);
-                fork_trace_arm();
+                fork_trace_arm_within(backoff);
         }
         h->next = sb->held;
         sb->held = h;
@@ -383,8 +383,14 @@ void proc_limit_retry(struct tsandbox *sb)
         if (sb->frozen || sb->ended || sb->listener < 0)
                 return;
         uint64_t now = mono_ns();
+        /* A process's forks wait for one lock: when one is due, all are
+         * (one try each pass; if it gets the lock, every other goes on). */
+        for (struct held_notif *h = sb->held; h; h = h->next)
+                if (h->retry_ns && h->retry_ns <= now && h->tgid > 0)
+                        for (struct held_notif *o = sb->held; o; o = o->next)
+                                if (o->retry_ns > now && o->tgid == h->tgid)
+                                        o->retry_ns = now;
         struct held_notif *due = NULL, **tail = &due;
-        bool left = false;
         for (struct held_notif **pp = &sb->held; *pp;) {
                 struct held_notif *h = *pp;
                 if (h->retry_ns && h->retry_ns <= now) {
@@ -393,10 +399,11 @@ void proc_limit_retry(struct tsandbox *sb)
                         *tail = h;
                         tail = &h->next;
                 } else {
-                        left |= h->retry_ns != 0;
                         pp = &h->next;
                 }
         }
+        pid_t *busy = NULL; /* processes whose try found the lock held */
+        size_t nbusy = 0;
         while (due) {
                 struct held_notif *h = due;
                 due = h->next;
@@ -406,27 +413,40 @@ void proc_limit_retry(struct tsandbox *sb)
                         free(h); /* the task died (the exec went on: de_thread) */
                         continue;
                 }
-                if (h->tgid > 0 && waits_later(sb, h->tgid, now)) {
-                        /* a fork of its process found the lock held just now */
+                bool tried = false;
+                for (size_t i = 0; i < nbusy && !tried; i++)
+                        tried = busy[i] == h->tgid;
+                if (tried) {
                         h->retry_ns = now + backoff;
                         h->backoff_ns = backoff;
                         h->next = sb->held;
                         sb->held = h;
-                        left = true;
                         continue;
                 }
+                pid_t tgid = h->tgid;
                 struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
                 n.data.nr = h->nr;
                 memcpy(n.data.args, h->args, sizeof(h->args));
                 free(h);
                 int err = judge_fork(sb, &n, backoff);
-                if (err == NOTIF_ANSWERED)
-                        left |= sb->held && sb->held->id == n.id && sb->held->retry_ns;
-                else
+                if (err != NOTIF_ANSWERED) {
                         notif_respond(sb->listener, n.id, err);
+                } else if (tgid > 0 && sb->held && sb->held->id == n.id && sb->held->retry_ns) {
+                        pid_t *b2 = realloc(busy, (nbusy + 1) * sizeof(*b2));
+                        if (b2) {
+                                busy = b2;
+                                busy[nbusy++] = tgid;
+                        }
+                }
         }
-        if (left)
-                fork_trace_arm();
+        free(busy);
+        /* the tick again at the earliest retry (new holds armed it too) */
+        uint64_t next = 0;
+        for (struct held_notif *h = sb->held; h; h = h->next)
+                if (h->retry_ns && (!next || h->retry_ns < next))
+                        next = h->retry_ns;
+        if (next)
+                fork_trace_arm_within(next > now ? next - now : 1);
 }
 
 void proc_limit_end(struct tsandbox *sb)

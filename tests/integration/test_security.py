@@ -629,6 +629,20 @@ if os.fork() == 0:
 os.execv("/bin/true", ["true"])         # closes fd: its FLUSH is held
 """
 
+    def flush_held_run(self, d, fs, slow, opts, code):
+        """A run of python `code` FLUSH under --broker d with `opts`, with
+        the stallfs armed; returns its CLI once a flush of FLUSH (the
+        stallfs file `flush`) is held."""
+        self.fs_say(fs, "arm")
+        self.expect_line(fs, b"armed\n")
+        flush = os.path.join(os.path.dirname(slow), "flush")
+        cli = self.popen([SECCELL, "run", "--broker", d] + opts + ["--", SYS_PYTHON, "-c", code, flush],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = read_line(fs.stdout, 60)
+        if not line.startswith(b"blocked "):
+            self.fail("no flush held (%r): %s" % (line, errtext(cli)))
+        return cli
+
     def test_exec_held_in_its_close_on_exec_holds_only_its_sandbox(self):
         # Found in review: an exec held by a stalled FUSE flush (a
         # close-on-exec file) holds its process's exec lock, and reading
@@ -638,15 +652,7 @@ os.execv("/bin/true", ["true"])         # closes fd: its FLUSH is held
         # whose exec it let run alone until that process is seen again.
         d = self.start_daemon()
         fs, slow = self.stall_fs()
-        self.fs_say(fs, "arm")
-        self.expect_line(fs, b"armed\n")
-        flush = os.path.join(os.path.dirname(slow), "flush")
-        cli = self.popen([SECCELL, "run", "--broker", d, "--max-memory", "256M", "--", SYS_PYTHON, "-c",
-                          self.EXEC_FLUSH, flush], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
-        line = read_line(fs.stdout, 60)
-        if not line.startswith(b"blocked "):
-            self.fail("no flush held (%r): %s" % (line, errtext(cli)))
+        cli = self.flush_held_run(d, fs, slow, ["--max-memory", "256M"], self.EXEC_FLUSH)
         cli.stdin.write(b"g")
         cli.stdin.flush()
         self.assertEqual(read_line(cli.stdout, 60), b"mapped\n")
@@ -742,23 +748,17 @@ os.execv("/bin/echo", ["echo", "execd"])   # closes fd: its FLUSH is held
 """
 
     def test_exec_held_right_after_a_refused_clone_holds_only_its_sandbox(self):
-        # Found in review: a thread left seized after a clone the kernel
-        # refused is looked at 2 ms later (/proc/<tid>/syscall: is it out
-        # of the clone?), which waits for its process's exec_update_lock.
-        # An exec made at once after the clone and held in its
-        # close-on-exec FUSE flush holds that lock: the tracer waited under
-        # its one lock, and every user's runs stalled.
+        # An exec held in its close-on-exec FUSE flush holds its process's
+        # exec_update_lock, and reads of that process's /proc/<pid>/stat
+        # wait for it. Found writing this test: the broker read the stat of
+        # every process on the host at each SIGCHLD (looking for orphans)
+        # and sat in D state - every user's runs stopped. Also, a thread
+        # left seized after a clone the kernel refused is looked at 2 ms
+        # later (/proc/<tid>/syscall, which waits for the same lock): an
+        # exec made at once after the clone must not hold the tracer.
         d = self.start_daemon()
         fs, slow = self.stall_fs()
-        self.fs_say(fs, "arm")
-        self.expect_line(fs, b"armed\n")
-        flush = os.path.join(os.path.dirname(slow), "flush")
-        cli = self.popen([SECCELL, "run", "--broker", d, "--max-procs", "8", "--", SYS_PYTHON, "-c",
-                          self.REFUSED_CLONE_THEN_EXEC, flush], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        line = read_line(fs.stdout, 60)
-        if not line.startswith(b"blocked "):
-            self.fail("no flush held (%r): %s" % (line, errtext(cli)))
+        cli = self.flush_held_run(d, fs, slow, ["--max-procs", "8"], self.REFUSED_CLONE_THEN_EXEC)
         self.assert_daemon_serves(d)
         self.assert_daemon_serves(d)
         self.fs_say(fs, "release")
