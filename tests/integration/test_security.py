@@ -676,7 +676,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 def run_script():
     # through ctypes: the GIL is let go for the held exec
     libc.execv(sys.argv[1].encode(), (ctypes.c_char_p * 2)(sys.argv[1].encode(), None))
-    print("exec failed", ctypes.get_errno(), flush=True)
+    os.write(1, b"exec failed %d\n" % ctypes.get_errno())   # one write: no interleaving
 """
 
     def held_exec_run(self, d, fs, slow, cmd):
@@ -719,12 +719,15 @@ def run_script():
         d = self.start_daemon()
         fs, slow = self.stall_fs()
         cli = self.held_exec_run(d, fs, slow, [SYS_PYTHON, "-c", self.HELD_EXEC + r"""
-threading.Thread(target=run_script, daemon=True).start()
+t = threading.Thread(target=run_script, daemon=True)
+t.start()
 os.read(0, 1)                               # once that exec is held
 pid = os.fork()
 if pid == 0:
     os._exit(0)
-print("forked", os.waitpid(pid, 0)[1], flush=True)
+status = os.waitpid(pid, 0)[1]
+t.join()
+print("forked", status, flush=True)
 """])
         cli.stdin.write(b"g")
         cli.stdin.flush()
