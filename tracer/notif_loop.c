@@ -96,6 +96,17 @@ void notif_forget(const struct tsandbox *sb)
         pthread_mutex_unlock(&exec_lock);
 }
 
+/* Let exec notification `n` run (caller holds tracer_lock): its thread is
+ * out of any fork it was seized for, the exec is recorded with what its
+ * receiver read (`rec`, NULL: unread), and its address space is judged
+ * anew. The caller answers. */
+static void exec_let_run(struct tsandbox *sb, const struct seccomp_notif *n, const struct exec_record *rec)
+{
+        fork_trace_call_seen((pid_t)n->pid);
+        exec_record(sb, n, rec);
+        mem_limit_exec(sb, (pid_t)n->pid);
+}
+
 /* execve/execveat on the main loop: record what its receiver read (the
  * main loop never reads a sandbox's memory: a stalled file system behind it
  * would hold every sandbox), then let the kernel do it. */
@@ -110,8 +121,7 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
                         break;
                 }
         pthread_mutex_unlock(&exec_lock);
-        exec_record(sb, n, p && p->read ? &p->rec : NULL);
-        mem_limit_exec(sb, (pid_t)n->pid);
+        exec_let_run(sb, n, p && p->read ? &p->rec : NULL);
         if (p && p->read)
                 exec_record_free(&p->rec);
         free(p);
@@ -151,14 +161,8 @@ int notif_respond_result(int listener, uint64_t id, long result)
  * or NOTIF_ANSWERED. */
 static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
 {
-        switch (n->data.nr) {
-        case SYS_clone:
-        case SYS_fork:
-        case SYS_vfork:
-                break; /* a seized thread's next fork reuses its trace */
-        default:
-                fork_trace_call_seen((pid_t)n->pid);
-        }
+        /* any call but a fork shows its thread out of a fork it was
+         * seized for (a seized thread's next fork reuses its trace) */
         switch (n->data.nr) {
         case SYS_execve:
         case SYS_execveat:
@@ -170,12 +174,15 @@ static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
         case SYS_brk:
         case SYS_mremap:
         case SYS_shmget:
+                fork_trace_call_seen((pid_t)n->pid);
                 return mem_limit_notify(sb, n);
+        case SYS_unshare:
+        case SYS_setns:
+                fork_trace_call_seen((pid_t)n->pid);
+                return proc_limit_notify(sb, n);
         case SYS_clone:
         case SYS_fork:
         case SYS_vfork:
-        case SYS_unshare:
-        case SYS_setns:
                 return proc_limit_notify(sb, n);
         default:
                 /* the filter routes nothing else here; fail closed if it
@@ -224,9 +231,7 @@ static bool inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, stru
                                        (const uint64_t *)n->data.args, &rec) == 0;
         if (pthread_mutex_trylock(&tracer_lock) == 0) {
                 if (serving(sb, rx)) {
-                        fork_trace_call_seen((pid_t)n->pid);
-                        exec_record(sb, n, read ? &rec : NULL);
-                        mem_limit_exec(sb, (pid_t)n->pid);
+                        exec_let_run(sb, n, read ? &rec : NULL);
                         answer(sb, n->id, 0);
                 }
                 pthread_mutex_unlock(&tracer_lock);

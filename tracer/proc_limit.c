@@ -247,12 +247,12 @@ static int deny_fork(struct tsandbox *sb, const struct seccomp_notif *n, int err
         return err;
 }
 
-/* Whether `sb` holds, for its exec lock, a fork of process `tgid` that is
- * not due at `now`: a process's forks wait for the same lock. */
-static bool waits_later(struct tsandbox *sb, pid_t tgid, uint64_t now)
+/* Whether `sb` holds a fork of process `tgid` for its exec lock: a
+ * process's forks wait for the same lock. */
+static bool waits_for_exec(struct tsandbox *sb, pid_t tgid)
 {
         for (struct held_notif *h = sb->held; h; h = h->next)
-                if (h->retry_ns > now && h->tgid == tgid)
+                if (h->retry_ns && h->tgid == tgid)
                         return true;
         return false;
 }
@@ -292,7 +292,7 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n, uint64
                  * already waits with it, untried (each try can cost the
                  * tracer a millisecond) */
                 pid_t tgid = procfs_tgid((pid_t)n->pid);
-                if (tgid > 0 && waits_later(sb, tgid, 0))
+                if (tgid > 0 && waits_for_exec(sb, tgid))
                         return hold(sb, n, RETRY_FIRST_NS);
         }
         sb->reserved++;
@@ -347,6 +347,26 @@ int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         }
 }
 
+/* Judge held notification `h` again (`backoff` as judge_fork's) and
+ * answer it unless it is held again; frees `h`. Returns judge_fork's
+ * verdict, or -1 when its task is gone (nothing to answer). */
+static int rejudge(struct tsandbox *sb, struct held_notif *h, uint64_t backoff)
+{
+        uint64_t id = h->id;
+        if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) {
+                free(h); /* the task died (an exec went on: de_thread) */
+                return -1;
+        }
+        struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
+        n.data.nr = h->nr;
+        memcpy(n.data.args, h->args, sizeof(h->args));
+        free(h);
+        int err = judge_fork(sb, &n, backoff);
+        if (err != NOTIF_ANSWERED)
+                notif_respond(sb->listener, n.id, err);
+        return err;
+}
+
 void proc_limit_freeze(struct tsandbox *sb, bool frozen)
 {
         if (!sb->tracked || sb->frozen == frozen)
@@ -364,16 +384,7 @@ void proc_limit_freeze(struct tsandbox *sb, bool frozen)
         sb->held = NULL;
         while (h) {
                 struct held_notif *next = h->next;
-                uint64_t id = h->id;
-                if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0) {
-                        struct seccomp_notif n = { .id = h->id, .pid = h->tid };
-                        n.data.nr = h->nr;
-                        memcpy(n.data.args, h->args, sizeof(h->args));
-                        int err = judge_fork(sb, &n, 0);
-                        if (err != NOTIF_ANSWERED)
-                                notif_respond(sb->listener, h->id, err);
-                }
-                free(h);
+                rejudge(sb, h, 0);
                 h = next;
         }
 }
@@ -407,12 +418,7 @@ void proc_limit_retry(struct tsandbox *sb)
         while (due) {
                 struct held_notif *h = due;
                 due = h->next;
-                uint64_t id = h->id;
                 uint64_t backoff = h->backoff_ns * 2 < RETRY_MAX_NS ? h->backoff_ns * 2 : RETRY_MAX_NS;
-                if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) {
-                        free(h); /* the task died (the exec went on: de_thread) */
-                        continue;
-                }
                 bool tried = false;
                 for (size_t i = 0; i < nbusy && !tried; i++)
                         tried = busy[i] == h->tgid;
@@ -424,14 +430,10 @@ void proc_limit_retry(struct tsandbox *sb)
                         continue;
                 }
                 pid_t tgid = h->tgid;
-                struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
-                n.data.nr = h->nr;
-                memcpy(n.data.args, h->args, sizeof(h->args));
-                free(h);
-                int err = judge_fork(sb, &n, backoff);
-                if (err != NOTIF_ANSWERED) {
-                        notif_respond(sb->listener, n.id, err);
-                } else if (tgid > 0 && sb->held && sb->held->id == n.id && sb->held->retry_ns) {
+                uint64_t id = h->id;
+                if (rejudge(sb, h, backoff) == NOTIF_ANSWERED && tgid > 0 && sb->held && sb->held->id == id &&
+                    sb->held->retry_ns) {
+                        /* held again: the lock is still held */
                         pid_t *b2 = realloc(busy, (nbusy + 1) * sizeof(*b2));
                         if (b2) {
                                 busy = b2;
