@@ -105,6 +105,12 @@ static void forward_signal(nng_socket sock, uint64_t token, int signo)
         nng_aio_free(p.aio);
 }
 
+/* "1 exec", "2 execs": `one` for a count of 1, `many` otherwise. */
+static const char *noun(unsigned long long count, const char *one, const char *many)
+{
+        return count == 1 ? one : many;
+}
+
 static void print_summary(const Seccell__RunResult *res, const struct run_options *o)
 {
         const Seccell__SandboxStats *s = res->stats;
@@ -119,15 +125,20 @@ static void print_summary(const Seccell__RunResult *res, const struct run_option
                 n += snprintf(line + n, sizeof(line) - n, "peak %u of %u processes, ", s->peak_procs, o->max_procs);
         if (o->max_memory) {
                 char peak[32], max[32];
-                n += snprintf(line + n, sizeof(line) - n, "peak %s of %s, %llu memory kills, ",
+                unsigned long long kills = s->memory_kills;
+                n += snprintf(line + n, sizeof(line) - n, "peak %s of %s, %llu %s, ",
                               format_size(s->peak_memory, peak, sizeof(peak)),
-                              format_size(o->max_memory, max, sizeof(max)), (unsigned long long)s->memory_kills);
+                              format_size(o->max_memory, max, sizeof(max)), kills,
+                              noun(kills, "memory kill", "memory kills"));
         }
-        if (o->max_procs || o->max_memory)
-                n += snprintf(line + n, sizeof(line) - n, "%llu forks allowed, %llu denied, ",
-                              (unsigned long long)s->forks_allowed, (unsigned long long)s->forks_denied);
-        snprintf(line + n, sizeof(line) - n, "%llu execs, %llu namespace requests denied%s%s",
-                 (unsigned long long)s->execs, (unsigned long long)s->ns_denied,
+        if (o->max_procs || o->max_memory) {
+                unsigned long long allowed = s->forks_allowed;
+                n += snprintf(line + n, sizeof(line) - n, "%llu %s allowed, %llu denied, ", allowed,
+                              noun(allowed, "fork", "forks"), (unsigned long long)s->forks_denied);
+        }
+        unsigned long long execs = s->execs, ns = s->ns_denied;
+        snprintf(line + n, sizeof(line) - n, "%llu %s, %llu namespace %s denied%s%s", execs,
+                 noun(execs, "exec", "execs"), ns, noun(ns, "request", "requests"),
                  o->max_procs || o->max_memory ? "" : " (forks are counted under a limit)",
                  res->timed_out ? ", timed out" : "");
         log_msg("summary: %s", line);

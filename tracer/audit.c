@@ -1,5 +1,6 @@
 #include "audit.h"
 #include "exec_audit.h"
+#include "procfs.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -150,4 +151,11 @@ json_object *audit_string_array(char *const *v, size_t n, size_t max_items, size
                 free(clean);
         }
         return a;
+}
+
+void audit_caller(json_object *f, pid_t tid)
+{
+        pid_t tgid = procfs_tgid(tid);
+        json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : tid));
+        json_object_object_add(f, "tid", json_object_new_int(tid));
 }

@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct audit_sink {
         int fd;               /* owned; -1: no sink (events are counted only) */
@@ -44,6 +45,12 @@ void audit_close(struct audit_sink *s);
 
 /* A wait(2) status as {"code": N} or {"signal": N, "core_dumped": bool}. */
 json_object *audit_wait_status(int wait_status);
+
+/* Add the calling thread of a notification to `f`: "tid" (the thread, as
+ * the notification names it) and "pid" (its thread group, read from
+ * /proc/<tid>/status, which no exec in progress holds; the tid itself
+ * when that read fails). */
+void audit_caller(json_object *f, pid_t tid);
 
 /* A JSON string of `s` made valid UTF-8 (invalid bytes become U+FFFD), so
  * hostile bytes cannot break a consumer's parser. */

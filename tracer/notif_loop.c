@@ -58,9 +58,7 @@ static void exec_record(struct tsandbox *sb, const struct seccomp_notif *n, cons
          * caller's: its task could have died and its pid been reused. */
         if (rec && id_valid(sb->listener, n->id)) {
                 json_object *f = exec_record_json(rec);
-                pid_t tgid = procfs_tgid(n->pid);
-                json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (pid_t)n->pid));
-                json_object_object_add(f, "tid", json_object_new_int(n->pid));
+                audit_caller(f, (pid_t)n->pid);
                 audit_emit(&sb->audit, "exec", f);
         }
 }

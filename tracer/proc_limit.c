@@ -96,9 +96,7 @@ static void audit_fork(struct tsandbox *sb, pid_t parent_tid, pid_t child)
         if (!audit_on(&sb->audit))
                 return;
         json_object *f = json_object_new_object();
-        pid_t tgid = procfs_tgid(parent_tid);
-        json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : parent_tid));
-        json_object_object_add(f, "tid", json_object_new_int(parent_tid));
+        audit_caller(f, parent_tid);
         json_object_object_add(f, "child", json_object_new_int(child));
         json_object_object_add(f, "live", json_object_new_int(sb->procs.count));
         audit_emit(&sb->audit, "fork", f);
@@ -197,7 +195,7 @@ static const char *ns_syscall_name(int nr)
 static int deny_namespace(struct tsandbox *sb, const struct seccomp_notif *n)
 {
         json_object *f = json_object_new_object();
-        json_object_object_add(f, "tid", json_object_new_int(n->pid));
+        audit_caller(f, (pid_t)n->pid);
         json_object_object_add(f, "syscall", json_object_new_string(ns_syscall_name(n->data.nr)));
         json_object_object_add(f, "flags", json_object_new_uint64(
                 n->data.nr == SYS_setns ? n->data.args[1] : n->data.args[0]));
@@ -239,9 +237,7 @@ static int hold(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t bac
 static int deny_fork(struct tsandbox *sb, const struct seccomp_notif *n, int err, const char *name, json_object *f)
 {
         sb->forks_denied++;
-        pid_t tgid = procfs_tgid(n->pid);
-        json_object_object_add(f, "pid", json_object_new_int(tgid > 0 ? tgid : (int)n->pid));
-        json_object_object_add(f, "tid", json_object_new_int(n->pid));
+        audit_caller(f, (pid_t)n->pid);
         json_object_object_add(f, "errno", json_object_new_string(name));
         audit_emit(&sb->audit, "fork_denied", f);
         return err;

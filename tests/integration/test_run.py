@@ -280,5 +280,34 @@ class RealPrograms(SeccellTestCase):
             self.assertEqual(self.bare(["./prog"], cwd=d).stdout, b"sum=42\n")
 
 
+class Summary(SeccellTestCase):
+    """--summary: one line on stderr, each count with its noun in the right
+    number, after the command's own output."""
+
+    def summary(self, opts, cmd):
+        r = self.run_cmd(cmd, opts=["--summary"] + opts)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [l for l in r.stderr.decode().splitlines() if l.startswith("seccell:")]
+
+    def test_no_limit_one_exec(self):
+        self.assertEqual(self.summary([], ["/bin/true"]),
+                         ["seccell: summary: 1 exec, 0 namespace requests denied "
+                         "(forks are counted under a limit)"])
+
+    def test_process_limit_one_fork_two_execs(self):
+        # sh forks once, for /bin/true (an absolute path: no PATH search)
+        self.assertEqual(self.summary(["--max-procs", "4"], ["/bin/sh", "-c", "/bin/true; exit 0"]),
+                         ["seccell: summary: peak 2 of 4 processes, 1 fork allowed, 0 denied, "
+                         "2 execs, 0 namespace requests denied"])
+
+    def test_memory_limit_one_kill(self):
+        # the child over the limit is killed; the shell reports and goes on
+        lines = self.summary(["--max-memory", "64M"],
+                             ["/bin/sh", "-c", "%s -c 'bytearray(200 << 20)'; exit 0" % PYTHON])
+        self.assertEqual(lines[:-1], ["seccell: 1 process killed by the memory limit (--max-memory 64 MiB)"])
+        self.assertRegex(lines[-1], r"^seccell: summary: peak \S+ \S+ of 64 MiB, 1 memory kill, 1 fork allowed, "
+                               r"0 denied, 2 execs, 0 namespace requests denied$")
+
+
 if __name__ == "__main__":
     unittest.main()

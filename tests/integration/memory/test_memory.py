@@ -69,7 +69,7 @@ NR = {"mmap": 9, "mmap-shared": 9, "mmap-shared-ro": 9, "mprotect": 10, "brk": 1
 
 REQ_RE = re.compile(r"^req (\d+) (\S+) data (\d+) grow (\d+)$")
 OK_RE = re.compile(r"^ok (\d+)$")
-SUMMARY_RE = re.compile(r"^seccell: summary: peak (\S+ \S+) of (\S+ \S+), (\d+) memory kills, ")
+SUMMARY_RE = re.compile(r"^seccell: summary: peak (\S+ \S+) of (\S+ \S+), (\d+) memory kills?, ")
 
 
 def format_size(n):

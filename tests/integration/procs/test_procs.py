@@ -47,7 +47,7 @@ HARD_TIMEOUT = 90.0
 PR_SET_CHILD_SUBREAPER = 36
 
 SUMMARY_RE = re.compile(
-    r"^seccell: summary: peak (\d+) of (\d+) processes, (\d+) forks allowed, (\d+) denied")
+    r"^seccell: summary: peak (\d+) of (\d+) processes, (\d+) forks? allowed, (\d+) denied")
 
 
 # ------------------------------------------------------------------ /proc
@@ -434,6 +434,11 @@ class TestCounting(ProcsTestBase):
                 self.assertEqual(denials, [("clone", 0x10000000 | signal.SIGCHLD),
                                            ("unshare", 0x10000000), ("setns", 0)], r.describe())
                 self.assertEqual(r.end["namespace_denied"], 3, r.describe())
+                # each names its caller: the helper, the sandbox root, on
+                # its one thread
+                root = r.of("exit")[0]["pid"]
+                self.assertEqual([(e["pid"], e["tid"]) for e in r.of("namespace_denied")],
+                                 [(root, root)] * 3, r.describe())
                 if procs:
                     self.assertAudit(r, procs, forks=0, denied=0, peak=1)
 
