@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "filter.h"
+#include "kcompat.h"
 #include "log.h"
 #include "msg.h"
 #include "procfs.h"
@@ -322,6 +323,15 @@ static bool under_seccomp_filter(pid_t pid)
         return procfs_status_field(pid, "Seccomp") != 0;
 }
 
+/* Whether the process that sent `f` is gone: reaped, its pid free for
+ * another. (A zombie keeps its pid, and /proc/<pid>/status its PPid and
+ * Seccomp mode.) Kernel contract: pidfd_send_signal(2) with signal 0 fails
+ * with ESRCH once the process is reaped. */
+static bool client_gone(const struct server_fds *f)
+{
+        return syscall(__NR_pidfd_send_signal, f->pidfd, 0, NULL, 0) < 0 && errno == ESRCH;
+}
+
 /* Arm the one-shot timer `fd` to fire in `ms` milliseconds.
  * Returns 0 or -1 with errno set. */
 static int arm_timer(int fd, uint64_t ms)
@@ -347,8 +357,31 @@ static void handle_run(struct broker *b, struct server_request *rq, Seccell__Req
         /* Claimed first, so that a refusal below closes them at once
          * (they may be the only holders of the client's pipes). */
         fds = server_take_fds(b->srv, run->fd_token, (uid_t)rq->peer_uid);
-        if (kill((pid_t)rq->peer_pid, 0) < 0 && errno == ESRCH) {
-                server_drop(rq); /* the client is gone */
+        size_t want = run->audit ? 4 : 3;
+        if (!fds || fds->nfds != want) {
+                server_reply_error(rq, EBADF, "no descriptors (%zu expected) were received for this request", want);
+                server_fds_free(fds);
+                return;
+        }
+        /* Every check below looks at the client by its pid: the process
+         * that connected the fd channel, held by its pidfd, so that the pid
+         * stays its own while it lives. A pid alone could be another's: a
+         * sandboxed process can connect, leave its connections to a child
+         * and exit, and ask once its pid names an unconfined process
+         * (found in review). */
+        if (fds->pidfd < 0) {
+                server_reply_error(rq, EPERM, "cannot tell which process is asking (SO_PEERPIDFD: %s; Linux 6.5 or "
+                                   "later is needed)", strerror(fds->pidfd_errno));
+                server_fds_free(fds);
+                return;
+        }
+        if (fds->pid != (pid_t)rq->peer_pid) {
+                server_reply_error(rq, EPERM, "the request and its descriptors came from different processes");
+                server_fds_free(fds);
+                return;
+        }
+        if (client_gone(fds)) {
+                server_reply_error(rq, ESRCH, "the process that asked has exited");
                 server_fds_free(fds);
                 return;
         }
@@ -398,12 +431,6 @@ static void handle_run(struct broker *b, struct server_request *rq, Seccell__Req
                 server_fds_free(fds);
                 return;
         }
-        size_t want = run->audit ? 4 : 3;
-        if (!fds || fds->nfds != want) {
-                server_reply_error(rq, EBADF, "no descriptors (%zu expected) were received for this request", want);
-                server_fds_free(fds);
-                return;
-        }
         if (run->policy) {
                 fp.max_procs = run->policy->max_procs;
                 fp.max_memory = run->policy->max_memory;
@@ -426,6 +453,11 @@ static void handle_run(struct broker *b, struct server_request *rq, Seccell__Req
         r = spawn_read_inherit((pid_t)rq->peer_pid, (uid_t)rq->peer_uid, &inherit);
         if (r < 0) {
                 server_reply_error(rq, -r, "cannot read the client's umask and limits: %s", strerror(-r));
+                goto out;
+        }
+        /* alive after every read of its /proc: they were all of it */
+        if (client_gone(fds)) {
+                server_reply_error(rq, ESRCH, "the process that asked has exited");
                 goto out;
         }
 

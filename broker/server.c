@@ -21,6 +21,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "kcompat.h"
 #include "log.h"
 #include "msg.h"
 
@@ -627,6 +628,7 @@ void server_fds_free(struct server_fds *f)
                 return;
         fds_close(f->fds, f->nfds);
         closep(&f->conn);
+        closep(&f->pidfd);
         free(f);
 }
 
@@ -741,6 +743,12 @@ void server_accept_fds(struct server *s)
                 }
                 f->conn = c;
                 f->uid = cred.uid;
+                f->pid = cred.pid;
+                len = sizeof(f->pidfd);
+                if (getsockopt(c, SOL_SOCKET, SO_PEERPIDFD, &f->pidfd, &len) < 0) {
+                        f->pidfd = -1;
+                        f->pidfd_errno = errno;
+                }
                 f->since_ms = mono_ns() / 1000000;
                 f->next = s->fds;
                 s->fds = f;

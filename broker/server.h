@@ -34,6 +34,9 @@ struct server_fds {
         uint64_t token;
         int conn;                       /* the client's connection; its HUP ends the run */
         uid_t uid;                      /* SO_PEERCRED of the connection */
+        pid_t pid;                      /* ditto: the connecting process at connect(2) */
+        int pidfd;                      /* SO_PEERPIDFD: that process, owned; -1 if the kernel has none */
+        int pidfd_errno;                /* why not, then */
         int fds[FDCHAN_MAX_FDS];
         size_t nfds;
         bool received;                  /* the packet has been read */

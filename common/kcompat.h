@@ -23,6 +23,12 @@
 #define PIDFD_THREAD 00000200 /* == O_EXCL on x86_64 */
 #endif
 
+/* getsockopt(2), unix(7): since 6.5, a pidfd of the process that connected
+ * (or created the socket pair): names it even once its pid is reused. */
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
 #ifndef __NR_pidfd_open
 #define __NR_pidfd_open 434
 #endif

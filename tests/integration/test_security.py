@@ -1035,6 +1035,98 @@ except OSError as e:
         r = self.nested(d)
         self.assertEqual((r.returncode, r.stdout), (0, b"inner ran\n"), r.stderr)
 
+    # A sandboxed asker A connects both broker sockets, leaves them to its
+    # child B and exits; B asks (for a run whose command writes ESCAPED)
+    # once the test has given A's pid to an unconfined process.
+    ASK_AFTER_EXIT = r"""
+import os, socket, struct, sys, time, array
+d, work = sys.argv[1], sys.argv[2]
+def varint(n):
+    out = b""
+    while True:
+        b, n = n & 0x7f, n >> 7
+        if not n:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+def field(num, data):
+    return varint(num << 3 | (0 if isinstance(data, int) else 2)) + (
+        varint(data) if isinstance(data, int) else varint(len(data)) + data)
+a = os.fork()
+if a == 0:
+    ipc = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ipc.connect(os.path.join(d, "broker.ipc"))
+    ipc.sendall(bytes([0, 83, 80, 0, 0, 0x30, 0, 0]))  # the SP handshake, at once
+    fdc = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    fdc.connect(os.path.join(d, "broker.fd"))
+    if os.fork() == 0:
+        while not os.path.exists(os.path.join(work, "go")):
+            time.sleep(0.01)
+        token = 0x5ecce11
+        fdc.sendmsg([struct.pack("=IIQ", 0x53434644, 3, token)],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+        argv = [b"/bin/sh", b"-c", b"echo ESCAPED > %s/escaped" % work.encode()]
+        run = field(1, token) + b"".join(field(2, x) for x in argv) + field(3, b"PATH=/bin") + field(4, b"/")
+        body = struct.pack(">I", 0x80000001) + field(1, run)
+        ipc.sendall(b"\x01" + struct.pack(">Q", len(body)) + body)  # nng ipc: type, length
+        ipc.settimeout(30)
+        got = b""
+        try:
+            while len(got) < 16 + 8:
+                chunk = ipc.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError:
+            pass
+        os.write(1, b"B got %d bytes: %r\n" % (len(got), got[16:]))
+        os._exit(0)
+    with open(os.path.join(work, "A.tmp"), "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(os.path.join(work, "A.tmp"), os.path.join(work, "A.pid"))
+    os._exit(0)
+os.waitpid(a, 0)
+sys.stdin.read()
+"""
+
+    def test_asker_pid_reused_by_an_unconfined_process_refused(self):
+        # Found in review: the broker checked its client by the pid of the
+        # connection, at request time. After the asker exited, its pid
+        # named an unconfined process of the same user, every check passed,
+        # and the sandbox got a fresh one without its limits.
+        d = self.start_daemon()
+        work = tempfile.mkdtemp(prefix="seccell-reuse-")
+        self.addCleanup(shutil.rmtree, work, True)
+        os.chmod(work, 0o777)
+        p = self.popen([SECCELL, "run", "--broker", d, "--max-procs", "4", "--", PYTHON, "-c",
+                        self.ASK_AFTER_EXIT, d, work],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        a_pid = os.path.join(work, "A.pid")
+        wait_for(lambda: os.path.exists(a_pid), 30, "the asker's pid")
+        with open(a_pid) as f:
+            a = int(f.read())
+        wait_for(lambda: not os.path.exists("/proc/%d" % a), 30, "the asker reaped")
+        # give A's pid to an unconfined process of the same user
+        for _ in range(200):
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write(str(a - 1))
+            other = self.popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+            if other.pid == a:
+                break
+            other.kill()
+            other.wait()
+        else:
+            self.skipTest("could not get pid %d again (a busy machine)" % a)
+        self.assertEqual(status_fields(a)["Seccomp"].strip(), "0")
+        open(os.path.join(work, "go"), "w").close()
+        line = read_line(p.stdout, 60)
+        other.kill()
+        other.wait()
+        p.stdin.close()
+        self.assertEqual(p.wait(timeout=60), 0, errtext(p))
+        self.assertFalse(os.path.exists(os.path.join(work, "escaped")), "a sandbox got a sandbox: %r" % line)
+        self.assertIn(b"the process that asked has exited", line)
+        self.assert_daemon_serves(d)
+
 
 class UserFaultFd(SeccellTestCase):
     """A userfaultfd could park the tracer's read of an exec's argv on a
