@@ -38,18 +38,6 @@ static const char *const stage_names[] = {
 };
 enum { ST_NNP = 1, ST_GROUPS, ST_GID, ST_UID, ST_CAPS, ST_PDEATH, ST_CHDIR, ST_SECCOMP, ST_SEND };
 
-/* Capabilities a root-owned sandbox must not keep: each reaches the
- * supervisor or the kernel past the filter (CAP_SYS_PTRACE opens
- * /proc/<tracer>/fd and pidfd_getfd on other processes). */
-static const cap_value_t root_drop_caps[] = {
-        CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_SYS_RAWIO,
-        CAP_SYS_BOOT, CAP_BPF, CAP_PERFMON, CAP_MAC_ADMIN, CAP_MAC_OVERRIDE,
-        CAP_SETPCAP, CAP_SYS_RESOURCE,
-        /* signalling the tracer (its own uid), becoming its uid, or
-         * reading past the permissions that fence its control socket */
-        CAP_KILL, CAP_SETUID, CAP_SETGID, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
-};
-
 _Noreturn static void root_fail(int stage, int err)
 {
         /* errno in the low half, the stage in the high half of the token */
@@ -57,27 +45,30 @@ _Noreturn static void root_fail(int stage, int err)
         _exit(125);
 }
 
+/* A root-owned sandbox keeps uid 0 but no capability: every one of them
+ * reaches the supervisor or the kernel past the filter (found in review:
+ * CAP_FOWNER opened the tracer's 0700 directory, CAP_MKNOD block devices,
+ * CAP_SYS_NICE the tracer's priority; CAP_SYS_PTRACE /proc/<tracer>/fd).
+ * The bounding set goes first (dropping from it needs CAP_SETPCAP), so no
+ * exec can give any back; then the effective, permitted, inheritable and
+ * ambient sets. Kernel contract: PR_CAPBSET_DROP fails with EINVAL past
+ * the last capability the kernel knows. Returns 0 or -errno. */
 static int drop_root_caps(void)
 {
-        cap_t caps = cap_get_proc();
-        if (!caps)
+        for (cap_value_t c = 0;; c++)
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+                        if (errno == EINVAL && c > CAP_SETFCAP)
+                                break;
+                        return -errno;
+                }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
                 return -errno;
-        int n = ARRAY_SIZE(root_drop_caps);
-        int r = cap_set_flag(caps, CAP_EFFECTIVE, n, root_drop_caps, CAP_CLEAR);
-        if (r == 0)
-                r = cap_set_flag(caps, CAP_PERMITTED, n, root_drop_caps, CAP_CLEAR);
-        if (r == 0)
-                r = cap_set_flag(caps, CAP_INHERITABLE, n, root_drop_caps, CAP_CLEAR);
-        /* bounding set first: dropping it needs CAP_SETPCAP, which goes too */
-        for (int i = 0; r == 0 && i < n; i++)
-                if (prctl(PR_CAPBSET_DROP, root_drop_caps[i], 0, 0, 0) < 0 && errno != EINVAL)
-                        r = -1;
-        if (r == 0)
-                r = cap_set_proc(caps);
-        int e = errno;
-        cap_free(caps);
-        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-        return r < 0 ? -e : 0;
+        cap_t none = cap_init();
+        if (!none)
+                return -errno;
+        int r = cap_set_proc(none) < 0 ? -errno : 0;
+        cap_free(none);
+        return r;
 }
 
 /* The PATH search of execvp(3), done before the exec so that only the

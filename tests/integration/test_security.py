@@ -32,7 +32,6 @@ def as_nobody():
 
 CAP_KILL = 5
 CAP_SYS_PTRACE = 19
-CAP_SYS_ADMIN = 21
 
 X86_64 = platform.machine() == "x86_64"
 
@@ -1187,10 +1186,11 @@ class Privileges(SeccellTestCase):
         r = self.run_cmd([PYTHON, "-c", STATUS_PROBE])
         self.assertEqual(r.returncode, 0, r.stderr)
         st = json.loads(r.stdout)
-        for field in ("CapEff", "CapPrm", "CapAmb"):
-            caps = int(st[field], 16)
-            self.assertFalse(caps & (1 << CAP_SYS_PTRACE), "%s has CAP_SYS_PTRACE: %s" % (field, st[field]))
-            self.assertFalse(caps & (1 << CAP_SYS_ADMIN), "%s has CAP_SYS_ADMIN: %s" % (field, st[field]))
+        # none at all, and (root's) none to regain by an exec: found in
+        # review, a root client's sandbox kept CAP_FOWNER (it opened the
+        # tracer's directory), CAP_MKNOD and CAP_SYS_NICE
+        fields = ("CapEff", "CapPrm", "CapInh", "CapAmb") + (("CapBnd",) if os.geteuid() == 0 else ())
+        self.assertEqual({f: int(st[f], 16) for f in fields}, {f: 0 for f in fields})
         self.assertEqual(st["NoNewPrivs"].strip(), "1")
 
     def test_tracer_unprivileged(self):
