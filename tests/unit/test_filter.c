@@ -141,7 +141,7 @@ static void rules_common(const struct filter_rule *r, int n)
                 if (seccomp_syscall_resolve_name(r[i].syscall) == __NR_SCMP_ERROR)
                         fail_msg("rule %d: unknown syscall %s", i, r[i].syscall);
         /* a sandbox with no memory limit pays nothing for memory calls */
-        static const char *const mem[] = { "mmap", "munmap", "brk", "mremap", "mprotect", "shmget" };
+        static const char *const mem[] = { "mmap", "munmap", "brk", "mremap", "mprotect", "shmget", "memfd_secret" };
         for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
                 assert_int_equal(count_rules(r, n, mem[i]), 0);
         /* execs are never denied outright */
@@ -177,6 +177,21 @@ static void rules_procs_limit(void **state)
                 masked_rule(r, n, "clone", 0, ALL_NS | CLONE_UNTRACED | CLONE_THREAD, 0);
         assert_int_equal(f->action, FILTER_NOTIFY);
         assert_int_equal(count_rules(r, n, "clone"), (int)N_NS + 2);
+}
+
+static void rules_memory_limit(void **state)
+{
+        (void)state;
+        const struct filter_policy mem = { .max_memory = 64 << 20 };
+        struct filter_rule r[MAX_RULES];
+        int n = get_rules(&mem, r);
+
+        assert_int_equal(plain_rule(r, n, "brk")->action, FILTER_NOTIFY);
+        assert_int_equal(plain_rule(r, n, "shmget")->action, FILTER_NOTIFY);
+        /* memory no measure sees: as if the kernel had none */
+        assert_errno_rule(plain_rule(r, n, "memfd_secret"), ENOSYS);
+        /* never routed: frees */
+        assert_int_equal(count_rules(r, n, "munmap"), 0);
 }
 
 static void rules_enospc(void **state)
@@ -1026,6 +1041,7 @@ static void load_needs_nnp(void **state)
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(rules_no_limits),
         cmocka_unit_test(rules_procs_limit),
+        cmocka_unit_test(rules_memory_limit),
         cmocka_unit_test(rules_enospc),
         cmocka_unit_test(build_and_export),
         cmocka_unit_test(bpf_no_limits),
