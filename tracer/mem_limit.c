@@ -360,58 +360,27 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
         return unknown && !v ? e->data : v;
 }
 
-/* The maps of `tgid` (proc(5)), through thread `tid` (0: the leader's
- * view). NULL if unreadable. */
-static FILE *maps_open(pid_t tgid, pid_t tid)
-{
-        char path[96];
-        if (tid > 0)
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
-        else
-                snprintf(path, sizeof(path), "/proc/%d/maps", tgid);
-        return fopen(path, "re");
-}
-
-/* One line of a maps file. */
-struct vma {
-        uint64_t start, end;
-        char perms[8];            /* "rw-p" ... */
-        uint64_t offset;          /* into the file (bytes) */
-        unsigned long inode;
-        const char *name;         /* into the line: path, "[heap]", "" */
-};
-
-static bool vma_parse(const char *line, struct vma *v)
-{
-        unsigned long long a, b, o;
-        int off = 0;
-        if (sscanf(line, "%llx-%llx %7s %llx %*s %lu %n", &a, &b, v->perms, &o, &v->inode, &off) < 5 || !off)
-                return false;
-        v->start = a;
-        v->end = b;
-        v->offset = o;
-        v->name = line + off;
-        return true;
-}
-
 /* Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero mapped
  * shared): a shmem file that maps list as "/dev/zero (deleted)". */
-static bool vma_anon_shared(const struct vma *v)
+static bool vma_anon_shared(const struct proc_vma *v)
 {
         return v->perms[3] == 's' && strncmp(v->name, "/dev/zero", 9) == 0;
 }
 
 /* The mount id of descriptor `fd` of thread `tid` (/proc/<tid>/fdinfo,
- * open to a ptracer), or -1. */
+ * open to a ptracer), or -1. Whole lines (getline): a line cut in two
+ * would parse its tail as a line of its own. */
 static int fd_mount_id(pid_t tid, int fd)
 {
-        char path[64], line[256];
+        char path[64];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         int id = -1;
         snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", tid, fd);
         FILE *f = fopen(path, "re");
         if (!f)
                 return -1;
-        while (id < 0 && fgets(line, sizeof(line), f))
+        while (id < 0 && getline(&line, &cap, f) > 0)
                 if (sscanf(line, "mnt_id: %d", &id) != 1)
                         id = -1;
         fclose(f);
@@ -420,20 +389,24 @@ static int fd_mount_id(pid_t tid, int fd)
 
 /* Whether mount `id` is mounted nodev (its per-mount options, field 6 of
  * /proc/self/mountinfo: the sandbox shares the tracer's mount namespace,
- * as it may make none of its own). */
+ * as it may make none of its own). Whole lines (getline): a mount point
+ * is a path of a user's choosing (a FUSE mount's), and the tail of a
+ * line cut in two could pose as another mount. */
 static bool mount_nodev(int id)
 {
-        char line[4096];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         bool nodev = false, found = false;
         FILE *f = fopen("/proc/self/mountinfo", "re");
         if (!f)
                 return false;
-        while (!found && fgets(line, sizeof(line), f)) {
-                int mid;
-                char opts[1024];
-                if (sscanf(line, "%d %*d %*s %*s %*s %1023s", &mid, opts) != 2 || mid != id)
+        while (!found && getline(&line, &cap, f) > 0) {
+                int mid, off = 0;
+                if (sscanf(line, "%d %*d %*s %*s %*s %n", &mid, &off) != 1 || !off || mid != id)
                         continue;
                 found = true;
+                char *opts = line + off;
+                opts[strcspn(opts, " \n")] = 0;
                 for (char *save, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save))
                         nodev |= strcmp(o, "nodev") == 0;
         }
@@ -474,16 +447,15 @@ static bool fd_not_dev_zero(pid_t tid, int fd)
  * there is no heap yet. 0 if unknown. */
 static uint64_t read_brk(pid_t tgid, pid_t tid)
 {
-        char line[512];
-        FILE *f = maps_open(tgid, tid);
-        if (!f)
-                return 0;
+        struct procfs_maps m;
+        struct proc_vma v;
         uint64_t end = 0;
-        struct vma v;
-        while (!end && fgets(line, sizeof(line), f))
-                if (vma_parse(line, &v) && strncmp(v.name, "[heap]", 6) == 0)
+        procfs_maps_open(&m, tgid, tid);
+        while (!end && procfs_maps_next(&m, &v))
+                if (!strcmp(v.name, "[heap]"))
                         end = v.end;
-        fclose(f);
+        if (procfs_maps_close(&m) < 0)
+                return 0; /* not read whole: unknown */
         if (end)
                 return end;
         struct proc_stat st;
@@ -496,20 +468,17 @@ static uint64_t read_brk(pid_t tgid, pid_t tid)
  * (fail closed - the caller refuses the request). */
 static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr)
 {
-        char line[512];
-        FILE *f = maps_open(tgid, tid);
-        if (!f)
-                return true;
+        struct procfs_maps m;
+        struct proc_vma v;
         bool in = false;
-        struct vma v;
-        while (fgets(line, sizeof(line), f)) {
-                if (!vma_parse(line, &v) || v.end <= addr)
+        procfs_maps_open(&m, tgid, tid);
+        while (procfs_maps_next(&m, &v)) {
+                if (v.end <= addr)
                         continue;
-                in = v.start <= addr && strncmp(v.name, "[stack]", 7) == 0;
+                in = v.start <= addr && !strcmp(v.name, "[stack]");
                 break; /* maps is sorted by address */
         }
-        fclose(f);
-        return in;
+        return procfs_maps_close(&m) < 0 || in;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
@@ -601,20 +570,19 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
         return extent;
 }
 
-/* The anonymous shared memory of `pid` not seen yet; `known` when its maps
- * cannot be read (out of descriptors...). */
+/* The anonymous shared memory of `pid` not seen yet; at least `known` when
+ * its maps cannot be read whole (out of descriptors...). */
 static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 {
-        char line[512];
-        FILE *f = maps_open(pid, 0);
+        struct procfs_maps m;
+        struct proc_vma v;
         uint64_t sum = 0;
-        if (!f)
-                return known;
-        struct vma v;
-        while (fgets(line, sizeof(line), f))
-                if (vma_parse(line, &v) && vma_anon_shared(&v))
+        procfs_maps_open(&m, pid, 0);
+        while (procfs_maps_next(&m, &v))
+                if (vma_anon_shared(&v))
                         sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
-        fclose(f);
+        if (procfs_maps_close(&m) < 0 && sum < known)
+                return known; /* not read whole: never less than before */
         return sum;
 }
 
@@ -628,19 +596,17 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uint64_t *counted,
                          uint64_t *private, uint64_t *convertible)
 {
-        char line[512];
+        struct procfs_maps m;
+        struct proc_vma v;
         uint64_t end = addr + len;
         *counted = *private = *convertible = 0;
         if (end < addr)
                 return false;
-        FILE *f = maps_open(tgid, tid);
-        if (!f)
-                return false;
         bool any = false;
-        struct vma v;
-        while (fgets(line, sizeof(line), f)) {
+        procfs_maps_open(&m, tgid, tid);
+        while (procfs_maps_next(&m, &v)) {
                 any = true;
-                if (!vma_parse(line, &v) || v.end <= addr)
+                if (v.end <= addr)
                         continue;
                 if (v.start >= end)
                         break; /* maps is sorted by address */
@@ -655,8 +621,7 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 } else
                         *convertible += ov;
         }
-        fclose(f);
-        return any;
+        return procfs_maps_close(&m) == 0 && any;
 }
 
 /* The growth of an mprotect or a MAP_FIXED mmap, net of what the range

@@ -900,6 +900,91 @@ static int cmd_phantom(int argc, char **argv)
         return 0;
 }
 
+/* The column (bytes from the start of its line) at which the path of the
+ * file mapped at `at` begins in /proc/self/maps; -1 if not found. */
+static int maps_path_column(uintptr_t at)
+{
+        char prefix[32], buf[4096];
+        snprintf(prefix, sizeof(prefix), "%08lx-", (unsigned long)at);
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+                fail("open maps");
+        int col = -1;
+        while (col < 0 && fgets(buf, sizeof(buf), f)) {
+                char *slash = strchr(buf, '/');
+                if (!strncmp(buf, prefix, strlen(prefix)) && slash)
+                        col = (int)(slash - buf);
+        }
+        fclose(f);
+        return col;
+}
+
+/* longpath MIB: a file in the working directory whose path puts the text
+ * of a writable private mapping of [0x100000000000, 0x200000000000) at
+ * column 511 of its line in /proc/self/maps, mapped below that range;
+ * then MIB of anonymous shared memory mapped MAP_FIXED inside the range,
+ * announced as MIB, touched and held ("held MIB"). A maps reader that
+ * splits lines at 512 bytes sees private memory that the fixed mapping
+ * replaces, and charges nothing. */
+static int cmd_longpath(int argc, char **argv)
+{
+        static const char fake[] = "100000000000-200000000000 rw-p 00000000 00:00 0 x";
+        const uintptr_t at = 0x0f0000000000ul;
+        char *const range = (char *)0x100000000000ul;
+        if (argc != 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        char path[2048];
+        if (!getcwd(path, 1024))
+                fail("getcwd");
+        /* where a path begins in a line for a file mapped at `at` */
+        char probe[2100];
+        snprintf(probe, sizeof(probe), "%s/probe", path);
+        int fd = open(probe, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)PAGE) < 0)
+                fail("the probe file");
+        if (mmap((void *)at, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0) != (void *)at)
+                fail("mmap the probe");
+        close(fd);
+        int col = maps_path_column(at);
+        munmap((void *)at, PAGE);
+        unlink(probe);
+        if (col < 0)
+                fail("the probe's column");
+        /* directories of 200 bytes, then a name that ends in `fake` */
+        int need = 511 - col; /* path bytes before `fake` */
+        while ((int)strlen(path) + 1 + 200 + 1 < need) {
+                size_t l = strlen(path);
+                path[l] = '/';
+                memset(path + l + 1, 'a', 200);
+                path[l + 201] = 0;
+                if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                        fail("mkdir");
+        }
+        size_t l = strlen(path);
+        int pad = need - (int)l - 1;
+        if (pad < 1)
+                usage();
+        path[l] = '/';
+        memset(path + l + 1, 'b', (size_t)pad);
+        snprintf(path + l + 1 + pad, sizeof(path) - l - 1 - (size_t)pad, "%s", fake);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)PAGE) < 0)
+                fail("the long-path file");
+        if (mmap((void *)at, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0) != (void *)at)
+                fail("mmap the long-path file");
+        close(fd);
+        if (maps_path_column(at) + (int)strlen(path) - (int)strlen(fake) != 511)
+                fail("the fake line's column");
+        int s = announce("mmap-shared", len);
+        if (mmap(range, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != range)
+                fail("mmap MAP_FIXED shared");
+        say("ok %d", s);
+        touch(range, len);
+        say("held %llu", (unsigned long long)(len / MIB));
+        return 0;
+}
+
 /* growsdown: one-page MAP_GROWSDOWN mappings, writable and PROT_NONE;
  * prints "growsdown PROT ok" or "growsdown PROT errno N". */
 static int cmd_growsdown(int argc, char **argv)
@@ -1635,7 +1720,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "stackcopy", cmd_stackcopy },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },

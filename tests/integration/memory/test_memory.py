@@ -330,6 +330,18 @@ class TestCharges(MemTestBase):
         self.assertEqual((kill["pid"], kill["syscall"]), (r.root, 9), d)
         self.assertNotIn("done", r.lines(), d)
 
+    def test_long_path_poses_as_no_mapping(self):
+        # Found in review: maps were read 512 bytes a line, so a file whose
+        # path is long split its line, and the tail - a name the sandbox
+        # chose - was parsed as a mapping of its own: a fake writable
+        # private range that a MAP_FIXED mapping "replaced", charged
+        # nothing (1 GiB of shared memory held at 64M). Lines are read
+        # whole: the 200 MiB mapping is charged in full and killed.
+        r = self.helper(64 * MIB, "longpath", 200)
+        step = self.assertKilledAtCrossing(r, 64 * MIB, "mmap-shared")
+        self.assertEqual((step[0], step[3]), (1, 200 * MIB), r.describe())
+        self.assertNotIn("held 200", r.lines(), r.describe())
+
     def test_refused_brk_is_not_the_break(self):
         # brk requests for 48, 96, ... MiB past the break, which the kernel
         # refuses (a page in the way): each is judged from the real break,
