@@ -536,6 +536,34 @@ static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct pr
         return false;
 }
 
+/* Whether the image `e` had when its pending exec was let run is gone:
+ * its maps descriptor, opened then, holds that address space (proc(5):
+ * proc_mem_open() pins the mm) and reads nothing once the address space
+ * has no users - the exec replaced it, or the process is gone. A read
+ * takes neither exec_update_lock nor, once the address space is gone,
+ * its mmap lock: it never waits for an exec under way. */
+static bool exec_image_gone(const struct proc_entry *e)
+{
+        char c;
+        return pread(e->exec_maps_fd, &c, 1, 0) != 1;
+}
+
+/* Look at `e`'s pending exec: once it has replaced the image, nothing of
+ * the new one is judged. `over`: the exec is over (its thread was seen
+ * again); a failed one leaves the judgement as it was. */
+static void exec_settle(struct proc_entry *e, bool over)
+{
+        if (e->exec_maps_fd < 0)
+                return;
+        bool gone = exec_image_gone(e);
+        if (gone)
+                e->judged = 0;
+        if (gone || over) {
+                close(e->exec_maps_fd);
+                e->exec_maps_fd = -1;
+        }
+}
+
 /* Anonymous shared memory is not in statm field 6: it is read from
  * /proc/<pid>/maps ("s" mappings of "/dev/zero (deleted)", one shmem
  * object per MAP_SHARED|MAP_ANONYMOUS mapping). An object counts once
@@ -747,6 +775,10 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * sharing unseen) */
                         dup = shares_vm(sb, e, e); /* with an earlier one */
                         e->vm_dup = dup;
+                        /* before its measure: a statm that shows the new
+                         * image is never held against the old judgement */
+                        if (e->exec_tid)
+                                exec_settle(e, false);
                         e->data = entry_statm(e, 0);
                         if (!e->exec_tid) /* else as last read */
                                 e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
@@ -785,15 +817,6 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
                 }
 }
 
-void mem_limit_exec(struct tsandbox *sb, pid_t tid)
-{
-        struct proc_entry *e = sb->max_memory ? entry_of(sb, tid) : NULL;
-        if (e) {
-                e->exec_tid = tid;
-                e->judged = 0; /* nothing of the new image is judged */
-        }
-}
-
 /* A call of thread `tid` of `e` is parked in its notification: an exec let
  * run before by the same thread is over; so is one by another thread once
  * the leader calls and that thread's tid is gone (an exec by a non-leader
@@ -805,8 +828,57 @@ static void exec_over(struct proc_entry *e, pid_t tid)
 {
         if (e && e->exec_tid &&
             (tid == e->exec_tid ||
-             (tid == e->pid && syscall(SYS_tgkill, e->pid, e->exec_tid, 0) < 0 && errno == ESRCH)))
+             (tid == e->pid && syscall(SYS_tgkill, e->pid, e->exec_tid, 0) < 0 && errno == ESRCH))) {
                 e->exec_tid = 0;
+                exec_settle(e, true);
+        }
+}
+
+/* Whether another live process has an exec pending: its address space is
+ * not looked at (kcmp waits for the exec), so it could be `e`'s. */
+static bool exec_pending_elsewhere(struct tsandbox *sb, const struct proc_entry *e)
+{
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next)
+                if (o != e && !o->exited && o->exec_tid)
+                        return true;
+        return false;
+}
+
+/* Open `e`'s maps to watch the image an exec is about to replace: only
+ * when no exec is under way in the process (the open takes
+ * exec_update_lock, which an exec held in a stalled file system keeps),
+ * and only when its address space is its own: one shared with another
+ * process outlives the exec. -1 when it cannot be watched. */
+static int exec_watch_open(struct tsandbox *sb, struct proc_entry *e)
+{
+        char path[64];
+        if (e->exec_tid || (sb->vm_clones && (shares_vm(sb, e, NULL) || exec_pending_elsewhere(sb, e))))
+                return -1;
+        snprintf(path, sizeof(path), "/proc/%d/maps", e->pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        e->exec_maps_fd = fd;
+        if (exec_image_gone(e)) { /* a zombie leader's: no address space */
+                close(fd);
+                fd = e->exec_maps_fd = -1;
+        }
+        return fd;
+}
+
+void mem_limit_exec(struct tsandbox *sb, pid_t tid)
+{
+        struct proc_entry *e = sb->max_memory ? entry_of(sb, tid) : NULL;
+        if (!e)
+                return;
+        exec_over(e, tid); /* the thread's last exec, if any, is over */
+        /* The exec runs after the answer, and may fail (ENOENT...): what
+         * the image was judged to have holds until it is seen replaced.
+         * When that cannot be watched, nothing is judged from now on (the
+         * safe side: a failed exec's process is then blamed for its image). */
+        if (e->exec_maps_fd < 0 && (!e->judged || exec_watch_open(sb, e) < 0))
+                e->judged = 0;
+        e->exec_tid = tid;
 }
 
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out)
@@ -814,14 +886,22 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         *copy_out = 0;
         if (!sb->max_memory)
                 return 0;
+        struct proc_entry *e = entry_of(sb, n->pid);
+        exec_over(e, (pid_t)n->pid);
         if (n->data.nr == SYS_vfork || (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM))) {
                 sb->vm_clones = true;
+                /* an image watched for another thread's pending exec would
+                 * outlive that exec in the child, and so seem kept: it is
+                 * judged no more (as when it cannot be watched) */
+                if (e && e->exec_maps_fd >= 0) {
+                        close(e->exec_maps_fd);
+                        e->exec_maps_fd = -1;
+                        e->judged = 0;
+                }
                 return 0; /* the child shares the address space */
         }
-        struct proc_entry *e = entry_of(sb, n->pid);
         bool unknown = false;
         uint64_t copy;
-        exec_over(e, (pid_t)n->pid);
         if (e) {
                 grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
                 e->data = entry_statm(e, n->pid);
@@ -918,7 +998,8 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
 static uint64_t allowance(struct proc_entry *e)
 {
         struct proc_stat st;
-        /* an exec let run and not seen over: its stat can wait on it */
+        /* an exec let run and not seen over: its stat can wait on it, and
+         * judged holds while its image is not seen replaced (exec_settle) */
         bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
         return (same_image ? e->judged : 0) + proc_entry_grants(e);
 }

@@ -1259,6 +1259,41 @@ static int cmd_stack(int argc, char **argv)
         return 0;
 }
 
+/* failexec HOLD STACK: a child that waits, then HOLD MiB mapped (a judged
+ * request) and touched, then an exec that fails (ENOENT); then the child
+ * grows STACK MiB of stack by page faults (no request) and waits to be
+ * killed. Prints "exec errno N", the child's end ("grower 1 pid P signal
+ * 9") and "done". The failed exec left this image as it was, judged: the
+ * sweep must blame the child's growth, not this process. */
+static int cmd_failexec(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t hold = num(argv[0]) * MIB, stack = num(argv[1]);
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t child = fork();
+        if (child < 0)
+                fail("fork");
+        if (child == 0) {
+                close(go[1]);
+                await_byte(go[0], "parent");
+                grow_stack(stack);
+                for (;;)
+                        pause();
+        }
+        close(go[0]);
+        map_anon(hold, MAP_PRIVATE);
+        map_anon(PAGE, MAP_PRIVATE); /* the first call is over: judged */
+        execl("/nonexistent/seccell-mem-helper", "seccell-mem-helper", (char *)NULL);
+        say("exec errno %d", errno);
+        send_byte(go[1]);
+        print_status("grower", 1, child, wait_child(child));
+        say("done");
+        return 0;
+}
+
 /* Wait until each of the n processes in kids has died or shows `want`
  * bytes in statm, then until this process's and their statm fit in
  * `limit` bytes (only the tracer's sweep can make that so, by killing);
@@ -1726,7 +1761,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

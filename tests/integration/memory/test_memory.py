@@ -630,6 +630,27 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         r = self.helper(64 * MIB, "growkids", 3, FREEBSS, 40, 64)
         self.assertEqual(self.assertSwept(r, 64 * MIB, 3), 1)
 
+    def test_failed_exec_keeps_its_judgement(self):
+        # Found in review: an exec let run voided what its process was
+        # judged to have before the kernel ran it; when it failed (ENOENT)
+        # the old image stayed, counted as grown unjudged, and the sweep
+        # killed that process - here the root - for a child's unjudged
+        # stack. A failed exec leaves the judgement as it was: the child
+        # that grew is killed, the root runs on.
+        limit = 64 * MIB
+        r = self.helper(limit, "failexec", 58, 7)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertIn("exec errno %d" % errno.ENOENT, r.lines(), d)
+        m = re.search(r"(?m)^grower 1 pid (\d+) signal 9$", r.out)
+        self.assertIsNotNone(m, d)
+        self.assertEqual(r.lines()[-1], "done", d)
+        self.assertAudit(r, limit, kills=1)
+        (kill,) = r.of("memory_kill")
+        self.assertEqual(kill["pid"], int(m.group(1)), d)
+        self.assertNotIn("syscall", kill, d)
+        self.assertGreater(kill["unjudged"], 0, d)
+
 class TestFileMappings(MemTestBase):
 
     def test_file_map_unmap_does_not_launder(self):
