@@ -655,7 +655,9 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
 /* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
  * already counts: re-protecting writable memory adds nothing, and a fixed
  * mapping replaces the private memory it lands on (not shared memory,
- * which lives on while another process maps it). Others keep `growth`. */
+ * which lives on while another process maps it). Others keep `growth`.
+ * The net is what the measure gains: a fixed anonymous shared mapping
+ * still brings a whole shared object, which the caller records in full. */
 static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth)
 {
         uint64_t counted, private, convertible;
@@ -1147,12 +1149,18 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         bool alone = known && alone_in_its_address_space(sb, e, &st);
         uint64_t ledger = ledger_sum(sb, false, 0);
         bool exact = ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak;
+        /* what the call adds once it has run, to count until then: an
+         * anonymous shared object is in no statm, so it is all of it even
+         * where it replaces private memory (which leaves statm itself) */
+        uint64_t grant = growth;
         if (exact) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
                 if (alone)
                         growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
+                if (!shared_map)
+                        grant = growth;
         }
         if (ledger + growth > sb->max_memory) {
                 kill_requester(sb, e, n, growth, ledger);
@@ -1169,7 +1177,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
-                grant_add(e, (pid_t)n->pid, growth, faults, shared_map, alone);
+                grant_add(e, (pid_t)n->pid, grant, faults, shared_map, alone);
         }
         if (ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;

@@ -524,6 +524,27 @@ static int cmd_fixedshared(int argc, char **argv)
         return 0;
 }
 
+/* sharedover MIB THEN: MIB of private memory mapped and touched, then
+ * MIB of anonymous shared memory mapped MAP_FIXED over it and touched
+ * (announced as no growth: the private memory it replaces leaves statm),
+ * then THEN MiB of private memory. The shared memory is in no statm: the
+ * sandbox now holds MIB + THEN. */
+static int cmd_sharedover(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t len = num(argv[0]) * MIB, then = num(argv[1]) * MIB;
+        char *p = map_anon(len, MAP_PRIVATE);
+        int s = announce("mmap-shared", 0);
+        if (mmap(p, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+                fail("mmap MAP_FIXED shared");
+        say("ok %d", s);
+        touch(p, len);
+        map_anon(then, MAP_PRIVATE);
+        say("done");
+        return 0;
+}
+
 /* sleepers N MIB: N children that only wait, then one more that maps and
  * touches MIB and exits; prints how that last child ended. */
 static int cmd_sleepers(int argc, char **argv)
@@ -1758,7 +1779,7 @@ int main(int argc, char **argv)
                 { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
-                { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
+                { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },

@@ -342,6 +342,18 @@ class TestCharges(MemTestBase):
         self.assertEqual((step[0], step[3]), (1, 200 * MIB), r.describe())
         self.assertNotIn("held 200", r.lines(), r.describe())
 
+    def test_fixed_shared_over_private_memory_counts(self):
+        # Found in review: anonymous shared memory mapped MAP_FIXED over
+        # private memory already charged was judged net of what it
+        # replaces, and so recorded as nothing - but the private memory
+        # leaves statm while the shared object is in no statm: 80 MiB of
+        # each held at 100M. The shared object is recorded whole: the
+        # 40 MiB asked for next would bring the sandbox to 120 MiB.
+        limit = 100 * MIB
+        r = self.helper(limit, "sharedover", 80, 40)
+        step = self.assertKilledAtCrossing(r, limit, "mmap", extra=80 * MIB, extra_from=3)
+        self.assertEqual((step[0], step[3]), (3, 40 * MIB), r.describe())
+
     def test_refused_brk_is_not_the_break(self):
         # brk requests for 48, 96, ... MiB past the break, which the kernel
         # refuses (a page in the way): each is judged from the real break,
