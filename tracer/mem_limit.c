@@ -122,6 +122,7 @@ struct shm_seg {
         int shmid;
         key_t key;        /* IPC_PRIVATE shows as 0 */
         uint64_t size;    /* as asked: /proc/sysvipc/shm shows it unrounded */
+        uint64_t charge;  /* what it takes (shm_segment_bytes) */
         pid_t tgid, tid;  /* the creator */
         uint64_t faults;  /* its thread's page faults when allowed */
         bool seen;        /* listed in this refresh */
@@ -129,12 +130,13 @@ struct shm_seg {
         struct shm_seg *next;
 };
 
-static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, pid_t tgid, pid_t tid, uint64_t faults)
+static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, uint64_t charge, pid_t tgid, pid_t tid,
+                    uint64_t faults)
 {
         struct shm_seg *g = calloc(1, sizeof(*g));
         if (!g)
                 return; /* charged anyway (shm_bytes), never credited */
-        *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .tgid = tgid, .tid = tid,
+        *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .charge = charge, .tgid = tgid, .tid = tid,
                                .faults = faults, .next = sb->shm_segs };
         sb->shm_segs = g;
 }
@@ -250,7 +252,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                         free(g);
                         continue;
                 }
-                sb->shm_bytes += PAGE_UP(g->size);
+                sb->shm_bytes += g->charge;
                 pp = &g->next;
         }
         free(l);
@@ -506,7 +508,9 @@ uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bo
                 return new > old ? new - old : 0;
         }
         case SYS_shmget:
-                /* a segment is created only with IPC_PRIVATE or IPC_CREAT */
+                /* a segment is created only with IPC_PRIVATE or IPC_CREAT
+                 * (in 4 KiB pages here; a SHM_HUGETLB one takes whole huge
+                 * pages: mem_limit_notify rounds it, shm_segment_bytes) */
                 return ((key_t)args[0] == IPC_PRIVATE || (args[2] & IPC_CREAT)) ? PAGE_UP(args[1]) : 0;
         default:
                 return 0;
@@ -1115,6 +1119,9 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
         if (need_brk)
                 growth = UINT64_MAX / 4;
+        /* a huge-page segment takes whole huge pages */
+        if (n->data.nr == SYS_shmget && growth)
+                growth = shm_segment_bytes(args[1], shm_huge_page_size((int)args[2]));
         if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && (args[2] & IPC_CREAT)) {
                 /* a lookup if the key exists (the segment was charged when
                  * created), answered here: continued, it could create a
@@ -1174,7 +1181,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 bless(e, known ? st.start_brk : 0);
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
-                shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
+                shm_add(sb, (key_t)args[0], args[1], growth, e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
                 grant_add(e, (pid_t)n->pid, grant, faults, shared_map, alone);

@@ -1570,6 +1570,58 @@ static int cmd_shmkids(int argc, char **argv)
         return 0;
 }
 
+/* shmhuge HOLD KB LOG: HOLD MiB mapped and touched, then a private
+ * huge-page segment of KB KiB (SHM_HUGETLB, with LOG << 26 in the flags:
+ * log2 of the huge page size, 0 for the default), announced as the whole
+ * huge pages it takes; prints "shmget ok" (removed at once) or "shmget
+ * errno N" (no huge pages reserved: ENOMEM), then "done". "nohuge" and
+ * exit 0 when the kernel has no such huge pages. */
+static int cmd_shmhuge(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t hold = num(argv[0]) * MIB, len = num(argv[1]) * 1024, log = num(argv[2]);
+        if (log > 62)
+                usage();
+        uint64_t huge = log ? 1ull << log : 0;
+        if (!log) {
+                char line[256];
+                unsigned long long kb = 0;
+                FILE *f = fopen("/proc/meminfo", "re");
+                if (!f)
+                        fail("open /proc/meminfo");
+                while (!kb && fgets(line, sizeof(line), f))
+                        if (sscanf(line, "Hugepagesize: %llu kB", &kb) != 1)
+                                kb = 0;
+                fclose(f);
+                huge = kb * 1024;
+        } else {
+                char path[96];
+                struct stat st;
+                snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB",
+                         (unsigned long long)(huge >> 10));
+                if (stat(path, &st) < 0)
+                        huge = 0;
+        }
+        if (!huge) {
+                say("nohuge");
+                return 0;
+        }
+        map_anon(hold, MAP_PRIVATE);
+        int s = announce("shmget", (len + huge - 1) / huge * huge);
+        int id = shmget(IPC_PRIVATE, len, IPC_CREAT | SHM_HUGETLB | (int)(log << 26) | 0600);
+        int err = errno;
+        if (id >= 0)
+                shmctl(id, IPC_RMID, NULL);
+        say("ok %d", s);
+        if (id >= 0)
+                say("shmget ok");
+        else
+                say("shmget errno %d", err);
+        say("done");
+        return 0;
+}
+
 /* shmkey KEY MIB LOOKUPS THEN: a keyed segment of MIB created with
  * IPC_CREAT, looked up LOOKUPS more times with IPC_CREAT (the same
  * segment), attached, removed (IPC_RMID: destroyed only at its last
@@ -1778,7 +1830,7 @@ int main(int argc, char **argv)
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
                 { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
-                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
+                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids }, { "shmhuge", cmd_shmhuge },
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },

@@ -1089,6 +1089,24 @@ class TestSysV(MemTestBase):
         self.assertEqual(len([l for l in r.lines() if re.match(r"child \d+ shmget ", l)]), 3, d)
         self.assertAudit(r, 64 * MIB, kills=0)
 
+    def test_huge_page_segment_charged_whole_pages(self):
+        # Found in review: a shmget(SHM_HUGETLB) segment was charged its
+        # size rounded to 4 KiB, but the kernel makes it of whole huge
+        # pages (the default size, or the one its flags ask for). 4 KiB
+        # asked beside 63 MiB at 64M takes a 2 MiB page: killed at the
+        # shmget, as is a 1 GiB page asked for beside 8 MiB (where the
+        # kernel has such pages; with none reserved the call would fail,
+        # but it is judged on what it asks, before it runs).
+        limit = 64 * MIB
+        for hold, log in ((63, 0), (8, 30)):
+            with self.subTest(log=log):
+                r = self.helper(limit, "shmhuge", hold, 4, log)
+                if r.lines() == ["nohuge"]:
+                    continue  # no such huge pages here
+                step = self.assertKilledAtCrossing(r, limit, "shmget")
+                self.assertEqual(step[0], 2, r.describe())
+                self.assertGreaterEqual(step[3], 2 * MIB, r.describe())
+
     def test_shm_lookup_is_not_charged_again(self):
         # issue: "shmget segment sizes (once per segment, not per lookup)".
         # A 40 MiB segment created, then looked up twice with
