@@ -933,16 +933,57 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         return 0;
 }
 
+/* What `e` was judged to have, in statm bytes (its grants aside): nothing
+ * when its image has changed since it was judged (an exec; a changed
+ * start_brk shows it). */
+static uint64_t judged_now(struct proc_entry *e)
+{
+        struct proc_stat st;
+        /* an exec let run and not seen over: its stat can wait on it, and
+         * judged holds while its image is not seen replaced (exec_settle) */
+        bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
+        return same_image ? e->judged : 0;
+}
+
+/* A child registered sharing its address space with other processes (its
+ * parent and theirs, found with kcmp) takes the most any of them is judged
+ * to have, with its start_brk now. Returns false when it shares with none. */
+static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
+{
+        bool shared = false;
+        uint64_t judged = 0;
+        if (!sb->vm_clones || e->exec_tid)
+                return false;
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next) {
+                if (o == e || o->exited || o->exec_tid || syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) != 0)
+                        continue;
+                uint64_t j = judged_now(o);
+                shared = true;
+                if (j > judged)
+                        judged = j;
+        }
+        if (!shared)
+                return false;
+        struct proc_stat st;
+        e->judged = judged;
+        e->judged_brk = thread_stat(e, e->pid, &st) == 0 ? st.start_brk : 0;
+        return true;
+}
+
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
 {
         /* a forked child starts with a copy of its parent's commitment */
         if (!sb->max_memory || e->exited)
                 return;
         e->data = entry_statm(e, 0);
-        /* its copy was judged at the fork (a child sharing its parent's
-         * address space is not blamed while it shares; its exec voids
-         * what it was let have: mem_limit_exec) */
-        bless(e, 0);
+        /* its copy was judged at the fork; a child sharing its parent's
+         * address space (CLONE_VM, vfork) brought nothing of its own and
+         * nothing was judged at its fork: it takes over its sharers'
+         * judgement (blessing what the address space holds now would pass
+         * their unjudged growth as judged; mem_limit_sweep judges a shared
+         * address space by the most any of its processes was let have) */
+        if (!inherit_judgement(sb, e))
+                bless(e, 0);
         uint64_t ledger = ledger_sum(sb, false, 0);
         /* the peak is the highest ledger judged within the limit; growth
          * past it that nobody asked for is the sweep's (memory_kill with
@@ -998,18 +1039,6 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
         memory_kill(sb, e, e ? e->pid : (pid_t)n->pid, n, growth, 0, ledger);
 }
 
-/* What `e` was let have, in statm bytes: its judged measure and the
- * grants whose calls may not have run - nothing when its image has changed
- * since it was judged (an exec; a changed start_brk shows it). */
-static uint64_t allowance(struct proc_entry *e)
-{
-        struct proc_stat st;
-        /* an exec let run and not seen over: its stat can wait on it, and
-         * judged holds while its image is not seen replaced (exec_settle) */
-        bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
-        return (same_image ? e->judged : 0) + proc_entry_grants(e);
-}
-
 void mem_limit_sweep(struct tsandbox *sb)
 {
         if (!sb->max_memory || sb->ended)
@@ -1029,12 +1058,19 @@ void mem_limit_sweep(struct tsandbox *sb)
                 return;
 
         /* Over: the exact ledger, then who grew past what it was let have.
-         * An address space shared with another process (CLONE_VM, a vfork
-         * child before its exec) is blamed on none of them: killing one
-         * would free nothing. */
+         * An address space shared by several processes (CLONE_VM, a vfork
+         * child before its exec) is one candidate: it was let have the
+         * most any of them was judged to have, plus all their grants, and
+         * what grew past that is blamed on all of them together - killing
+         * one would free nothing (the kernel's OOM killer, too, kills
+         * every process that shares its victim's address space). A
+         * process whose exec is pending is not compared (kcmp waits for
+         * the exec): it stands alone. */
         struct cand {
                 struct proc_entry *e;
                 uint64_t counted, unjudged;
+                uint64_t judged, grants; /* of its address space, so far */
+                struct cand *as;         /* the first candidate of its address space */
         } *c = calloc(n, sizeof(*c));
         if (!c)
                 return; /* the next sweep tries again */
@@ -1044,11 +1080,24 @@ void mem_limit_sweep(struct tsandbox *sb)
         for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next) {
                 if (e->exited || e->mem_killed || e->pidfd < 0)
                         continue;
-                uint64_t allowed = allowance(e);
-                bool shared_as = sb->vm_clones && shares_vm(sb, e, NULL);
-                c[k] = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared,
-                                      !shared_as && e->data > allowed ? e->data - allowed : 0 };
-                measure += c[k++].counted;
+                struct cand *x = &c[k++];
+                *x = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared, 0, judged_now(e),
+                                    proc_entry_grants(e), x };
+                for (size_t i = 0; sb->vm_clones && !e->exec_tid && i + 1 < k && x->as == x; i++)
+                        if (c[i].as == &c[i] && !c[i].e->exec_tid &&
+                            syscall(SYS_kcmp, c[i].e->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                                x->as = &c[i];
+                if (x->as != x) {
+                        if (x->judged > x->as->judged)
+                                x->as->judged = x->judged;
+                        x->as->grants += x->grants;
+                }
+                measure += x->counted;
+        }
+        for (size_t i = 0; i < k; i++) {
+                uint64_t allowed = c[i].judged + c[i].grants;
+                if (c[i].as == &c[i] && c[i].e->data > allowed)
+                        c[i].unjudged = c[i].e->data - allowed;
         }
         /* the kernel's measure alone over the limit: what grew unjudged
          * goes, the most first */
@@ -1059,10 +1108,14 @@ void mem_limit_sweep(struct tsandbox *sb)
                                 worst = &c[i];
                 if (!worst)
                         break; /* nothing grew past its judgement: no one to blame */
-                log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed", (unsigned long long)sb->id,
-                          worst->e->pid, (unsigned long long)worst->unjudged);
-                memory_kill(sb, worst->e, worst->e->pid, NULL, 0, worst->unjudged, ledger);
-                measure -= worst->counted;
+                for (size_t i = 0; i < k; i++) {
+                        if (c[i].as != worst || c[i].e->mem_killed)
+                                continue;
+                        log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed",
+                                  (unsigned long long)sb->id, c[i].e->pid, (unsigned long long)worst->unjudged);
+                        memory_kill(sb, c[i].e, c[i].e->pid, NULL, 0, worst->unjudged, ledger);
+                        measure -= c[i].counted;
+                }
         }
         /* what is left fits: judged */
         if (measure <= sb->max_memory)

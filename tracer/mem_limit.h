@@ -55,7 +55,9 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
  * live process's statm is read (a pread each); when the kernel's measure
  * of the sandbox is over the limit, the exact ledger is taken and the
  * processes that grew past what was judged for them are killed (SIGKILL
- * through the pidfd), the one that grew most first, until the measure fits;
+ * through the pidfd; an address space shared by several processes is
+ * judged by the most any of them was let have, and its processes are
+ * killed together), the one that grew most first, until the measure fits;
  * each kill is a memory_kill audit event with "unjudged" bytes and no
  * syscall. Runs on the main loop, under tracer_lock. */
 #define MEM_SWEEP_MS 100

@@ -1426,6 +1426,56 @@ static int cmd_growkids(int argc, char **argv)
         return await_fit(kids, n, mib * MIB, limit);
 }
 
+static char vmpeer_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int vmpeer(void *arg)
+{
+        (void)arg;
+        for (;;)
+                pause();
+        return 0;
+}
+
+/* vmgrowkids N MIB LIMIT: N children, each sharing its address space with
+ * a peer of its own (clone(CLONE_VM), the peer only waits), growing MIB of
+ * stack by page faults (no request) once all exist; then await_fit(). An
+ * address space that grew unjudged is its sharers' together: the sweep
+ * kills a child with its peer. */
+static int cmd_vmgrowkids(int argc, char **argv)
+{
+        enum { MAX_KIDS = 256 };
+        if (argc != 3)
+                usage();
+        uint64_t n = num(argv[0]), mib = num(argv[1]), limit = num(argv[2]) * MIB;
+        if (n == 0 || n > MAX_KIDS)
+                usage();
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t kids[MAX_KIDS];
+        for (uint64_t i = 0; i < n; i++) {
+                kids[i] = fork();
+                if (kids[i] < 0)
+                        fail("fork");
+                if (kids[i] == 0) {
+                        close(go[1]);
+                        pid_t peer = clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD, NULL);
+                        if (peer < 0)
+                                fail("clone");
+                        say("child %" PRIu64 " pid %d peer %d", i + 1, (int)getpid(), (int)peer);
+                        char c;
+                        while (read(go[0], &c, 1) < 0 && errno == EINTR)
+                                ;
+                        grow_stack(mib);
+                        for (;;)
+                                pause();
+                }
+        }
+        close(go[0]);
+        close(go[1]); /* go */
+        return await_fit(kids, n, mib * MIB, limit);
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -1834,7 +1884,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages }, { "vmgrowkids", cmd_vmgrowkids },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

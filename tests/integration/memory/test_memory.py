@@ -642,6 +642,40 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         r = self.helper(64 * MIB, "growkids", 3, FREEBSS, 40, 64)
         self.assertEqual(self.assertSwept(r, 64 * MIB, 3), 1)
 
+    def test_shared_address_space_grown_unjudged_is_swept(self):
+        # Found in review: an address space shared by two processes
+        # (CLONE_VM) was blamed on neither, so what it grew with no request
+        # stayed for good - 16 children with a CLONE_VM peer each grew 7 MiB
+        # of stack, 114 MiB held at 64M. It is judged by the most any of its
+        # processes was let have, and what grew past that is blamed on all
+        # of them: a child dies with its peer, until the rest fits.
+        limit, n = 64 * MIB, 16
+        r = self.helper(limit, "vmgrowkids", n, 7, 64)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        m = re.match(r"^survivors (\d+) killed (\d+) data (\d+)$", r.lines()[-1])
+        self.assertIsNotNone(m, d)
+        survivors, killed, data = map(int, m.groups())
+        self.assertEqual(survivors + killed, n, d)
+        self.assertGreater(killed, 0, d)
+        self.assertLessEqual(survivors, 64 // 7, d)
+        peers = {}
+        for line in r.lines():
+            c = re.match(r"^child \d+ pid (\d+) peer (\d+)$", line)
+            if c:
+                peers[int(c.group(1))] = int(c.group(2))
+        self.assertEqual(len(peers), n, d)
+        kills = {k["pid"] for k in r.of("memory_kill")}
+        self.assertNotIn(r.root, kills, d)
+        for k in r.of("memory_kill"):
+            self.assertNotIn("syscall", k, d)
+            self.assertGreater(k["unjudged"], 0, d)
+        # every child killed went with its peer, and nothing else went
+        killed_kids = {p for p in peers if p in kills}
+        self.assertEqual(len(killed_kids), killed, d)
+        self.assertEqual(kills, killed_kids | {peers[p] for p in killed_kids}, d)
+        self.assertAudit(r, limit, kills=2 * killed)
+
     def test_failed_exec_keeps_its_judgement(self):
         # Found in review: an exec let run voided what its process was
         # judged to have before the kernel ran it; when it failed (ENOENT)
