@@ -42,6 +42,15 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+/* shmget(2): with SHM_HUGETLB, bits 26-31 of shmflg are log2 of the huge
+ * page size (0: the default size); glibc's <sys/shm.h> lacks them. */
+#ifndef SHM_HUGE_SHIFT
+#define SHM_HUGE_SHIFT 26
+#endif
+#ifndef SHM_HUGE_MASK
+#define SHM_HUGE_MASK 0x3f
+#endif
+
 /* Namespace-creating clone flags; CLONE_NEWTIME (5.6) is missing from some
  * libc headers. */
 #ifndef CLONE_NEWTIME

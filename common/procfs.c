@@ -142,3 +142,74 @@ pid_t procfs_tgid(pid_t tid)
                 return (pid_t)v;
         return v > 0 ? (pid_t)v : -EIO;
 }
+
+void procfs_maps_from(struct procfs_maps *m, FILE *f)
+{
+        *m = (struct procfs_maps){ .f = f, .err = f ? 0 : -EIO };
+}
+
+int procfs_maps_open(struct procfs_maps *m, pid_t tgid, pid_t tid)
+{
+        char path[96];
+        if (tid > 0)
+                snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", (int)tgid, (int)tid);
+        else
+                snprintf(path, sizeof(path), "/proc/%d/maps", (int)tgid);
+        FILE *f = fopen(path, "re");
+        procfs_maps_from(m, f);
+        if (!f)
+                m->err = errno == ESRCH ? -ENOENT : -errno;
+        return m->err;
+}
+
+/* The fixed-format start of a maps line (show_map_vma(): "%08lx-%08lx
+ * %c%c%c%c %08llx %02x:%02x %lu ", padding, the name), which the kernel
+ * writes whatever the mapping's name is. */
+static bool vma_parse(char *line, struct proc_vma *v)
+{
+        unsigned long long a, b, o;
+        unsigned int maj, min;
+        int perm_at = 0, perm_end = 0, off = 0;
+        if (sscanf(line, "%llx-%llx %n%*4[-rwxps]%n %llx %x:%x %lu %n", &a, &b, &perm_at, &perm_end, &o, &maj, &min,
+                   &v->inode, &off) != 6 ||
+            !off || perm_end - perm_at != 4 || a > b)
+                return false;
+        memcpy(v->perms, line + perm_at, 4);
+        v->perms[4] = 0;
+        v->start = a;
+        v->end = b;
+        v->offset = o;
+        v->name = line + off;
+        return true;
+}
+
+bool procfs_maps_next(struct procfs_maps *m, struct proc_vma *v)
+{
+        if (!m->f || m->err)
+                return false;
+        errno = 0;
+        ssize_t n = getline(&m->line, &m->cap, m->f);
+        if (n < 0) {
+                if (!feof(m->f))
+                        m->err = errno ? -errno : -EIO;
+                return false;
+        }
+        /* only the last line can lack its '\n', and the kernel ends every
+         * line with one: a line cut short is not the whole */
+        if (n == 0 || m->line[n - 1] != '\n' || (size_t)n != strlen(m->line) || !vma_parse(m->line, v)) {
+                m->err = -EIO;
+                return false;
+        }
+        m->line[n - 1] = 0;
+        return true;
+}
+
+int procfs_maps_close(struct procfs_maps *m)
+{
+        int err = m->err;
+        if (m->f)
+                fclose(m->f);
+        free(m->line);
+        *m = (struct procfs_maps){ .err = err };
+        return err;
+}

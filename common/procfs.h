@@ -1,7 +1,9 @@
 /* Small readers of /proc (proc(5)). */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 struct proc_stat {
@@ -51,3 +53,43 @@ long procfs_status_field(pid_t tid, const char *name);
  * accepts it as a leader, else Tgid: of /proc/<tid>/status. Returns the
  * tgid (> 0), or -ENOENT when the thread is gone. */
 pid_t procfs_tgid(pid_t tid);
+
+/* One mapping, one line of a maps file (proc(5)). */
+struct proc_vma {
+        uint64_t start, end;  /* [start, end), bytes */
+        char perms[5];        /* "rw-p": read, write, exec, p(rivate)/s(hared) */
+        uint64_t offset;      /* into the file, bytes */
+        unsigned long inode;
+        const char *name;     /* path, "[heap]", "[stack]", "" ...: into the
+                               * reader's line, valid until the next call */
+};
+
+/* A maps file read one whole line at a time. A line is as long as its
+ * mapping's path (a file name the sandbox chose, up to PATH_MAX and more
+ * once escaped), so a fixed buffer would split it and hand its tail -
+ * text of the sandbox's choosing - over as a mapping of its own. The
+ * kernel escapes '\n' in a path ("\012", seq_file_path()), so every line
+ * is one mapping and starts with its range. */
+struct procfs_maps {
+        FILE *f;
+        char *line;
+        size_t cap;
+        int err;  /* 0, or -errno: what was read is not the whole file */
+};
+
+/* Read /proc/<tgid>/task/<tid>/maps (tid 0: /proc/<tgid>/maps) into `m`.
+ * Returns 0 or -errno (-ENOENT: gone); close with procfs_maps_close. */
+int procfs_maps_open(struct procfs_maps *m, pid_t tgid, pid_t tid);
+
+/* Read maps text from `f` (owned by `m` from now on, even on error). */
+void procfs_maps_from(struct procfs_maps *m, FILE *f);
+
+/* The next mapping into *v. False at the end of the file, or on an error:
+ * a failed read, or a line that does not start with a well-formed mapping
+ * (its range, permissions, offset, device and inode), which m->err then
+ * records (-EIO, -ENOMEM...): the caller must not take what it read as
+ * the whole address space. */
+bool procfs_maps_next(struct procfs_maps *m, struct proc_vma *v);
+
+/* Close `m`: 0 when every line was read and parsed, else -errno. */
+int procfs_maps_close(struct procfs_maps *m);

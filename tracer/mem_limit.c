@@ -122,6 +122,7 @@ struct shm_seg {
         int shmid;
         key_t key;        /* IPC_PRIVATE shows as 0 */
         uint64_t size;    /* as asked: /proc/sysvipc/shm shows it unrounded */
+        uint64_t charge;  /* what it takes (shm_segment_bytes) */
         pid_t tgid, tid;  /* the creator */
         uint64_t faults;  /* its thread's page faults when allowed */
         bool seen;        /* listed in this refresh */
@@ -129,12 +130,13 @@ struct shm_seg {
         struct shm_seg *next;
 };
 
-static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, pid_t tgid, pid_t tid, uint64_t faults)
+static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, uint64_t charge, pid_t tgid, pid_t tid,
+                    uint64_t faults)
 {
         struct shm_seg *g = calloc(1, sizeof(*g));
         if (!g)
                 return; /* charged anyway (shm_bytes), never credited */
-        *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .tgid = tgid, .tid = tid,
+        *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .charge = charge, .tgid = tgid, .tid = tid,
                                .faults = faults, .next = sb->shm_segs };
         sb->shm_segs = g;
 }
@@ -250,7 +252,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                         free(g);
                         continue;
                 }
-                sb->shm_bytes += PAGE_UP(g->size);
+                sb->shm_bytes += g->charge;
                 pp = &g->next;
         }
         free(l);
@@ -360,58 +362,27 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
         return unknown && !v ? e->data : v;
 }
 
-/* The maps of `tgid` (proc(5)), through thread `tid` (0: the leader's
- * view). NULL if unreadable. */
-static FILE *maps_open(pid_t tgid, pid_t tid)
-{
-        char path[96];
-        if (tid > 0)
-                snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", tgid, tid);
-        else
-                snprintf(path, sizeof(path), "/proc/%d/maps", tgid);
-        return fopen(path, "re");
-}
-
-/* One line of a maps file. */
-struct vma {
-        uint64_t start, end;
-        char perms[8];            /* "rw-p" ... */
-        uint64_t offset;          /* into the file (bytes) */
-        unsigned long inode;
-        const char *name;         /* into the line: path, "[heap]", "" */
-};
-
-static bool vma_parse(const char *line, struct vma *v)
-{
-        unsigned long long a, b, o;
-        int off = 0;
-        if (sscanf(line, "%llx-%llx %7s %llx %*s %lu %n", &a, &b, v->perms, &o, &v->inode, &off) < 5 || !off)
-                return false;
-        v->start = a;
-        v->end = b;
-        v->offset = o;
-        v->name = line + off;
-        return true;
-}
-
 /* Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero mapped
  * shared): a shmem file that maps list as "/dev/zero (deleted)". */
-static bool vma_anon_shared(const struct vma *v)
+static bool vma_anon_shared(const struct proc_vma *v)
 {
         return v->perms[3] == 's' && strncmp(v->name, "/dev/zero", 9) == 0;
 }
 
 /* The mount id of descriptor `fd` of thread `tid` (/proc/<tid>/fdinfo,
- * open to a ptracer), or -1. */
+ * open to a ptracer), or -1. Whole lines (getline): a line cut in two
+ * would parse its tail as a line of its own. */
 static int fd_mount_id(pid_t tid, int fd)
 {
-        char path[64], line[256];
+        char path[64];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         int id = -1;
         snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", tid, fd);
         FILE *f = fopen(path, "re");
         if (!f)
                 return -1;
-        while (id < 0 && fgets(line, sizeof(line), f))
+        while (id < 0 && getline(&line, &cap, f) > 0)
                 if (sscanf(line, "mnt_id: %d", &id) != 1)
                         id = -1;
         fclose(f);
@@ -420,20 +391,24 @@ static int fd_mount_id(pid_t tid, int fd)
 
 /* Whether mount `id` is mounted nodev (its per-mount options, field 6 of
  * /proc/self/mountinfo: the sandbox shares the tracer's mount namespace,
- * as it may make none of its own). */
+ * as it may make none of its own). Whole lines (getline): a mount point
+ * is a path of a user's choosing (a FUSE mount's), and the tail of a
+ * line cut in two could pose as another mount. */
 static bool mount_nodev(int id)
 {
-        char line[4096];
+        _cleanup_free_ char *line = NULL;
+        size_t cap = 0;
         bool nodev = false, found = false;
         FILE *f = fopen("/proc/self/mountinfo", "re");
         if (!f)
                 return false;
-        while (!found && fgets(line, sizeof(line), f)) {
-                int mid;
-                char opts[1024];
-                if (sscanf(line, "%d %*d %*s %*s %*s %1023s", &mid, opts) != 2 || mid != id)
+        while (!found && getline(&line, &cap, f) > 0) {
+                int mid, off = 0;
+                if (sscanf(line, "%d %*d %*s %*s %*s %n", &mid, &off) != 1 || !off || mid != id)
                         continue;
                 found = true;
+                char *opts = line + off;
+                opts[strcspn(opts, " \n")] = 0;
                 for (char *save, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save))
                         nodev |= strcmp(o, "nodev") == 0;
         }
@@ -474,16 +449,15 @@ static bool fd_not_dev_zero(pid_t tid, int fd)
  * there is no heap yet. 0 if unknown. */
 static uint64_t read_brk(pid_t tgid, pid_t tid)
 {
-        char line[512];
-        FILE *f = maps_open(tgid, tid);
-        if (!f)
-                return 0;
+        struct procfs_maps m;
+        struct proc_vma v;
         uint64_t end = 0;
-        struct vma v;
-        while (!end && fgets(line, sizeof(line), f))
-                if (vma_parse(line, &v) && strncmp(v.name, "[heap]", 6) == 0)
+        procfs_maps_open(&m, tgid, tid);
+        while (!end && procfs_maps_next(&m, &v))
+                if (!strcmp(v.name, "[heap]"))
                         end = v.end;
-        fclose(f);
+        if (procfs_maps_close(&m) < 0)
+                return 0; /* not read whole: unknown */
         if (end)
                 return end;
         struct proc_stat st;
@@ -496,20 +470,17 @@ static uint64_t read_brk(pid_t tgid, pid_t tid)
  * (fail closed - the caller refuses the request). */
 static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr)
 {
-        char line[512];
-        FILE *f = maps_open(tgid, tid);
-        if (!f)
-                return true;
+        struct procfs_maps m;
+        struct proc_vma v;
         bool in = false;
-        struct vma v;
-        while (fgets(line, sizeof(line), f)) {
-                if (!vma_parse(line, &v) || v.end <= addr)
+        procfs_maps_open(&m, tgid, tid);
+        while (procfs_maps_next(&m, &v)) {
+                if (v.end <= addr)
                         continue;
-                in = v.start <= addr && strncmp(v.name, "[stack]", 7) == 0;
+                in = v.start <= addr && !strcmp(v.name, "[stack]");
                 break; /* maps is sorted by address */
         }
-        fclose(f);
-        return in;
+        return procfs_maps_close(&m) < 0 || in;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
@@ -537,7 +508,9 @@ uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bo
                 return new > old ? new - old : 0;
         }
         case SYS_shmget:
-                /* a segment is created only with IPC_PRIVATE or IPC_CREAT */
+                /* a segment is created only with IPC_PRIVATE or IPC_CREAT
+                 * (in 4 KiB pages here; a SHM_HUGETLB one takes whole huge
+                 * pages: mem_limit_notify rounds it, shm_segment_bytes) */
                 return ((key_t)args[0] == IPC_PRIVATE || (args[2] & IPC_CREAT)) ? PAGE_UP(args[1]) : 0;
         default:
                 return 0;
@@ -565,6 +538,34 @@ static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct pr
                 if (o != e && !o->exited && !o->exec_tid && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
                         return true;
         return false;
+}
+
+/* Whether the image `e` had when its pending exec was let run is gone:
+ * its maps descriptor, opened then, holds that address space (proc(5):
+ * proc_mem_open() pins the mm) and reads nothing once the address space
+ * has no users - the exec replaced it, or the process is gone. A read
+ * takes neither exec_update_lock nor, once the address space is gone,
+ * its mmap lock: it never waits for an exec under way. */
+static bool exec_image_gone(const struct proc_entry *e)
+{
+        char c;
+        return pread(e->exec_maps_fd, &c, 1, 0) != 1;
+}
+
+/* Look at `e`'s pending exec: once it has replaced the image, nothing of
+ * the new one is judged. `over`: the exec is over (its thread was seen
+ * again); a failed one leaves the judgement as it was. */
+static void exec_settle(struct proc_entry *e, bool over)
+{
+        if (e->exec_maps_fd < 0)
+                return;
+        bool gone = exec_image_gone(e);
+        if (gone)
+                e->judged = 0;
+        if (gone || over) {
+                close(e->exec_maps_fd);
+                e->exec_maps_fd = -1;
+        }
 }
 
 /* Anonymous shared memory is not in statm field 6: it is read from
@@ -601,20 +602,19 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
         return extent;
 }
 
-/* The anonymous shared memory of `pid` not seen yet; `known` when its maps
- * cannot be read (out of descriptors...). */
+/* The anonymous shared memory of `pid` not seen yet; at least `known` when
+ * its maps cannot be read whole (out of descriptors...). */
 static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 {
-        char line[512];
-        FILE *f = maps_open(pid, 0);
+        struct procfs_maps m;
+        struct proc_vma v;
         uint64_t sum = 0;
-        if (!f)
-                return known;
-        struct vma v;
-        while (fgets(line, sizeof(line), f))
-                if (vma_parse(line, &v) && vma_anon_shared(&v))
+        procfs_maps_open(&m, pid, 0);
+        while (procfs_maps_next(&m, &v))
+                if (vma_anon_shared(&v))
                         sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
-        fclose(f);
+        if (procfs_maps_close(&m) < 0 && sum < known)
+                return known; /* not read whole: never less than before */
         return sum;
 }
 
@@ -628,19 +628,17 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
 static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uint64_t *counted,
                          uint64_t *private, uint64_t *convertible)
 {
-        char line[512];
+        struct procfs_maps m;
+        struct proc_vma v;
         uint64_t end = addr + len;
         *counted = *private = *convertible = 0;
         if (end < addr)
                 return false;
-        FILE *f = maps_open(tgid, tid);
-        if (!f)
-                return false;
         bool any = false;
-        struct vma v;
-        while (fgets(line, sizeof(line), f)) {
+        procfs_maps_open(&m, tgid, tid);
+        while (procfs_maps_next(&m, &v)) {
                 any = true;
-                if (!vma_parse(line, &v) || v.end <= addr)
+                if (v.end <= addr)
                         continue;
                 if (v.start >= end)
                         break; /* maps is sorted by address */
@@ -655,14 +653,15 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 } else
                         *convertible += ov;
         }
-        fclose(f);
-        return any;
+        return procfs_maps_close(&m) == 0 && any;
 }
 
 /* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
  * already counts: re-protecting writable memory adds nothing, and a fixed
  * mapping replaces the private memory it lands on (not shared memory,
- * which lives on while another process maps it). Others keep `growth`. */
+ * which lives on while another process maps it). Others keep `growth`.
+ * The net is what the measure gains: a fixed anonymous shared mapping
+ * still brings a whole shared object, which the caller records in full. */
 static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth)
 {
         uint64_t counted, private, convertible;
@@ -782,6 +781,10 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * sharing unseen) */
                         dup = shares_vm(sb, e, e); /* with an earlier one */
                         e->vm_dup = dup;
+                        /* before its measure: a statm that shows the new
+                         * image is never held against the old judgement */
+                        if (e->exec_tid)
+                                exec_settle(e, false);
                         e->data = entry_statm(e, 0);
                         if (!e->exec_tid) /* else as last read */
                                 e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
@@ -820,15 +823,6 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
                 }
 }
 
-void mem_limit_exec(struct tsandbox *sb, pid_t tid)
-{
-        struct proc_entry *e = sb->max_memory ? entry_of(sb, tid) : NULL;
-        if (e) {
-                e->exec_tid = tid;
-                e->judged = 0; /* nothing of the new image is judged */
-        }
-}
-
 /* A call of thread `tid` of `e` is parked in its notification: an exec let
  * run before by the same thread is over; so is one by another thread once
  * the leader calls and that thread's tid is gone (an exec by a non-leader
@@ -840,8 +834,57 @@ static void exec_over(struct proc_entry *e, pid_t tid)
 {
         if (e && e->exec_tid &&
             (tid == e->exec_tid ||
-             (tid == e->pid && syscall(SYS_tgkill, e->pid, e->exec_tid, 0) < 0 && errno == ESRCH)))
+             (tid == e->pid && syscall(SYS_tgkill, e->pid, e->exec_tid, 0) < 0 && errno == ESRCH))) {
                 e->exec_tid = 0;
+                exec_settle(e, true);
+        }
+}
+
+/* Whether another live process has an exec pending: its address space is
+ * not looked at (kcmp waits for the exec), so it could be `e`'s. */
+static bool exec_pending_elsewhere(struct tsandbox *sb, const struct proc_entry *e)
+{
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next)
+                if (o != e && !o->exited && o->exec_tid)
+                        return true;
+        return false;
+}
+
+/* Open `e`'s maps to watch the image an exec is about to replace: only
+ * when no exec is under way in the process (the open takes
+ * exec_update_lock, which an exec held in a stalled file system keeps),
+ * and only when its address space is its own: one shared with another
+ * process outlives the exec. -1 when it cannot be watched. */
+static int exec_watch_open(struct tsandbox *sb, struct proc_entry *e)
+{
+        char path[64];
+        if (e->exec_tid || (sb->vm_clones && (shares_vm(sb, e, NULL) || exec_pending_elsewhere(sb, e))))
+                return -1;
+        snprintf(path, sizeof(path), "/proc/%d/maps", e->pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        e->exec_maps_fd = fd;
+        if (exec_image_gone(e)) { /* a zombie leader's: no address space */
+                close(fd);
+                fd = e->exec_maps_fd = -1;
+        }
+        return fd;
+}
+
+void mem_limit_exec(struct tsandbox *sb, pid_t tid)
+{
+        struct proc_entry *e = sb->max_memory ? entry_of(sb, tid) : NULL;
+        if (!e)
+                return;
+        exec_over(e, tid); /* the thread's last exec, if any, is over */
+        /* The exec runs after the answer, and may fail (ENOENT...): what
+         * the image was judged to have holds until it is seen replaced.
+         * When that cannot be watched, nothing is judged from now on (the
+         * safe side: a failed exec's process is then blamed for its image). */
+        if (e->exec_maps_fd < 0 && (!e->judged || exec_watch_open(sb, e) < 0))
+                e->judged = 0;
+        e->exec_tid = tid;
 }
 
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out)
@@ -849,14 +892,22 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         *copy_out = 0;
         if (!sb->max_memory)
                 return 0;
+        struct proc_entry *e = entry_of(sb, n->pid);
+        exec_over(e, (pid_t)n->pid);
         if (n->data.nr == SYS_vfork || (n->data.nr == SYS_clone && (n->data.args[0] & CLONE_VM))) {
                 sb->vm_clones = true;
+                /* an image watched for another thread's pending exec would
+                 * outlive that exec in the child, and so seem kept: it is
+                 * judged no more (as when it cannot be watched) */
+                if (e && e->exec_maps_fd >= 0) {
+                        close(e->exec_maps_fd);
+                        e->exec_maps_fd = -1;
+                        e->judged = 0;
+                }
                 return 0; /* the child shares the address space */
         }
-        struct proc_entry *e = entry_of(sb, n->pid);
         bool unknown = false;
         uint64_t copy;
-        exec_over(e, (pid_t)n->pid);
         if (e) {
                 grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
                 e->data = entry_statm(e, n->pid);
@@ -882,16 +933,57 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         return 0;
 }
 
+/* What `e` was judged to have, in statm bytes (its grants aside): nothing
+ * when its image has changed since it was judged (an exec; a changed
+ * start_brk shows it). */
+static uint64_t judged_now(struct proc_entry *e)
+{
+        struct proc_stat st;
+        /* an exec let run and not seen over: its stat can wait on it, and
+         * judged holds while its image is not seen replaced (exec_settle) */
+        bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
+        return same_image ? e->judged : 0;
+}
+
+/* A child registered sharing its address space with other processes (its
+ * parent and theirs, found with kcmp) takes the most any of them is judged
+ * to have, with its start_brk now. Returns false when it shares with none. */
+static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
+{
+        bool shared = false;
+        uint64_t judged = 0;
+        if (!sb->vm_clones || e->exec_tid)
+                return false;
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next) {
+                if (o == e || o->exited || o->exec_tid || syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) != 0)
+                        continue;
+                uint64_t j = judged_now(o);
+                shared = true;
+                if (j > judged)
+                        judged = j;
+        }
+        if (!shared)
+                return false;
+        struct proc_stat st;
+        e->judged = judged;
+        e->judged_brk = thread_stat(e, e->pid, &st) == 0 ? st.start_brk : 0;
+        return true;
+}
+
 void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
 {
         /* a forked child starts with a copy of its parent's commitment */
         if (!sb->max_memory || e->exited)
                 return;
         e->data = entry_statm(e, 0);
-        /* its copy was judged at the fork (a child sharing its parent's
-         * address space is not blamed while it shares; its exec voids
-         * what it was let have: mem_limit_exec) */
-        bless(e, 0);
+        /* its copy was judged at the fork; a child sharing its parent's
+         * address space (CLONE_VM, vfork) brought nothing of its own and
+         * nothing was judged at its fork: it takes over its sharers'
+         * judgement (blessing what the address space holds now would pass
+         * their unjudged growth as judged; mem_limit_sweep judges a shared
+         * address space by the most any of its processes was let have) */
+        if (!inherit_judgement(sb, e))
+                bless(e, 0);
         uint64_t ledger = ledger_sum(sb, false, 0);
         /* the peak is the highest ledger judged within the limit; growth
          * past it that nobody asked for is the sweep's (memory_kill with
@@ -947,17 +1039,6 @@ static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
         memory_kill(sb, e, e ? e->pid : (pid_t)n->pid, n, growth, 0, ledger);
 }
 
-/* What `e` was let have, in statm bytes: its judged measure and the
- * grants whose calls may not have run - nothing when its image has changed
- * since it was judged (an exec; a changed start_brk shows it). */
-static uint64_t allowance(struct proc_entry *e)
-{
-        struct proc_stat st;
-        /* an exec let run and not seen over: its stat can wait on it */
-        bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
-        return (same_image ? e->judged : 0) + proc_entry_grants(e);
-}
-
 void mem_limit_sweep(struct tsandbox *sb)
 {
         if (!sb->max_memory || sb->ended)
@@ -977,12 +1058,19 @@ void mem_limit_sweep(struct tsandbox *sb)
                 return;
 
         /* Over: the exact ledger, then who grew past what it was let have.
-         * An address space shared with another process (CLONE_VM, a vfork
-         * child before its exec) is blamed on none of them: killing one
-         * would free nothing. */
+         * An address space shared by several processes (CLONE_VM, a vfork
+         * child before its exec) is one candidate: it was let have the
+         * most any of them was judged to have, plus all their grants, and
+         * what grew past that is blamed on all of them together - killing
+         * one would free nothing (the kernel's OOM killer, too, kills
+         * every process that shares its victim's address space). A
+         * process whose exec is pending is not compared (kcmp waits for
+         * the exec): it stands alone. */
         struct cand {
                 struct proc_entry *e;
                 uint64_t counted, unjudged;
+                uint64_t judged, grants; /* of its address space, so far */
+                struct cand *as;         /* the first candidate of its address space */
         } *c = calloc(n, sizeof(*c));
         if (!c)
                 return; /* the next sweep tries again */
@@ -992,11 +1080,24 @@ void mem_limit_sweep(struct tsandbox *sb)
         for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next) {
                 if (e->exited || e->mem_killed || e->pidfd < 0)
                         continue;
-                uint64_t allowed = allowance(e);
-                bool shared_as = sb->vm_clones && shares_vm(sb, e, NULL);
-                c[k] = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared,
-                                      !shared_as && e->data > allowed ? e->data - allowed : 0 };
-                measure += c[k++].counted;
+                struct cand *x = &c[k++];
+                *x = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared, 0, judged_now(e),
+                                    proc_entry_grants(e), x };
+                for (size_t i = 0; sb->vm_clones && !e->exec_tid && i + 1 < k && x->as == x; i++)
+                        if (c[i].as == &c[i] && !c[i].e->exec_tid &&
+                            syscall(SYS_kcmp, c[i].e->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                                x->as = &c[i];
+                if (x->as != x) {
+                        if (x->judged > x->as->judged)
+                                x->as->judged = x->judged;
+                        x->as->grants += x->grants;
+                }
+                measure += x->counted;
+        }
+        for (size_t i = 0; i < k; i++) {
+                uint64_t allowed = c[i].judged + c[i].grants;
+                if (c[i].as == &c[i] && c[i].e->data > allowed)
+                        c[i].unjudged = c[i].e->data - allowed;
         }
         /* the kernel's measure alone over the limit: what grew unjudged
          * goes, the most first */
@@ -1007,10 +1108,14 @@ void mem_limit_sweep(struct tsandbox *sb)
                                 worst = &c[i];
                 if (!worst)
                         break; /* nothing grew past its judgement: no one to blame */
-                log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed", (unsigned long long)sb->id,
-                          worst->e->pid, (unsigned long long)worst->unjudged);
-                memory_kill(sb, worst->e, worst->e->pid, NULL, 0, worst->unjudged, ledger);
-                measure -= worst->counted;
+                for (size_t i = 0; i < k; i++) {
+                        if (c[i].as != worst || c[i].e->mem_killed)
+                                continue;
+                        log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed",
+                                  (unsigned long long)sb->id, c[i].e->pid, (unsigned long long)worst->unjudged);
+                        memory_kill(sb, c[i].e, c[i].e->pid, NULL, 0, worst->unjudged, ledger);
+                        measure -= c[i].counted;
+                }
         }
         /* what is left fits: judged */
         if (measure <= sb->max_memory)
@@ -1067,6 +1172,9 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
         if (need_brk)
                 growth = UINT64_MAX / 4;
+        /* a huge-page segment takes whole huge pages */
+        if (n->data.nr == SYS_shmget && growth)
+                growth = shm_segment_bytes(args[1], shm_huge_page_size((int)args[2]));
         if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && (args[2] & IPC_CREAT)) {
                 /* a lookup if the key exists (the segment was charged when
                  * created), answered here: continued, it could create a
@@ -1101,12 +1209,18 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         bool alone = known && alone_in_its_address_space(sb, e, &st);
         uint64_t ledger = ledger_sum(sb, false, 0);
         bool exact = ledger + growth > sb->max_memory || ledger + growth > sb->mem_peak;
+        /* what the call adds once it has run, to count until then: an
+         * anonymous shared object is in no statm, so it is all of it even
+         * where it replaces private memory (which leaves statm itself) */
+        uint64_t grant = growth;
         if (exact) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
                 ledger = ledger_sum(sb, true, (pid_t)n->pid);
                 if (alone)
                         growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
+                if (!shared_map)
+                        grant = growth;
         }
         if (ledger + growth > sb->max_memory) {
                 kill_requester(sb, e, n, growth, ledger);
@@ -1120,10 +1234,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 bless(e, known ? st.start_brk : 0);
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
-                shm_add(sb, (key_t)args[0], args[1], e->pid, n->pid, faults);
+                shm_add(sb, (key_t)args[0], args[1], growth, e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
-                grant_add(e, (pid_t)n->pid, growth, faults, shared_map, alone);
+                grant_add(e, (pid_t)n->pid, grant, faults, shared_map, alone);
         }
         if (ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;

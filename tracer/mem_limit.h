@@ -55,16 +55,23 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
  * live process's statm is read (a pread each); when the kernel's measure
  * of the sandbox is over the limit, the exact ledger is taken and the
  * processes that grew past what was judged for them are killed (SIGKILL
- * through the pidfd), the one that grew most first, until the measure fits;
+ * through the pidfd; an address space shared by several processes is
+ * judged by the most any of them was let have, and its processes are
+ * killed together), the one that grew most first, until the measure fits;
  * each kill is a memory_kill audit event with "unjudged" bytes and no
  * syscall. Runs on the main loop, under tracer_lock. */
 #define MEM_SWEEP_MS 100
 void mem_limit_sweep(struct tsandbox *sb);
 
-/* Thread `tid` is let exec: nothing of the new image is judged, and until
- * a call of its process is seen again the tracer neither reads its stat or
- * maps nor kcmp()s it (all wait for an exec that a stalled file system
- * holds, under the tracer lock). Under tracer_lock. */
+/* Thread `tid` is let exec: nothing of the new image is judged, but the
+ * exec runs after the answer and may fail, so what the process was judged
+ * to have holds until its image is seen replaced (its maps, opened now,
+ * read nothing once the exec has run) - or, where that cannot be watched
+ * (an exec already pending in the process, an address space shared with
+ * another process), is dropped now. Until a call of its process is seen
+ * again the tracer neither reads its stat or current maps nor kcmp()s it
+ * (all wait for an exec that a stalled file system holds, under the
+ * tracer lock). Under tracer_lock. */
 void mem_limit_exec(struct tsandbox *sb, pid_t tid);
 
 /* The sandbox is over: drop its SysV records. */

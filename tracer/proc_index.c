@@ -27,7 +27,7 @@ struct proc_entry *proc_index_add(struct proc_index *ix, struct tsandbox *sb, pi
         e->kind = TW_PIDFD;
         e->pid = pid;
         e->pidfd = pidfd;
-        e->statm_fd = e->stat_fd = -1;
+        e->statm_fd = e->stat_fd = e->exec_maps_fd = -1;
         e->starttime = st.starttime;
         e->sb = sb;
         e->next = ix->head;
@@ -50,7 +50,9 @@ static void close_proc_files(struct proc_entry *e)
                 close(e->statm_fd);
         if (e->stat_fd >= 0)
                 close(e->stat_fd);
-        e->statm_fd = e->stat_fd = -1;
+        if (e->exec_maps_fd >= 0)
+                close(e->exec_maps_fd);
+        e->statm_fd = e->stat_fd = e->exec_maps_fd = -1;
 }
 
 static void drop_grants(struct proc_entry *e)

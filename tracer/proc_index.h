@@ -56,6 +56,11 @@ struct proc_entry {
                                    * /proc/<pid>/maps and kcmp of it can wait
                                    * on the exec (a FUSE flush of a
                                    * close-on-exec file) - not looked at */
+        int exec_maps_fd;         /* /proc/<pid>/maps opened when an exec was let
+                                   * run (exec_tid), so bound to the image it
+                                   * replaces: reads nothing once that image is
+                                   * gone; -1: none (nothing judged is kept
+                                   * across the exec) */
         bool vm_dup;              /* at the last exact re-read, its address space
                                    * was counted under another entry */
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in

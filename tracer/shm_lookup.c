@@ -8,6 +8,8 @@
 #include <sys/shm.h>
 #include <sys/stat.h>
 
+#include "kcompat.h"
+
 #define CAP_IPC_OWNER_BIT 15
 
 long shm_lookup_result(const struct shm_listing *seg, uint64_t size, int flags, const struct ipc_caller *c)
@@ -144,4 +146,60 @@ int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result)
                 return 1;
         }
         return -EAGAIN;
+}
+
+uint64_t shm_segment_bytes(uint64_t size, uint64_t huge)
+{
+        uint64_t unit = huge > 4096 ? huge : 4096;
+        if (unit & (unit - 1))
+                return UINT64_MAX / 4; /* no huge page size is such */
+        if (size > UINT64_MAX - (unit - 1))
+                return UINT64_MAX / 4;
+        return (size + unit - 1) & ~(unit - 1);
+}
+
+/* "Hugepagesize:" of /proc/meminfo in bytes (boot-time constant: read
+ * once); 0 when the kernel has no huge pages, UINT64_MAX when unreadable. */
+static uint64_t default_huge_page_size(void)
+{
+        static uint64_t cached;
+        if (cached)
+                return cached;
+        FILE *f = fopen("/proc/meminfo", "re");
+        if (!f)
+                return UINT64_MAX;
+        char line[256];
+        unsigned long long kb = 0;
+        bool found = false;
+        while (!found && fgets(line, sizeof(line), f))
+                found = sscanf(line, "Hugepagesize: %llu kB", &kb) == 1;
+        bool err = ferror(f);
+        fclose(f);
+        if (err)
+                return UINT64_MAX;
+        cached = found && kb ? kb * 1024 : 1; /* 1: none */
+        return cached;
+}
+
+uint64_t shm_huge_page_size(int shmflg)
+{
+        if (!(shmflg & SHM_HUGETLB))
+                return 0;
+        unsigned log = ((unsigned)shmflg >> SHM_HUGE_SHIFT) & SHM_HUGE_MASK;
+        if (!log) {
+                uint64_t d = default_huge_page_size();
+                if (d == UINT64_MAX)
+                        return 1ull << 30;
+                return d == 1 ? 0 : d;
+        }
+        if (log < 12 || log > 62)
+                return 0; /* hstate_sizelog() has none: EINVAL */
+        /* sizes the kernel has are listed there (a missing sysfs tells
+         * nothing) */
+        char path[96];
+        struct stat st;
+        snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB", (1ull << log) >> 10);
+        if (stat(path, &st) < 0 && errno == ENOENT && stat("/sys/kernel/mm/hugepages", &st) == 0)
+                return 0;
+        return 1ull << log;
 }

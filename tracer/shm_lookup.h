@@ -51,3 +51,18 @@ long shm_lookup_result(const struct shm_listing *seg, uint64_t size, int flags, 
  * cannot be told (another IPC namespace, /proc unreadable): then judge the
  * call as a creation. */
 int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result);
+
+/* The size in bytes of the huge pages that shmget(size, shmflg) makes its
+ * segment of (ipc/shm.c newseg(): with SHM_HUGETLB, the size that the bits
+ * at SHM_HUGE_SHIFT encode, or the default huge page size, "Hugepagesize"
+ * of /proc/meminfo); 0 without SHM_HUGETLB, or for a size the kernel does
+ * not have (no /sys/kernel/mm/hugepages/hugepages-<kB>kB: the call fails
+ * with EINVAL). What cannot be read is taken to be the size asked, or
+ * 1 GiB for the default: never less than the kernel's. */
+uint64_t shm_huge_page_size(int shmflg);
+
+/* The bytes a segment of `size` bytes takes: rounded up to the huge page
+ * size `huge` (shm_huge_page_size), or to 4 KiB pages when `huge` is 0, as
+ * the kernel rounds it. UINT64_MAX / 4 when the rounding does not fit (no
+ * such segment can be made). Pure: no system call. */
+uint64_t shm_segment_bytes(uint64_t size, uint64_t huge);

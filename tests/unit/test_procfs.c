@@ -3,7 +3,9 @@
  * procfs_stat must take its fields after the last ')' (a comm may hold
  * spaces and parentheses), and report start_brk (field 47); procfs_tgid
  * answers a leader with pidfd_open and a non-leader thread from
- * /proc/<tid>/status; both say -ENOENT for a task that is gone. */
+ * /proc/<tid>/status; both say -ENOENT for a task that is gone. A maps
+ * reader yields one mapping per whole line, however long its path, and
+ * stops with an error at a line that does not start with a mapping. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,6 +14,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -166,12 +169,125 @@ static void tgid_of_child(void **state)
         kill_and_reap(pid);
 }
 
+
+/* A maps text as the kernel would write it, its first mapping a file
+ * whose path is long enough to split a 512-byte line, and whose tail
+ * poses as a writable mapping of its own. */
+static FILE *maps_text(char *buf, size_t len, const char *tail)
+{
+        char name[700];
+        memset(name, 'a', sizeof(name));
+        name[0] = '/';
+        snprintf(name + 600, sizeof(name) - 600, "%s", tail);
+        int n = snprintf(buf, len,
+                         "00400000-00401000 r--p 00000000 fe:00 12                         %s\n"
+                         "7ffd0000-7ffd2000 rw-p 00000000 00:00 0                          [stack]\n",
+                         name);
+        assert_true(n > 0 && (size_t)n < len);
+        FILE *f = fmemopen(buf, (size_t)n, "r");
+        assert_non_null(f);
+        return f;
+}
+
+static void maps_long_path_is_one_mapping(void **state)
+{
+        (void)state;
+        static const char fake[] = "100000000000-200000000000 rw-p 00000000 00:00 0 [heap]";
+        char buf[2048];
+        struct procfs_maps m;
+        struct proc_vma v;
+        procfs_maps_from(&m, maps_text(buf, sizeof(buf), fake));
+        assert_true(procfs_maps_next(&m, &v));
+        assert_int_equal(v.start, 0x400000);
+        assert_int_equal(v.end, 0x401000);
+        assert_string_equal(v.perms, "r--p");
+        assert_int_equal(v.inode, 12);
+        assert_int_equal(strlen(v.name), 600 + strlen(fake));
+        assert_true(procfs_maps_next(&m, &v));
+        assert_int_equal(v.start, 0x7ffd0000);
+        assert_string_equal(v.name, "[stack]");
+        assert_false(procfs_maps_next(&m, &v));
+        assert_int_equal(procfs_maps_close(&m), 0);
+}
+
+static void maps_malformed_line_fails(void **state)
+{
+        (void)state;
+        static const char text[] = "00400000-00401000 r--p 00000000 fe:00 12 /bin/x\n"
+                                   "x00000-200000 rw-p 00000000 00:00 0\n"
+                                   "7ffd0000-7ffd2000 rw-p 00000000 00:00 0 [stack]\n";
+        struct procfs_maps m;
+        struct proc_vma v;
+        procfs_maps_from(&m, fmemopen((void *)text, sizeof(text) - 1, "r"));
+        assert_true(procfs_maps_next(&m, &v));
+        assert_false(procfs_maps_next(&m, &v));
+        assert_false(procfs_maps_next(&m, &v)); /* not past the error */
+        assert_int_equal(procfs_maps_close(&m), -EIO);
+        /* a last line without its '\n' is cut short */
+        static const char cut[] = "00400000-00401000 r--p 00000000 fe:00 12 /bin/x";
+        procfs_maps_from(&m, fmemopen((void *)cut, sizeof(cut) - 1, "r"));
+        assert_false(procfs_maps_next(&m, &v));
+        assert_int_equal(procfs_maps_close(&m), -EIO);
+        /* an unnamed mapping */
+        static const char anon[] = "7f0000000000-7f0000001000 rw-s 00001000 00:01 77 \n";
+        procfs_maps_from(&m, fmemopen((void *)anon, sizeof(anon) - 1, "r"));
+        assert_true(procfs_maps_next(&m, &v));
+        assert_string_equal(v.name, "");
+        assert_string_equal(v.perms, "rw-s");
+        assert_int_equal(v.offset, 0x1000);
+        assert_int_equal(v.inode, 77);
+        assert_false(procfs_maps_next(&m, &v));
+        assert_int_equal(procfs_maps_close(&m), 0);
+}
+
+/* The kernel's side of it: a file of this process with a path longer than
+ * any line buffer and a newline in its name is one line of its maps. */
+static void maps_of_self_long_and_newline_path(void **state)
+{
+        (void)state;
+        char dir[] = "/tmp/seccell-unit-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char path[1024];
+        int n = snprintf(path, sizeof(path), "%s/", dir);
+        memset(path + n, 'b', 200);
+        snprintf(path + n + 200, sizeof(path) - (size_t)n - 200,
+                 "\n00001000-00002000 rw-p 00000000 00:00 0 x");
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 4096), 0);
+        char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        assert_true(p != MAP_FAILED);
+        close(fd);
+        struct procfs_maps m;
+        struct proc_vma v;
+        int mine = 0, total = 0;
+        assert_int_equal(procfs_maps_open(&m, getpid(), 0), 0);
+        while (procfs_maps_next(&m, &v)) {
+                total++;
+                assert_true(v.start != 0x1000);
+                if (v.start == (uintptr_t)p) {
+                        mine++;
+                        /* the newline is escaped: "\012" */
+                        assert_non_null(strstr(v.name, "bbbb\\012" "00001000-00002000"));
+                }
+        }
+        assert_int_equal(procfs_maps_close(&m), 0);
+        assert_int_equal(mine, 1);
+        assert_true(total > 3);
+        munmap(p, 4096);
+        unlink(path);
+        rmdir(dir);
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(stat_of_self),
         cmocka_unit_test(stat_comm_with_parentheses),
         cmocka_unit_test(stat_of_gone_is_enoent),
         cmocka_unit_test(tgid_of_leader_and_thread),
         cmocka_unit_test(tgid_of_child),
+        cmocka_unit_test(maps_long_path_is_one_mapping),
+        cmocka_unit_test(maps_malformed_line_fails),
+        cmocka_unit_test(maps_of_self_long_and_newline_path),
 };
 
 UNIT_MAIN_NO_BUGS(tests)

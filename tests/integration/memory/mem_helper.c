@@ -524,6 +524,27 @@ static int cmd_fixedshared(int argc, char **argv)
         return 0;
 }
 
+/* sharedover MIB THEN: MIB of private memory mapped and touched, then
+ * MIB of anonymous shared memory mapped MAP_FIXED over it and touched
+ * (announced as no growth: the private memory it replaces leaves statm),
+ * then THEN MiB of private memory. The shared memory is in no statm: the
+ * sandbox now holds MIB + THEN. */
+static int cmd_sharedover(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t len = num(argv[0]) * MIB, then = num(argv[1]) * MIB;
+        char *p = map_anon(len, MAP_PRIVATE);
+        int s = announce("mmap-shared", 0);
+        if (mmap(p, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+                fail("mmap MAP_FIXED shared");
+        say("ok %d", s);
+        touch(p, len);
+        map_anon(then, MAP_PRIVATE);
+        say("done");
+        return 0;
+}
+
 /* sleepers N MIB: N children that only wait, then one more that maps and
  * touches MIB and exits; prints how that last child ended. */
 static int cmd_sleepers(int argc, char **argv)
@@ -900,6 +921,91 @@ static int cmd_phantom(int argc, char **argv)
         return 0;
 }
 
+/* The column (bytes from the start of its line) at which the path of the
+ * file mapped at `at` begins in /proc/self/maps; -1 if not found. */
+static int maps_path_column(uintptr_t at)
+{
+        char prefix[32], buf[4096];
+        snprintf(prefix, sizeof(prefix), "%08lx-", (unsigned long)at);
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+                fail("open maps");
+        int col = -1;
+        while (col < 0 && fgets(buf, sizeof(buf), f)) {
+                char *slash = strchr(buf, '/');
+                if (!strncmp(buf, prefix, strlen(prefix)) && slash)
+                        col = (int)(slash - buf);
+        }
+        fclose(f);
+        return col;
+}
+
+/* longpath MIB: a file in the working directory whose path puts the text
+ * of a writable private mapping of [0x100000000000, 0x200000000000) at
+ * column 511 of its line in /proc/self/maps, mapped below that range;
+ * then MIB of anonymous shared memory mapped MAP_FIXED inside the range,
+ * announced as MIB, touched and held ("held MIB"). A maps reader that
+ * splits lines at 512 bytes sees private memory that the fixed mapping
+ * replaces, and charges nothing. */
+static int cmd_longpath(int argc, char **argv)
+{
+        static const char fake[] = "100000000000-200000000000 rw-p 00000000 00:00 0 x";
+        const uintptr_t at = 0x0f0000000000ul;
+        char *const range = (char *)0x100000000000ul;
+        if (argc != 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        char path[2048];
+        if (!getcwd(path, 1024))
+                fail("getcwd");
+        /* where a path begins in a line for a file mapped at `at` */
+        char probe[2100];
+        snprintf(probe, sizeof(probe), "%s/probe", path);
+        int fd = open(probe, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)PAGE) < 0)
+                fail("the probe file");
+        if (mmap((void *)at, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0) != (void *)at)
+                fail("mmap the probe");
+        close(fd);
+        int col = maps_path_column(at);
+        munmap((void *)at, PAGE);
+        unlink(probe);
+        if (col < 0)
+                fail("the probe's column");
+        /* directories of 200 bytes, then a name that ends in `fake` */
+        int need = 511 - col; /* path bytes before `fake` */
+        while ((int)strlen(path) + 1 + 200 + 1 < need) {
+                size_t l = strlen(path);
+                path[l] = '/';
+                memset(path + l + 1, 'a', 200);
+                path[l + 201] = 0;
+                if (mkdir(path, 0700) < 0 && errno != EEXIST)
+                        fail("mkdir");
+        }
+        size_t l = strlen(path);
+        int pad = need - (int)l - 1;
+        if (pad < 1)
+                usage();
+        path[l] = '/';
+        memset(path + l + 1, 'b', (size_t)pad);
+        snprintf(path + l + 1 + pad, sizeof(path) - l - 1 - (size_t)pad, "%s", fake);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)PAGE) < 0)
+                fail("the long-path file");
+        if (mmap((void *)at, PAGE, PROT_READ, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0) != (void *)at)
+                fail("mmap the long-path file");
+        close(fd);
+        if (maps_path_column(at) + (int)strlen(path) - (int)strlen(fake) != 511)
+                fail("the fake line's column");
+        int s = announce("mmap-shared", len);
+        if (mmap(range, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != range)
+                fail("mmap MAP_FIXED shared");
+        say("ok %d", s);
+        touch(range, len);
+        say("held %llu", (unsigned long long)(len / MIB));
+        return 0;
+}
+
 /* growsdown: one-page MAP_GROWSDOWN mappings, writable and PROT_NONE;
  * prints "growsdown PROT ok" or "growsdown PROT errno N". */
 static int cmd_growsdown(int argc, char **argv)
@@ -1174,6 +1280,41 @@ static int cmd_stack(int argc, char **argv)
         return 0;
 }
 
+/* failexec HOLD STACK: a child that waits, then HOLD MiB mapped (a judged
+ * request) and touched, then an exec that fails (ENOENT); then the child
+ * grows STACK MiB of stack by page faults (no request) and waits to be
+ * killed. Prints "exec errno N", the child's end ("grower 1 pid P signal
+ * 9") and "done". The failed exec left this image as it was, judged: the
+ * sweep must blame the child's growth, not this process. */
+static int cmd_failexec(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t hold = num(argv[0]) * MIB, stack = num(argv[1]);
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t child = fork();
+        if (child < 0)
+                fail("fork");
+        if (child == 0) {
+                close(go[1]);
+                await_byte(go[0], "parent");
+                grow_stack(stack);
+                for (;;)
+                        pause();
+        }
+        close(go[0]);
+        map_anon(hold, MAP_PRIVATE);
+        map_anon(PAGE, MAP_PRIVATE); /* the first call is over: judged */
+        execl("/nonexistent/seccell-mem-helper", "seccell-mem-helper", (char *)NULL);
+        say("exec errno %d", errno);
+        send_byte(go[1]);
+        print_status("grower", 1, child, wait_child(child));
+        say("done");
+        return 0;
+}
+
 /* Wait until each of the n processes in kids has died or shows `want`
  * bytes in statm, then until this process's and their statm fit in
  * `limit` bytes (only the tracer's sweep can make that so, by killing);
@@ -1276,6 +1417,56 @@ static int cmd_growkids(int argc, char **argv)
                                 if (g > 0)
                                         waitpid(g, NULL, 0);
                         }
+                        for (;;)
+                                pause();
+                }
+        }
+        close(go[0]);
+        close(go[1]); /* go */
+        return await_fit(kids, n, mib * MIB, limit);
+}
+
+static char vmpeer_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int vmpeer(void *arg)
+{
+        (void)arg;
+        for (;;)
+                pause();
+        return 0;
+}
+
+/* vmgrowkids N MIB LIMIT: N children, each sharing its address space with
+ * a peer of its own (clone(CLONE_VM), the peer only waits), growing MIB of
+ * stack by page faults (no request) once all exist; then await_fit(). An
+ * address space that grew unjudged is its sharers' together: the sweep
+ * kills a child with its peer. */
+static int cmd_vmgrowkids(int argc, char **argv)
+{
+        enum { MAX_KIDS = 256 };
+        if (argc != 3)
+                usage();
+        uint64_t n = num(argv[0]), mib = num(argv[1]), limit = num(argv[2]) * MIB;
+        if (n == 0 || n > MAX_KIDS)
+                usage();
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t kids[MAX_KIDS];
+        for (uint64_t i = 0; i < n; i++) {
+                kids[i] = fork();
+                if (kids[i] < 0)
+                        fail("fork");
+                if (kids[i] == 0) {
+                        close(go[1]);
+                        pid_t peer = clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD, NULL);
+                        if (peer < 0)
+                                fail("clone");
+                        say("child %" PRIu64 " pid %d peer %d", i + 1, (int)getpid(), (int)peer);
+                        char c;
+                        while (read(go[0], &c, 1) < 0 && errno == EINTR)
+                                ;
+                        grow_stack(mib);
                         for (;;)
                                 pause();
                 }
@@ -1425,6 +1616,58 @@ static int cmd_shmkids(int argc, char **argv)
                 print_status("child", (int)i, pid, wait_child(pid));
         }
         map_anon(then, MAP_PRIVATE);
+        say("done");
+        return 0;
+}
+
+/* shmhuge HOLD KB LOG: HOLD MiB mapped and touched, then a private
+ * huge-page segment of KB KiB (SHM_HUGETLB, with LOG << 26 in the flags:
+ * log2 of the huge page size, 0 for the default), announced as the whole
+ * huge pages it takes; prints "shmget ok" (removed at once) or "shmget
+ * errno N" (no huge pages reserved: ENOMEM), then "done". "nohuge" and
+ * exit 0 when the kernel has no such huge pages. */
+static int cmd_shmhuge(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t hold = num(argv[0]) * MIB, len = num(argv[1]) * 1024, log = num(argv[2]);
+        if (log > 62)
+                usage();
+        uint64_t huge = log ? 1ull << log : 0;
+        if (!log) {
+                char line[256];
+                unsigned long long kb = 0;
+                FILE *f = fopen("/proc/meminfo", "re");
+                if (!f)
+                        fail("open /proc/meminfo");
+                while (!kb && fgets(line, sizeof(line), f))
+                        if (sscanf(line, "Hugepagesize: %llu kB", &kb) != 1)
+                                kb = 0;
+                fclose(f);
+                huge = kb * 1024;
+        } else {
+                char path[96];
+                struct stat st;
+                snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB",
+                         (unsigned long long)(huge >> 10));
+                if (stat(path, &st) < 0)
+                        huge = 0;
+        }
+        if (!huge) {
+                say("nohuge");
+                return 0;
+        }
+        map_anon(hold, MAP_PRIVATE);
+        int s = announce("shmget", (len + huge - 1) / huge * huge);
+        int id = shmget(IPC_PRIVATE, len, IPC_CREAT | SHM_HUGETLB | (int)(log << 26) | 0600);
+        int err = errno;
+        if (id >= 0)
+                shmctl(id, IPC_RMID, NULL);
+        say("ok %d", s);
+        if (id >= 0)
+                say("shmget ok");
+        else
+                say("shmget errno %d", err);
         say("done");
         return 0;
 }
@@ -1635,13 +1878,13 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "stackcopy", cmd_stackcopy },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
-                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids },
-                { "fixedshared", cmd_fixedshared }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
+                { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids }, { "shmhuge", cmd_shmhuge },
+                { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages }, { "vmgrowkids", cmd_vmgrowkids },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

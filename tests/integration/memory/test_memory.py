@@ -330,6 +330,30 @@ class TestCharges(MemTestBase):
         self.assertEqual((kill["pid"], kill["syscall"]), (r.root, 9), d)
         self.assertNotIn("done", r.lines(), d)
 
+    def test_long_path_poses_as_no_mapping(self):
+        # Found in review: maps were read 512 bytes a line, so a file whose
+        # path is long split its line, and the tail - a name the sandbox
+        # chose - was parsed as a mapping of its own: a fake writable
+        # private range that a MAP_FIXED mapping "replaced", charged
+        # nothing (1 GiB of shared memory held at 64M). Lines are read
+        # whole: the 200 MiB mapping is charged in full and killed.
+        r = self.helper(64 * MIB, "longpath", 200)
+        step = self.assertKilledAtCrossing(r, 64 * MIB, "mmap-shared")
+        self.assertEqual((step[0], step[3]), (1, 200 * MIB), r.describe())
+        self.assertNotIn("held 200", r.lines(), r.describe())
+
+    def test_fixed_shared_over_private_memory_counts(self):
+        # Found in review: anonymous shared memory mapped MAP_FIXED over
+        # private memory already charged was judged net of what it
+        # replaces, and so recorded as nothing - but the private memory
+        # leaves statm while the shared object is in no statm: 80 MiB of
+        # each held at 100M. The shared object is recorded whole: the
+        # 40 MiB asked for next would bring the sandbox to 120 MiB.
+        limit = 100 * MIB
+        r = self.helper(limit, "sharedover", 80, 40)
+        step = self.assertKilledAtCrossing(r, limit, "mmap", extra=80 * MIB, extra_from=3)
+        self.assertEqual((step[0], step[3]), (3, 40 * MIB), r.describe())
+
     def test_refused_brk_is_not_the_break(self):
         # brk requests for 48, 96, ... MiB past the break, which the kernel
         # refuses (a page in the way): each is judged from the real break,
@@ -617,6 +641,61 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
             self.skipTest("MEM_FREEBSS not set")
         r = self.helper(64 * MIB, "growkids", 3, FREEBSS, 40, 64)
         self.assertEqual(self.assertSwept(r, 64 * MIB, 3), 1)
+
+    def test_shared_address_space_grown_unjudged_is_swept(self):
+        # Found in review: an address space shared by two processes
+        # (CLONE_VM) was blamed on neither, so what it grew with no request
+        # stayed for good - 16 children with a CLONE_VM peer each grew 7 MiB
+        # of stack, 114 MiB held at 64M. It is judged by the most any of its
+        # processes was let have, and what grew past that is blamed on all
+        # of them: a child dies with its peer, until the rest fits.
+        limit, n = 64 * MIB, 16
+        r = self.helper(limit, "vmgrowkids", n, 7, 64)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        m = re.match(r"^survivors (\d+) killed (\d+) data (\d+)$", r.lines()[-1])
+        self.assertIsNotNone(m, d)
+        survivors, killed, data = map(int, m.groups())
+        self.assertEqual(survivors + killed, n, d)
+        self.assertGreater(killed, 0, d)
+        self.assertLessEqual(survivors, 64 // 7, d)
+        peers = {}
+        for line in r.lines():
+            c = re.match(r"^child \d+ pid (\d+) peer (\d+)$", line)
+            if c:
+                peers[int(c.group(1))] = int(c.group(2))
+        self.assertEqual(len(peers), n, d)
+        kills = {k["pid"] for k in r.of("memory_kill")}
+        self.assertNotIn(r.root, kills, d)
+        for k in r.of("memory_kill"):
+            self.assertNotIn("syscall", k, d)
+            self.assertGreater(k["unjudged"], 0, d)
+        # every child killed went with its peer, and nothing else went
+        killed_kids = {p for p in peers if p in kills}
+        self.assertEqual(len(killed_kids), killed, d)
+        self.assertEqual(kills, killed_kids | {peers[p] for p in killed_kids}, d)
+        self.assertAudit(r, limit, kills=2 * killed)
+
+    def test_failed_exec_keeps_its_judgement(self):
+        # Found in review: an exec let run voided what its process was
+        # judged to have before the kernel ran it; when it failed (ENOENT)
+        # the old image stayed, counted as grown unjudged, and the sweep
+        # killed that process - here the root - for a child's unjudged
+        # stack. A failed exec leaves the judgement as it was: the child
+        # that grew is killed, the root runs on.
+        limit = 64 * MIB
+        r = self.helper(limit, "failexec", 58, 7)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertIn("exec errno %d" % errno.ENOENT, r.lines(), d)
+        m = re.search(r"(?m)^grower 1 pid (\d+) signal 9$", r.out)
+        self.assertIsNotNone(m, d)
+        self.assertEqual(r.lines()[-1], "done", d)
+        self.assertAudit(r, limit, kills=1)
+        (kill,) = r.of("memory_kill")
+        self.assertEqual(kill["pid"], int(m.group(1)), d)
+        self.assertNotIn("syscall", kill, d)
+        self.assertGreater(kill["unjudged"], 0, d)
 
 class TestFileMappings(MemTestBase):
 
@@ -1043,6 +1122,24 @@ class TestSysV(MemTestBase):
         self.assertEqual(r.lines()[-1], "done", d)
         self.assertEqual(len([l for l in r.lines() if re.match(r"child \d+ shmget ", l)]), 3, d)
         self.assertAudit(r, 64 * MIB, kills=0)
+
+    def test_huge_page_segment_charged_whole_pages(self):
+        # Found in review: a shmget(SHM_HUGETLB) segment was charged its
+        # size rounded to 4 KiB, but the kernel makes it of whole huge
+        # pages (the default size, or the one its flags ask for). 4 KiB
+        # asked beside 63 MiB at 64M takes a 2 MiB page: killed at the
+        # shmget, as is a 1 GiB page asked for beside 8 MiB (where the
+        # kernel has such pages; with none reserved the call would fail,
+        # but it is judged on what it asks, before it runs).
+        limit = 64 * MIB
+        for hold, log in ((63, 0), (8, 30)):
+            with self.subTest(log=log):
+                r = self.helper(limit, "shmhuge", hold, 4, log)
+                if r.lines() == ["nohuge"]:
+                    continue  # no such huge pages here
+                step = self.assertKilledAtCrossing(r, limit, "shmget")
+                self.assertEqual(step[0], 2, r.describe())
+                self.assertGreaterEqual(step[3], 2 * MIB, r.describe())
 
     def test_shm_lookup_is_not_charged_again(self):
         # issue: "shmget segment sizes (once per segment, not per lookup)".
