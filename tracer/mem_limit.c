@@ -16,11 +16,13 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "kcompat.h"
 #include "log.h"
 #include "notif_loop.h"
 #include "proc_limit.h"
 #include "procfs.h"
+#include "read_budget.h"
 #include "shm_lookup.h"
 
 #define PAGE 4096ull
@@ -796,6 +798,45 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         return sum;
 }
 
+/* Exact re-reads cost what a sandbox makes them cost, under tracer_lock:
+ * each user's are held to a share of the tracer's time (read_budget.h). */
+static struct read_budget *exact_budgets;
+
+/* Whether `sb`'s user may start an exact look now; logged once a sandbox
+ * when not. *start_ns: now, for exact_spent(). */
+static bool exact_allowed(struct tsandbox *sb, uint64_t *start_ns)
+{
+        *start_ns = mono_ns();
+        if (read_budget_allows(&exact_budgets, sb->uid, *start_ns))
+                return true;
+        if (!sb->mem_budget_logged) {
+                sb->mem_budget_logged = true;
+                log_msg("sandbox %llu: uid %u's exact memory re-reads are over their share of the tracer's time; "
+                        "judging on last readings meanwhile", (unsigned long long)sb->id, (unsigned)sb->uid);
+        }
+        return false;
+}
+
+static void exact_spent(struct tsandbox *sb, uint64_t start_ns)
+{
+        read_budget_spend(&exact_budgets, sb->uid, start_ns, mono_ns());
+}
+
+/* The exact ledger (every process re-read, and what `tid`'s call needs)
+ * if `sb`'s user has time left for it; else the ledger on last readings,
+ * which errs towards more where address spaces are shared. *exact says
+ * which it is. */
+static uint64_t ledger_exact(struct tsandbox *sb, pid_t tid, bool *exact)
+{
+        uint64_t start;
+        *exact = exact_allowed(sb, &start);
+        if (!*exact)
+                return ledger_sum(sb, false, 0);
+        uint64_t sum = ledger_sum(sb, true, tid);
+        exact_spent(sb, start);
+        return sum;
+}
+
 void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid, uint64_t copy)
 {
         if (!copy)
@@ -919,7 +960,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         uint64_t ledger = ledger_sum(sb, false, 0);
         bool exact = ledger + copy > sb->max_memory;
         if (exact) {
-                ledger = ledger_sum(sb, true, (pid_t)n->pid); /* settles grants */
+                ledger = ledger_exact(sb, (pid_t)n->pid, &exact); /* settles grants */
                 if (e)
                         copy = e->data + proc_entry_grants(e);
         }
@@ -988,9 +1029,11 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         /* the peak is the highest ledger judged within the limit; growth
          * past it that nobody asked for is the sweep's (memory_kill with
          * "unjudged") */
-        if (ledger > sb->mem_peak && (ledger = ledger_sum(sb, true, 0)) > sb->mem_peak &&
+        bool exact = false;
+        if (ledger > sb->mem_peak && (ledger = ledger_exact(sb, 0, &exact)) > sb->mem_peak &&
             ledger <= sb->max_memory) {
-                bless_all(sb);
+                if (exact)
+                        bless_all(sb);
                 sb->mem_peak = ledger;
         }
 }
@@ -1054,8 +1097,9 @@ void mem_limit_sweep(struct tsandbox *sb)
                 measure += entry_statm(e, 0) + e->shared;
                 n++;
         }
-        if (measure <= sb->max_memory || n == 0)
-                return;
+        uint64_t start;
+        if (measure <= sb->max_memory || n == 0 || !exact_allowed(sb, &start))
+                return; /* fits, or a later sweep looks */
 
         /* Over: the exact ledger, then who grew past what it was let have.
          * An address space shared by several processes (CLONE_VM, a vfork
@@ -1121,6 +1165,7 @@ void mem_limit_sweep(struct tsandbox *sb)
         if (measure <= sb->max_memory)
                 bless_all(sb);
         free(c);
+        exact_spent(sb, start);
 }
 
 /* Whether nothing but the parked requester can change `e`'s mappings
@@ -1216,9 +1261,14 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
         if (exact) {
                 /* at the limit, or at a new peak: the exact ledger (before
                  * anything dies, and so the peak is the real one) */
-                ledger = ledger_sum(sb, true, (pid_t)n->pid);
-                if (alone)
-                        growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
+                uint64_t start;
+                exact = exact_allowed(sb, &start);
+                if (exact) {
+                        ledger = ledger_sum(sb, true, (pid_t)n->pid);
+                        if (alone)
+                                growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
+                        exact_spent(sb, start);
+                }
                 if (!shared_map)
                         grant = growth;
         }

@@ -49,6 +49,7 @@ struct tsandbox {
         uint64_t mem_unsettled;   /* bytes of such entries that exited since the
                                    * last exact re-read (proc_entry_exited) */
         uint64_t mem_kills;
+        bool mem_budget_logged;   /* its user's exact re-reads were held back (said once) */
         struct audit_sink audit;
         struct proc_index procs;  /* only with a process limit */
         uint32_t reserved;        /* forks answered, child not yet registered */

@@ -1245,6 +1245,58 @@ static int cmd_clonevm(int argc, char **argv)
         return 0;
 }
 
+/* manyvmas KIDS VMAS HOLD: KIDS children make VMAS mappings each at no
+ * cost to the ledger (PROT_READ pages in a PROT_NONE reservation: never
+ * notified), then this process maps HOLD MiB and makes a CLONE_VM peer, so
+ * that the sweep's cheap look (which counts a shared address space twice)
+ * is over any limit between HOLD and twice HOLD and every sweep wants the
+ * exact look - every process's maps. Says "armed", then holds until its
+ * stdin ends. */
+static int manyvmas_peer(void *arg)
+{
+        (void)arg;
+        for (;;)
+                pause();
+        return 0;
+}
+
+static int cmd_manyvmas(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t kids = num(argv[0]), vmas = num(argv[1]), hold = num(argv[2]) * MIB;
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC))
+                fail("pipe");
+        for (uint64_t i = 0; i < kids; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid)
+                        continue;
+                char *r = mmap(NULL, vmas * 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (r == MAP_FAILED)
+                        fail("mmap");
+                for (uint64_t k = 0; k < vmas; k++)
+                        if (mprotect(r + k * 2 * PAGE, PAGE, PROT_READ))
+                                fail("mprotect");
+                send_byte(ready[1]);
+                for (;;)
+                        pause();
+        }
+        for (uint64_t i = 0; i < kids; i++)
+                await_byte(ready[0], "child's mappings");
+        map_anon(hold, MAP_PRIVATE);
+        if (clone(manyvmas_peer, clonevm_stack + sizeof(clonevm_stack), CLONE_VM | SIGCHLD, NULL) < 0)
+                fail("clone");
+        say("armed");
+        char c;
+        while (read(0, &c, 1) > 0)
+                ;
+        kill(0, SIGKILL); /* the children and the peer, with this process */
+        return 0;
+}
+
 /* stack MIB: raise RLIMIT_STACK to its hard limit, then grow the main
  * thread's stack in 1 MiB frames (every page touched) to MIB - page
  * faults only, no syscall. */
@@ -1885,6 +1937,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages }, { "vmgrowkids", cmd_vmgrowkids },
+                { "manyvmas", cmd_manyvmas },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
