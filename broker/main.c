@@ -140,10 +140,19 @@ static void on_signal(void *obj, uint32_t ev)
         }
 }
 
+static void on_tracer_answer(void *obj, uint32_t ev)
+{
+        struct broker *b = obj;
+        (void)ev;
+        tracer_link_process(&b->tracer);
+}
+
 static void on_tracer_exit(void *obj, uint32_t ev)
 {
         struct broker *b = obj;
         (void)ev;
+        /* ends it has not answered never will be */
+        tracer_link_lost(&b->tracer);
         /* Fail closed: sandboxes without a supervisor end now. */
         log_msg("the tracer exited; ending every sandbox");
         stop_reason = "the tracer exited: no sandbox runs unsupervised";
@@ -291,7 +300,9 @@ int main(int argc, char **argv)
         struct watch w_fd = { on_fd_listen, &broker, fd_listen };
         struct watch w_sig = { on_signal, NULL, sfd };
         struct watch w_tr = { on_tracer_exit, &broker, broker.tracer.pidfd };
+        struct watch w_answer = { on_tracer_answer, &broker, tracer_link_fd(&broker.tracer) };
         w_sig.obj = &w_sig;
+        broker_watch(&broker, &w_answer, EPOLLIN);
         broker_watch(&broker, &w_req, EPOLLIN);
         broker_watch(&broker, &w_fd, EPOLLIN);
         broker_watch(&broker, &w_sig, EPOLLIN);
@@ -326,10 +337,7 @@ int main(int argc, char **argv)
                 remove_runtime_dir(dir, true);
                 /* Nothing outlives this run: skip the orderly nng teardown,
                  * which would only make the CLI wait. */
-                if (broker.tracer.pid > 0) {
-                        kill(broker.tracer.pid, SIGKILL);
-                        waitpid(broker.tracer.pid, NULL, 0);
-                }
+                tracer_link_kill(&broker.tracer, SIGKILL);
                 _exit(0);
         }
         server_close(broker.srv);

@@ -32,9 +32,11 @@
 
 /* A sandbox is SPAWNING until its root is ready (the request, its audit
  * fd and a set-up deadline held meanwhile), RUNNING until its reaper reports
- * the root's end, and ABANDONED when its set-up failed or was cut short:
- * then only its reaper is awaited, to be reaped. */
-enum sandbox_state { SB_SPAWNING, SB_RUNNING, SB_ABANDONED };
+ * the root's end, ENDING until the tracer has answered its end (which waits
+ * for the run's audit sink to take its last events), and ABANDONED when its
+ * set-up failed or was cut short: then only its reaper is awaited, to be
+ * reaped. */
+enum sandbox_state { SB_SPAWNING, SB_RUNNING, SB_ENDING, SB_ABANDONED };
 
 struct sandbox {
         struct broker *b;
@@ -134,7 +136,23 @@ static void sandbox_reply_result(struct sandbox *sb, Seccell__SandboxStats *stat
                 server_reply(steal_ptr(sb->rq), m);
 }
 
-/* The reaper reported the root's status and has killed everything else. */
+/* The tracer's answer to the end of sandbox `arg`: reply to its client. */
+static void sandbox_ended(void *arg, int r, const Seccell__SandboxStats *stats)
+{
+        struct sandbox *sb = arg;
+        Seccell__SandboxStats copy = SECCELL__SANDBOX_STATS__INIT;
+
+        if (r == 0)
+                copy = *stats;
+        sandbox_reply_result(sb, r == 0 ? &copy : NULL);
+        log_debug("sandbox %llu ended, status 0x%x", (unsigned long long)sb->id, sb->wait_status);
+        sandbox_free(sb);
+}
+
+/* The reaper reported the root's status and has killed everything else.
+ * The client is answered once the tracer has answered the end, which it
+ * holds until the run's audit sink has taken its last events: meanwhile the
+ * broker serves on. */
 static void sandbox_finish(struct sandbox *sb)
 {
         Seccell__EndSandbox end = SECCELL__END_SANDBOX__INIT;
@@ -142,17 +160,20 @@ static void sandbox_finish(struct sandbox *sb)
         end.wait_status = sb->wait_status;
         end.timed_out = sb->timed_out;
         end.duration_ns = mono_ns() - sb->start_ns;
-        Seccell__SandboxStats stats = SECCELL__SANDBOX_STATS__INIT;
-        bool have_stats = tracer_link_end(&sb->b->tracer, &end, &stats) == 0;
-        stats.base.descriptor = &seccell__sandbox_stats__descriptor;
 
         /* by pidfd: the pid may already be reaped by the orphan sweep; the
          * reaper exits right after its last report */
         siginfo_t si;
         waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | (sb->reaper_stuck ? WNOHANG : 0));
-        sandbox_reply_result(sb, have_stats ? &stats : NULL);
-        log_debug("sandbox %llu ended, status 0x%x", (unsigned long long)sb->id, sb->wait_status);
-        sandbox_free(sb);
+        /* nothing more of the run to watch: its client's hang-up only
+         * drops the request */
+        sb->state = SB_ENDING;
+        sb->ended = true;
+        broker_unwatch(sb->b, &sb->w_reaper);
+        broker_unwatch(sb->b, &sb->w_go);
+        broker_unwatch(sb->b, &sb->w_timer);
+        if (tracer_link_end(&sb->b->tracer, &end, sandbox_ended, sb) < 0)
+                sandbox_ended(sb, -ENOTCONN, NULL);
 }
 
 static void on_reaped(void *obj, uint32_t events)
@@ -206,7 +227,7 @@ static void on_reaper(void *obj, uint32_t events)
                 spawn_advance(sb);
                 return;
         }
-        if (sb->state == SB_ABANDONED)
+        if (sb->state == SB_ABANDONED || sb->state == SB_ENDING)
                 return; /* collected in the batch that gave it up: stale */
         int r = reaper_recv(sb->sp.reaper_sock, &m);
         if (r == -EAGAIN || r == -EINTR)
@@ -674,8 +695,10 @@ void sandbox_handle_request(struct broker *b, struct server_request *rq)
 
 void sandbox_kill_all(struct broker *b, const char *why)
 {
-        while (b->sandboxes) {
-                struct sandbox *sb = b->sandboxes;
+        for (struct sandbox *sb = b->sandboxes, *next; sb; sb = next) {
+                next = sb->next;
+                if (sb->state == SB_ENDING)
+                        continue; /* the tracer's answer is awaited below */
                 if (sb->state != SB_RUNNING) {
                         /* not started yet, or given up: its reaper kills
                          * what it started once its socket closes */
@@ -708,4 +731,6 @@ void sandbox_kill_all(struct broker *b, const char *why)
                 sb->wait_status = r == 0 ? m.value : SIGKILL;
                 sandbox_finish(sb);
         }
+        /* every end together: each may wait for its audit sink */
+        tracer_link_finish(&b->tracer, MSG_END_AUDIT_WAIT_MS + 5000);
 }

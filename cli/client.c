@@ -144,6 +144,24 @@ static void print_summary(const Seccell__RunResult *res, const struct run_option
         log_msg("summary: %s", line);
 }
 
+/* "N audit events could not be written to FILE: why": the first failed
+ * write's error, and/or that the file did not keep up (events dropped from
+ * its full queue, or still queued when the end gave up waiting). */
+static void report_audit_errors(const Seccell__SandboxStats *s, const char *path)
+{
+        static const char lag[] = "the file did not keep up (a reader or file system that stalled)";
+        unsigned long long n = s->audit_write_errors, lagged = s->audit_lagged;
+        const char *ev = n == 1 ? "" : "s";
+
+        if (lagged >= n)
+                log_msg("%llu audit event%s could not be written to %s: %s", n, ev, path, lag);
+        else if (lagged)
+                log_msg("%llu audit event%s could not be written to %s: %s; %llu of them: %s", n, ev, path,
+                        strerror(s->audit_errno), lagged, lag);
+        else
+                log_msg("%llu audit event%s could not be written to %s: %s", n, ev, path, strerror(s->audit_errno));
+}
+
 static int exit_code(const Seccell__RunResult *res)
 {
         if (res->timed_out)
@@ -336,9 +354,7 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
                                 (unsigned long long)s->memory_kills, s->memory_kills == 1 ? "" : "es",
                                 format_size(o->max_memory, max, sizeof(max)));
                 if (s && s->audit_write_errors)
-                        log_msg("%llu audit event%s could not be written to %s: %s",
-                                (unsigned long long)s->audit_write_errors, s->audit_write_errors == 1 ? "" : "s",
-                                o->audit_path ? o->audit_path : "the audit file", strerror(s->audit_errno));
+                        report_audit_errors(s, o->audit_path ? o->audit_path : "the audit file");
                 if (o->summary)
                         print_summary(rep->run, o);
         }

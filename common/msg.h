@@ -13,6 +13,11 @@
 #define MSG_MAX_ENV (1 << 20)
 #define MSG_MAX_PROCS 4194304u /* PID_MAX_LIMIT */
 
+/* The longest the tracer holds its answer to an EndSandbox while the
+ * sandbox's audit sink takes its last events (tracer/main.c); the broker
+ * waits that much longer than for any other answer. */
+#define MSG_END_AUDIT_WAIT_MS 30000
+
 /* Pack `m` into a new nng message (*out, owned by the caller).
  * Returns 0 or -ENOMEM. */
 int msg_pack(const ProtobufCMessage *m, nng_msg **out);

@@ -3,7 +3,6 @@
 #include "procfs.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,44 +15,31 @@ audit_publish_fn audit_publisher;
 
 void audit_set_publisher(audit_publish_fn fn) { audit_publisher = fn; }
 
-/* Write all of `buf` (one line). A short write (a pipe, a non-blocking
- * sink) is continued, waiting up to a second for room; if the rest cannot
- * be written, a newline still ends the fragment, so the next line parses.
- * Returns 0 or -errno. */
-static int write_line(int fd, const char *buf, size_t len)
+int audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id, unsigned owner)
 {
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = write(fd, buf + done, len - done);
-                if (n > 0) {
-                        done += n;
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN) {
-                        struct pollfd p = { .fd = fd, .events = POLLOUT };
-                        if (poll(&p, 1, 1000) == 1)
-                                continue;
-                }
-                int r = n < 0 ? -errno : -EIO;
-                if (done > 0)
-                        (void)!write(fd, "\n", 1);
-                return r;
-        }
-        return 0;
+        *s = (struct audit_sink){ .sandbox_id = sandbox_id };
+        return fd < 0 ? 0 : audit_queue_start(&s->q, fd, owner, AUDIT_QUEUE_MAX);
 }
 
-void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id)
+void audit_end(struct audit_sink *s)
 {
-        *s = (struct audit_sink){ .fd = fd, .sandbox_id = sandbox_id };
+        if (s->q)
+                audit_queue_finish(s->q);
 }
 
-void audit_close(struct audit_sink *s)
+bool audit_idle(struct audit_sink *s, uint64_t *progress_ns)
 {
-        if (s->fd >= 0)
-                close(s->fd);
-        s->fd = -1;
+        return !s->q || audit_queue_idle(s->q, progress_ns);
+}
+
+void audit_close(struct audit_sink *s, struct audit_queue_result *res)
+{
+        struct audit_queue_result none = { 0 };
+        if (s->q)
+                audit_queue_close(s->q, &none);
+        s->q = NULL;
+        if (res)
+                *res = none;
 }
 
 static void rfc3339_now(char *buf, size_t len)
@@ -92,20 +78,10 @@ int audit_emit(struct audit_sink *s, const char *event, json_object *fields)
                 const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
                 audit_publisher(s, event, s->seq, host_seq, txt, len);
         }
-        if (s->fd >= 0) {
+        if (s->q) {
                 size_t len;
                 const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-                char *line = malloc(len + 1);
-                if (!line) {
-                        r = -ENOMEM;
-                } else {
-                        memcpy(line, txt, len);
-                        line[len] = '\n';
-                        r = write_line(s->fd, line, len + 1);
-                        free(line);
-                }
-                if (r < 0 && s->write_errors++ == 0)
-                        s->first_errno = -r;
+                r = audit_queue_push(s->q, txt, len);
         }
         json_object_put(o);
         return r;

@@ -1,6 +1,9 @@
 /* The audit stream: one JSON object per line per event, appended to the
- * sandbox's sink with a single write(2) (the sink is opened O_APPEND by the
- * client, so lines never interleave). Every event carries
+ * sandbox's sink (opened O_APPEND by the client, so lines of sinks sharing
+ * a file never interleave). Events are made and numbered where they happen,
+ * under the tracer's lock; the sink's own writer thread writes them
+ * (audit_queue.h), so a sink that does not take its writes never holds the
+ * tracer. Every event carries
  *   "seq"      - per sandbox, 1, 2, 3, ... (a gap means a lost event)
  *   "host_seq" - per tracer, strictly increasing across all sandboxes
  *   "ts"       - wall-clock time, RFC 3339 UTC with nanoseconds
@@ -12,20 +15,26 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "audit_queue.h"
+
 struct audit_sink {
-        int fd;               /* owned; -1: no sink (events are counted only) */
+        struct audit_queue *q;  /* the sink's writer (owned); NULL: no sink
+                                 * (events are counted only) */
         uint64_t sandbox_id;
-        uint64_t seq;         /* last seq emitted */
-        uint64_t write_errors;  /* events the file did not take */
-        int first_errno;        /* why the first of them failed */
+        uint64_t seq;           /* last seq emitted */
 };
 
-/* Start a sink on `fd` (ownership passes; -1 for none). */
-void audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id);
+/* Start a sink on `fd` (ownership passes, closed on failure too; -1 for
+ * none), its writer charged to uid `owner`. Returns 0 or -errno (no writer
+ * thread: the sink is closed and *s has none). */
+int audit_init(struct audit_sink *s, int fd, uint64_t sandbox_id, unsigned owner);
 
-/* Emit `event` with the members of `fields` (consumed; may be NULL).
- * Returns 0, or -errno when the line could not be written whole (the error
- * is counted; the event keeps its seq so the gap is visible). */
+/* Emit `event` with the members of `fields` (consumed; may be NULL): give
+ * it the next seq and host_seq, publish it, and queue its line for the
+ * sink. Never waits for the sink. Returns 0, or -errno when the line was
+ * dropped (-ENOBUFS: the sink's queue is full; counted, and the event keeps
+ * its seq so the gap is visible). Write errors come later, with
+ * audit_close(). */
 int audit_emit(struct audit_sink *s, const char *event, json_object *fields);
 
 /* Called with every event (the line without its newline) when set; see
@@ -38,10 +47,19 @@ void audit_set_publisher(audit_publish_fn fn);
 extern audit_publish_fn audit_publisher;
 
 /* Whether events go anywhere: hot paths skip building them. */
-static inline bool audit_on(const struct audit_sink *s) { return s->fd >= 0 || audit_publisher; }
+static inline bool audit_on(const struct audit_sink *s) { return s->q || audit_publisher; }
 
-/* Close the sink's descriptor. */
-void audit_close(struct audit_sink *s);
+/* No more events: the sink's writer writes to the wake fd
+ * (audit_queue_init) once all queued lines are written. */
+void audit_end(struct audit_sink *s);
+
+/* Whether the sink has written (or failed to write) every line; *progress_ns
+ * as audit_queue_idle(). No sink: true. */
+bool audit_idle(struct audit_sink *s, uint64_t *progress_ns);
+
+/* Close the sink: what it holds unwritten is given up (audit_queue_close);
+ * its counts go to *res (may be NULL). */
+void audit_close(struct audit_sink *s, struct audit_queue_result *res);
 
 /* A wait(2) status as {"code": N} or {"signal": N, "core_dumped": bool}. */
 json_object *audit_wait_status(int wait_status);

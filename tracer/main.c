@@ -32,6 +32,7 @@
 #include "privs.h"
 #include "proc_limit.h"
 #include "fork_trace.h"
+#include "run_end.h"
 #include "size.h"
 #include "tracer.h"
 
@@ -40,14 +41,25 @@
 /* Receivers left stuck (notif_rx_stuck) one uid may have before its new
  * sandboxes are refused. */
 #define MAX_STUCK_PER_UID 4
+/* Audit writers left stuck in a write (audit_queue_stuck) one uid may have
+ * before its new sandboxes with an audit sink are refused. */
+#define MAX_STUCK_WRITERS_PER_UID 4
 
 /* epoll data: a listener (the sandbox) or one of these tags. */
-enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL, TAG_SETTLE, TAG_MEMSWEEP };
+enum { TAG_CONTROL = 1, TAG_FDCHAN, TAG_SIGNAL, TAG_SETTLE, TAG_MEMSWEEP, TAG_RUN_END };
 
 struct pending_fds {
         uint64_t token;
         int fds[FDCHAN_MAX_FDS];
         size_t nfds;
+};
+
+/* Where a control request came from: the header of a raw REP message
+ * (the pipe's id, then the request id and any hops), to be put back on its
+ * answer. */
+struct backtrace {
+        unsigned char b[64];
+        size_t len;
 };
 
 static struct {
@@ -274,6 +286,18 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                          "(memory a stalled file system holds)", (unsigned long long)a->uid, stuck);
                 return -EAGAIN;
         }
+        /* each such writer holds a thread, in a write that a stalled file
+         * system (a FUSE or hard NFS mount) does not let end */
+        if (a->audit) {
+                audit_queue_kick_stuck();
+                stuck = audit_queue_stuck((unsigned)a->uid);
+        }
+        if (a->audit && stuck >= MAX_STUCK_WRITERS_PER_UID) {
+                fds_close(p.fds, p.nfds);
+                snprintf(why, whylen, "uid %llu has %u ended runs whose audit file does not take their last "
+                         "events (a stalled file system?)", (unsigned long long)a->uid, stuck);
+                return -EAGAIN;
+        }
         struct tsandbox *sb = calloc(1, sizeof(*sb));
         if (!sb) {
                 fds_close(p.fds, p.nfds);
@@ -288,9 +312,10 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
         sb->max_procs = a->policy ? a->policy->max_procs : 0;
         sb->max_memory = a->policy ? a->policy->max_memory : 0;
         sb->tracked = sb->max_procs || sb->max_memory;
-        audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id);
+        int r = audit_init(&sb->audit, a->audit ? p.fds[1] : -1, sb->id, (unsigned)sb->uid);
         notif_listener_setup(sb->listener);
-        int r = proc_limit_start(sb);
+        if (r == 0)
+                r = proc_limit_start(sb);
         if (r == 0)
                 r = notif_rx_start(&sb->rx, sb->listener, &sb->rx_efd, notif_inline, sb);
         if (r == 0) {
@@ -303,7 +328,7 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 proc_index_clear(&sb->procs, tracer_defer_free_entry);
                 if (sb->listener >= 0)
                         close(sb->listener);
-                audit_close(&sb->audit);
+                audit_close(&sb->audit, NULL);
                 free(sb);
                 return r;
         }
@@ -328,7 +353,34 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
 
 static void tracer_defer_free_entry(struct proc_entry *e) { tracer_defer_free(e); }
 
-static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stats, char *why, size_t whylen)
+/* Send answer `m` back the way of a request's header `bt` (len bytes). */
+static void control_send(const void *bt, size_t len, nng_msg *m)
+{
+        int rv = nng_msg_header_append(m, bt, len);
+        if (rv == 0)
+                rv = nng_sendmsg(T.rep, m, 0);
+        if (rv != 0) {
+                log_msg("control reply: %s", nng_strerror(rv));
+                nng_msg_free(m);
+        }
+}
+
+/* The answer to an EndSandbox (run_end_answer_fn). */
+static void answer_end(const void *bt, size_t len, Seccell__SandboxStats *stats)
+{
+        Seccell__Reply rep = SECCELL__REPLY__INIT;
+        nng_msg *m;
+        rep.body_case = SECCELL__REPLY__BODY_STATS;
+        rep.stats = stats;
+        if (msg_pack(&rep.base, &m) == 0)
+                control_send(bt, len, m);
+}
+
+/* End sandbox e->sandbox_id: record its end, and answer the request (`bt`)
+ * with its counts once its audit sink has taken its last events
+ * (run_end.h), never waiting here. Returns 0 (answered, or to be), or
+ * -errno with why[whylen] for an error answer. */
+static int end_sandbox(const Seccell__EndSandbox *e, const struct backtrace *bt, char *why, size_t whylen)
 {
         struct tsandbox *sb = find(e->sandbox_id), **pp;
         if (!sb) {
@@ -365,18 +417,17 @@ static int end_sandbox(const Seccell__EndSandbox *e, Seccell__SandboxStats *stat
                 json_object_object_add(f, "reaps", json_object_new_uint64(sb->reaps));
         }
         audit_emit(&sb->audit, "sandbox_end", f);
-        stats->audit_write_errors = sb->audit.write_errors;
-        stats->audit_errno = sb->audit.first_errno;
-        audit_close(&sb->audit);
 
-        stats->peak_procs = sb->procs.peak;
-        stats->forks_allowed = sb->forks_allowed;
-        stats->forks_denied = sb->forks_denied;
-        stats->ns_denied = sb->ns_denied;
-        stats->execs = sb->execs;
-        stats->reaps = sb->reaps;
-        stats->peak_memory = sb->mem_peak;
-        stats->memory_kills = sb->mem_kills;
+        Seccell__SandboxStats stats = SECCELL__SANDBOX_STATS__INIT;
+        stats.peak_procs = sb->procs.peak;
+        stats.forks_allowed = sb->forks_allowed;
+        stats.forks_denied = sb->forks_denied;
+        stats.ns_denied = sb->ns_denied;
+        stats.execs = sb->execs;
+        stats.reaps = sb->reaps;
+        stats.peak_memory = sb->mem_peak;
+        stats.memory_kills = sb->mem_kills;
+        run_end_start(sb->id, &sb->audit, &stats, bt->b, bt->len, answer_end);
 
         for (pp = &tracer_sandboxes; *pp != sb; pp = &(*pp)->next)
                 ;
@@ -401,10 +452,14 @@ static int freeze_sandbox(const Seccell__FreezeSandbox *f, char *why, size_t why
         return 0;
 }
 
+/* Control requests, on a raw REP socket: an EndSandbox is answered once
+ * its sandbox's audit sink has drained (run_end.h), while the requests
+ * after it are served. */
 static void serve_control(void)
 {
         for (;;) {
                 nng_msg *m;
+                struct backtrace bt;
                 int rv = nng_recvmsg(T.rep, &m, NNG_FLAG_NONBLOCK);
                 if (rv == NNG_EAGAIN)
                         return;
@@ -412,9 +467,15 @@ static void serve_control(void)
                         log_msg("control receive: %s", nng_strerror(rv));
                         return;
                 }
+                bt.len = nng_msg_header_len(m);
+                if (bt.len > sizeof(bt.b)) {
+                        /* more hops than a broker's direct connection has */
+                        log_msg("dropping a control request with a %zu-byte header", bt.len);
+                        nng_msg_free(m);
+                        continue;
+                }
+                memcpy(bt.b, nng_msg_header(m), bt.len);
                 Seccell__TracerRequest *req;
-                Seccell__SandboxStats stats = SECCELL__SANDBOX_STATS__INIT;
-                bool with_stats = false;
                 char why[256] = "";
                 uint64_t peer = (uint64_t)-1;
                 nng_pipe_get_uint64(nng_msg_get_pipe(m), NNG_OPT_IPC_PEER_UID, &peer);
@@ -422,8 +483,8 @@ static void serve_control(void)
                 if (peer != 0 && peer != getuid()) {
                         log_msg("refusing a control request from uid %llu", (unsigned long long)peer);
                         nng_msg_free(m);
-                        if (msg_error_reply(&m, EPERM, "not the broker") == 0 && nng_sendmsg(T.rep, m, 0) != 0)
-                                nng_msg_free(m);
+                        if (msg_error_reply(&m, EPERM, "not the broker") == 0)
+                                control_send(bt.b, bt.len, m);
                         continue;
                 }
                 int r = msg_unpack_tracer_request(m, &req, why, sizeof(why));
@@ -436,28 +497,20 @@ static void serve_control(void)
                                 r = add_sandbox(req->add, why, sizeof(why));
                                 break;
                         case SECCELL__TRACER_REQUEST__BODY_END:
-                                r = end_sandbox(req->end, &stats, why, sizeof(why));
-                                with_stats = r == 0;
+                                r = end_sandbox(req->end, &bt, why, sizeof(why));
                                 break;
                         default:
                                 r = freeze_sandbox(req->freeze, why, sizeof(why));
                                 break;
                         }
+                        if (r == 0 && req->body_case == SECCELL__TRACER_REQUEST__BODY_END) {
+                                seccell__tracer_request__free_unpacked(req, NULL);
+                                continue; /* answered by run_end */
+                        }
                         seccell__tracer_request__free_unpacked(req, NULL);
                 }
-                if (with_stats) {
-                        Seccell__Reply rep = SECCELL__REPLY__INIT;
-                        rep.body_case = SECCELL__REPLY__BODY_STATS;
-                        rep.stats = &stats;
-                        if (msg_pack(&rep.base, &m) < 0)
-                                continue;
-                } else if (msg_error_reply(&m, r < 0 ? -r : 0, "%s", why) < 0) {
-                        continue;
-                }
-                if ((rv = nng_sendmsg(T.rep, m, 0)) != 0) {
-                        log_msg("control reply: %s", nng_strerror(rv));
-                        nng_msg_free(m);
-                }
+                if (msg_error_reply(&m, r < 0 ? -r : 0, "%s", why) == 0)
+                        control_send(bt.b, bt.len, m);
         }
 }
 
@@ -539,12 +592,18 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        /* before any thread starts (nng's too): they inherit its mask */
+        int end_wake_fd, end_timer_fd;
+        if ((r = run_end_init(&end_wake_fd, &end_timer_fd)) < 0) {
+                log_errno(r, "cannot set up the audit writers");
+                return 125;
+        }
 
         char url[PATH_MAX + 32];
         nng_listener l;
         int recv_fd;
         snprintf(url, sizeof(url), "ipc://%s/tracer.ipc", dir);
-        rv = nng_rep0_open(&T.rep);
+        rv = nng_rep0_open_raw(&T.rep);
         if (rv == 0)
                 rv = nng_listener_create(&l, T.rep, url);
         if (rv == 0)
@@ -588,6 +647,9 @@ int main(int argc, char **argv)
         }
         ev.data.u64 = TAG_MEMSWEEP;
         epoll_ctl(T.epfd, EPOLL_CTL_ADD, T.sweep_fd, &ev);
+        ev.data.u64 = TAG_RUN_END;
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, end_wake_fd, &ev);
+        epoll_ctl(T.epfd, EPOLL_CTL_ADD, end_timer_fd, &ev);
 
         if (ready_fd >= 0) {
                 (void)!write(ready_fd, "r", 1);
@@ -627,6 +689,8 @@ int main(int argc, char **argv)
                                         proc_limit_retry(sb);
                         } else if (tag == TAG_MEMSWEEP) {
                                 sweep();
+                        } else if (tag == TAG_RUN_END) {
+                                run_end_check();
                         } else if (*(int *)evs[i].data.ptr == TW_LISTENER) {
                                 /* ended sandboxes stay allocated until the
                                  * batch is over, with listener -1 */

@@ -1,14 +1,16 @@
 """A FUSE file system whose directory `slow`, files `data` and `data0` to
-`data7` (4 KiB of "a" each) and file `flush` can be made to stall: the stand-in for a hung network or
-FUSE mount under a command's working directory, behind memory it has
-mapped, or behind a descriptor it closes (`flush`: its close, the kernel's
-FLUSH, blocks). Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
+`data7` (4 KiB of "a" each), file `flush` and files `sink0` to `sink7` can
+be made to stall: the stand-in for a hung network or FUSE mount under a
+command's working directory, behind memory it has mapped, behind a
+descriptor it closes (`flush`: its close, the kernel's FLUSH, blocks), or
+behind a file written to (`sink*`: writable by anyone, empty, take and drop
+what is written; a write blocks). Run as root with /usr/bin/python3 (python3-fusepy; Debian names the module fusepy):
 
     stallfs.py MOUNTPOINT
 
 Commands on stdin, one per line:
-    arm      from now on a lookup of /slow, a read of /data* or a close of
-             /flush blocks
+    arm      from now on a lookup of /slow, a read of /data*, a close of
+             /flush or a write to /sink* blocks
              until `release`
              (answered `armed`)
     release  answer the blocked lookups (and stop blocking)
@@ -47,17 +49,31 @@ class StallFS(Operations):
         elif path in FILES:
             return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
                     "st_size": len(DATA), "st_atime": now, "st_mtime": now, "st_ctime": now}
+        elif path in SINKS:
+            return {"st_mode": stat.S_IFREG | 0o666, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
+                    "st_size": 0, "st_atime": now, "st_mtime": now, "st_ctime": now}
         else:
             raise FuseOSError(errno.ENOENT)
         return {"st_mode": mode, "st_nlink": 2, "st_uid": 0, "st_gid": 0, "st_size": 0,
                 "st_atime": now, "st_mtime": now, "st_ctime": now}
 
     def readdir(self, path, fh):
-        return [".", ".."] + (["slow"] + [f[1:] for f in FILES] if path == "/" else [])
+        return [".", ".."] + (["slow"] + [f[1:] for f in FILES + SINKS] if path == "/" else [])
 
     def open(self, path, flags):
-        if path not in FILES:
+        if path not in FILES and path not in SINKS:
             raise FuseOSError(errno.ENOENT)
+        return 0
+
+    def write(self, path, data, offset, fh):
+        if path not in SINKS:
+            raise FuseOSError(errno.EROFS)
+        hold()
+        return len(data)
+
+    def truncate(self, path, length, fh=None):
+        if path not in SINKS:
+            raise FuseOSError(errno.EROFS)
         return 0
 
     def read(self, path, size, offset, fh):
@@ -73,6 +89,7 @@ class StallFS(Operations):
 
 DATA = b"a" * 4095 + b"\0"
 FILES = ["/data"] + ["/data%d" % i for i in range(8)] + ["/flush"]
+SINKS = ["/sink%d" % i for i in range(8)]
 
 
 def hold():
