@@ -71,7 +71,7 @@ static void sandbox_release(struct sandbox *sb)
         spawn_result_close(&sb->sp);
         closep(&sb->client_conn);
         closep(&sb->timer_fd);
-        closep(&sb->audit_fd);
+        fds_close_detached(&sb->audit_fd, 1); /* the client's file: its close may stall */
         sb->client_conn = sb->timer_fd = sb->audit_fd = -1;
         if (sb->req)
                 seccell__request__free_unpacked(sb->req, NULL);
@@ -525,7 +525,7 @@ static void handle_run(struct broker *b, struct server_request *rq, Seccell__Req
         r = spawn_start(&sr, &sb->sp);
         /* the sandbox holds its stdio now; the broker must not, or readers
          * of the sandbox's output would never see EOF */
-        fds_close(fds->fds, 3);
+        fds_close_detached(fds->fds, 3);
         if (r < 0) {
                 server_reply_error(rq, -r, "cannot start the sandbox: %s", strerror(-r));
                 goto out;
@@ -601,8 +601,7 @@ static void spawn_ready(struct sandbox *sb)
                 sb->ended_by = "its timeout could not be armed";
                 sandbox_kill(sb);
         }
-        closep(&sb->audit_fd);
-        sb->audit_fd = -1;
+        fds_close_detached(&sb->audit_fd, 1); /* the tracer has it; ours may stall a close */
         seccell__request__free_unpacked(steal_ptr(sb->req), NULL);
         sb->state = SB_RUNNING;
         log_debug("sandbox %llu: released", (unsigned long long)sb->id);

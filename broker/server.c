@@ -626,7 +626,7 @@ void server_fds_free(struct server_fds *f)
 {
         if (!f)
                 return;
-        fds_close(f->fds, f->nfds);
+        fds_close_detached(f->fds, f->nfds); /* the client's files: their close may stall */
         closep(&f->conn);
         closep(&f->pidfd);
         free(f);

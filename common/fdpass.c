@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -56,6 +59,57 @@ void fds_close(int *fds, size_t n)
                         close(fds[i]);
                         fds[i] = -1;
                 }
+}
+
+#define MAX_CLOSERS 256
+static atomic_int closers;
+
+struct closing {
+        size_t n;
+        int fds[];
+};
+
+static void *closer_main(void *arg)
+{
+        struct closing *c = arg;
+        fds_close(c->fds, c->n);
+        free(c);
+        atomic_fetch_sub(&closers, 1);
+        return NULL;
+}
+
+int fds_close_detached(int *fds, size_t n)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                k += fds[i] >= 0;
+        if (!k)
+                return 0;
+        struct closing *c = malloc(sizeof(*c) + k * sizeof(int));
+        int r = -ENOMEM;
+        if (c) {
+                c->n = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (fds[i] >= 0)
+                                c->fds[c->n++] = fds[i];
+                r = -EAGAIN;
+                if (atomic_fetch_add(&closers, 1) < MAX_CLOSERS) {
+                        pthread_attr_t attr;
+                        pthread_t t;
+                        pthread_attr_init(&attr);
+                        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                        pthread_attr_setstacksize(&attr, 64 * 1024);
+                        r = -pthread_create(&t, &attr, closer_main, c);
+                        pthread_attr_destroy(&attr);
+                }
+                if (r < 0) {
+                        atomic_fetch_sub(&closers, 1);
+                        free(c);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                fds[i] = -1;
+        return r;
 }
 
 int fdchan_recv(int sock, uint64_t *token, int *fds, size_t max, size_t *nfds)

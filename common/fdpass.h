@@ -24,5 +24,14 @@ int fdchan_recv(int sock, uint64_t *token, int *fds, size_t max, size_t *nfds);
 /* Close `n` descriptors in `fds` that are >= 0 and set them to -1. */
 void fds_close(int *fds, size_t n);
 
+/* Like fds_close(), but the closes happen in a detached thread, so the
+ * caller never waits on them: a client's descriptor may be a file of a
+ * stalled file system, and close(2) of a FUSE file waits for its FLUSH,
+ * uninterruptibly. At most 256 such threads live at once (stuck ones
+ * included); past that, or when no thread can be made, the descriptors are
+ * left open (leaked) rather than closed here, and -EAGAIN is returned.
+ * Returns 0 or -errno; `fds` are set to -1 either way. */
+int fds_close_detached(int *fds, size_t n);
+
 /* A random 64-bit token from getrandom(2); never 0. */
 uint64_t fdchan_new_token(void);

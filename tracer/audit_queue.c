@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fdpass.h"
 
 /* Interrupts a closed writer's write (audit_queue_close). Blocked in every
  * thread but the writers, so that it interrupts nothing else. */
@@ -139,6 +140,16 @@ static void release(struct audit_queue *q, size_t n)
         pthread_mutex_unlock(&budget_lock);
 }
 
+/* List `q`'s writer as stuck (counted against its user, signalled by
+ * audit_queue_kick_stuck) until stuck_remove(). */
+static void stuck_add(struct audit_queue *q)
+{
+        pthread_mutex_lock(&stuck_lock);
+        q->next_stuck = stuck;
+        stuck = q;
+        pthread_mutex_unlock(&stuck_lock);
+}
+
 static void stuck_remove(struct audit_queue *q)
 {
         pthread_mutex_lock(&stuck_lock);
@@ -253,9 +264,13 @@ static void *writer_main(void *arg)
         }
         bool listed = q->listed;
         pthread_mutex_unlock(&q->lock);
-        if (listed)
-                stuck_remove(q);
+        /* listed until the close returns: a FUSE file's close waits for
+         * its FLUSH, which a stalled server holds (found in review: an
+         * idle writer's close was never counted against its user) */
+        if (!listed)
+                stuck_add(q);
         close(q->fd);
+        stuck_remove(q);
         budget_put(q->budget);
         pthread_cond_destroy(&q->cond);
         pthread_mutex_destroy(&q->lock);
@@ -271,7 +286,7 @@ int audit_queue_start(struct audit_queue **out, int fd, unsigned owner, size_t m
 
         if (!q || !(q->budget = budget_get(owner))) {
                 free(q);
-                close(fd);
+                fds_close_detached(&fd, 1); /* the client's: its close may stall */
                 return -ENOMEM;
         }
         q->fd = fd;
@@ -290,7 +305,7 @@ int audit_queue_start(struct audit_queue **out, int fd, unsigned owner, size_t m
                 pthread_cond_destroy(&q->cond);
                 pthread_mutex_destroy(&q->lock);
                 free(q);
-                close(fd);
+                fds_close_detached(&fd, 1);
                 return -r;
         }
         *out = q;
@@ -367,10 +382,7 @@ void audit_queue_close(struct audit_queue *q, struct audit_queue_result *out)
                 q->res.unwritten++;
                 q->res.lagged++;
                 q->listed = true;
-                pthread_mutex_lock(&stuck_lock);
-                q->next_stuck = stuck;
-                stuck = q;
-                pthread_mutex_unlock(&stuck_lock);
+                stuck_add(q);
         }
         *out = q->res;
         q->closed = true;

@@ -180,7 +180,7 @@ static void drain_fdchan(void)
                 }
                 if (T.npending == MAX_PENDING_FDS) {
                         log_msg("too many unclaimed descriptor packets; dropping one");
-                        fds_close(p.fds, p.nfds);
+                        fds_close_detached(p.fds, p.nfds);
                         continue;
                 }
                 T.pending[T.npending++] = p;
@@ -260,6 +260,9 @@ static void sweep(void)
                 sweep_arm(false);
 }
 
+/* Refusals close the descriptors in a thread of their own
+ * (fds_close_detached): the audit file is the client's, maybe on a stalled
+ * file system, whose close would hold the main loop and every sandbox. */
 static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
 {
         struct pending_fds p;
@@ -274,14 +277,14 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 return -EBADF;
         }
         if (p.nfds != want) {
-                fds_close(p.fds, p.nfds);
+                fds_close_detached(p.fds, p.nfds);
                 snprintf(why, whylen, "%zu descriptors arrived, %zu expected", p.nfds, want);
                 return -EBADF;
         }
         /* each such receiver holds an ended run's address space */
         unsigned stuck = notif_rx_stuck((unsigned)a->uid);
         if (stuck >= MAX_STUCK_PER_UID) {
-                fds_close(p.fds, p.nfds);
+                fds_close_detached(p.fds, p.nfds);
                 snprintf(why, whylen, "uid %llu has %u ended runs whose exec arguments are still being read "
                          "(memory a stalled file system holds)", (unsigned long long)a->uid, stuck);
                 return -EAGAIN;
@@ -293,14 +296,14 @@ static int add_sandbox(const Seccell__AddSandbox *a, char *why, size_t whylen)
                 stuck = audit_queue_stuck((unsigned)a->uid);
         }
         if (a->audit && stuck >= MAX_STUCK_WRITERS_PER_UID) {
-                fds_close(p.fds, p.nfds);
+                fds_close_detached(p.fds, p.nfds);
                 snprintf(why, whylen, "uid %llu has %u ended runs whose audit file does not take their last "
                          "events (a stalled file system?)", (unsigned long long)a->uid, stuck);
                 return -EAGAIN;
         }
         struct tsandbox *sb = calloc(1, sizeof(*sb));
         if (!sb) {
-                fds_close(p.fds, p.nfds);
+                fds_close_detached(p.fds, p.nfds);
                 snprintf(why, whylen, "out of memory");
                 return -ENOMEM;
         }
