@@ -445,15 +445,23 @@ void tracer_link_kill(struct tracer_link *t, int sig)
          * in a call that no signal ends (an audit write to a stalled FUSE
          * mount) keeps the process until the call returns. */
         struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
-        int r;
-        do
-                r = t->pidfd >= 0 ? poll(&p, 1, TRACER_TIMEOUT_MS / 2) : 1;
-        while (r < 0 && errno == EINTR);
+        int r = 0;
+        if (t->pidfd >= 0) {
+                do
+                        r = poll(&p, 1, TRACER_TIMEOUT_MS / 2);
+                while (r < 0 && errno == EINTR);
+                if (r > 0)
+                        waitpid(t->pid, NULL, 0);
+        } else {
+                /* no pidfd (found in review: a blocking waitpid here could
+                 * wait for ever): looked at every 10 ms, as long */
+                for (int i = 0; i < TRACER_TIMEOUT_MS / 2 / 10 && r == 0; i++)
+                        if ((r = (int)waitpid(t->pid, NULL, WNOHANG)) == 0)
+                                usleep(10 * 1000);
+        }
         if (r == 0)
                 log_msg("the tracer did not exit within %d s (a thread held in a stalled file system?); "
                         "not waiting for it", TRACER_TIMEOUT_MS / 2000);
-        else
-                waitpid(t->pid, NULL, 0);
         t->pid = 0;
 }
 
