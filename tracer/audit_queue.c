@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -30,8 +32,21 @@ struct uid_budget {
         struct uid_budget *next;
 };
 
+/* The writers of one pipe, FIFO or terminal take turns, a line each: a
+ * write there of more than PIPE_BUF bytes is not atomic, and two runs'
+ * lines written into one FIFO interleaved (found in review). A regular file
+ * opened O_APPEND takes each write whole. */
+struct sink_turn {
+        dev_t dev;
+        ino_t ino;
+        unsigned refs;          /* under turns_lock */
+        pthread_mutex_t lock;   /* held for a line's write */
+        struct sink_turn *next;
+};
+
 struct audit_queue {
         int fd;                 /* the sink (owned) */
+        struct sink_turn *turn; /* NULL: a regular file */
         size_t max_bytes;
         unsigned owner;
         pthread_t thread;
@@ -61,7 +76,69 @@ static struct uid_budget *budgets;
 static pthread_mutex_t stuck_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct audit_queue *stuck;
 
+static pthread_mutex_t turns_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sink_turn *turns;
+
 static void on_signal(int sig) { (void)sig; }
+
+/* The turn of `fd`'s file, or NULL for a regular file (or out of memory,
+ * or an fd fstat(2) refuses: then lines may interleave, as before). */
+static struct sink_turn *turn_get(int fd)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0 || S_ISREG(st.st_mode))
+                return NULL;
+        pthread_mutex_lock(&turns_lock);
+        struct sink_turn *t;
+        for (t = turns; t && (t->dev != st.st_dev || t->ino != st.st_ino); t = t->next)
+                ;
+        if (!t && (t = calloc(1, sizeof(*t)))) {
+                t->dev = st.st_dev;
+                t->ino = st.st_ino;
+                pthread_mutex_init(&t->lock, NULL);
+                t->next = turns;
+                turns = t;
+        }
+        if (t)
+                t->refs++;
+        pthread_mutex_unlock(&turns_lock);
+        return t;
+}
+
+static void turn_put(struct sink_turn *t)
+{
+        if (!t)
+                return;
+        pthread_mutex_lock(&turns_lock);
+        if (--t->refs == 0) {
+                for (struct sink_turn **pp = &turns; *pp; pp = &(*pp)->next)
+                        if (*pp == t) {
+                                *pp = t->next;
+                                break;
+                        }
+                pthread_mutex_destroy(&t->lock);
+                free(t);
+        }
+        pthread_mutex_unlock(&turns_lock);
+}
+
+/* Wait for `q`'s turn at its sink, giving up once the queue is closed (a
+ * signal does not end a mutex wait: looked at every 100 ms). */
+static bool turn_take(struct audit_queue *q)
+{
+        while (!atomic_load(&q->aborted)) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 100 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                if (pthread_mutex_timedlock(&q->turn->lock, &ts) == 0)
+                        return true;
+        }
+        return false;
+}
 
 int audit_queue_init(int fd)
 {
@@ -186,7 +263,7 @@ unsigned audit_queue_stuck(unsigned owner)
  * be written, a newline still ends the fragment, so the next line parses -
  * unless the queue was closed meanwhile (nothing more may wait then).
  * Returns 0 or -errno. */
-static int write_line(struct audit_queue *q, const char *buf, size_t len)
+static int write_line_whole(struct audit_queue *q, const char *buf, size_t len)
 {
         size_t done = 0;
         while (done < len) {
@@ -212,6 +289,19 @@ static int write_line(struct audit_queue *q, const char *buf, size_t len)
                 return r;
         }
         return 0;
+}
+
+/* write_line_whole(), in turn with the other writers of a pipe, FIFO or
+ * terminal; -EINTR when the queue was closed while it waited. */
+static int write_line(struct audit_queue *q, const char *buf, size_t len)
+{
+        if (!q->turn)
+                return write_line_whole(q, buf, len);
+        if (!turn_take(q))
+                return -EINTR;
+        int r = write_line_whole(q, buf, len);
+        pthread_mutex_unlock(&q->turn->lock);
+        return r;
 }
 
 static void notify(void)
@@ -271,6 +361,7 @@ static void *writer_main(void *arg)
                 stuck_add(q);
         close(q->fd);
         stuck_remove(q);
+        turn_put(q->turn);
         budget_put(q->budget);
         pthread_cond_destroy(&q->cond);
         pthread_mutex_destroy(&q->lock);
@@ -290,6 +381,7 @@ int audit_queue_start(struct audit_queue **out, int fd, unsigned owner, size_t m
                 return -ENOMEM;
         }
         q->fd = fd;
+        q->turn = turn_get(fd);
         q->owner = owner;
         q->max_bytes = max_bytes;
         atomic_init(&q->progress_ns, mono_ns());
@@ -301,6 +393,7 @@ int audit_queue_start(struct audit_queue **out, int fd, unsigned owner, size_t m
         r = pthread_create(&q->thread, &attr, writer_main, q);
         pthread_attr_destroy(&attr);
         if (r) {
+                turn_put(q->turn);
                 budget_put(q->budget);
                 pthread_cond_destroy(&q->cond);
                 pthread_mutex_destroy(&q->lock);

@@ -18,9 +18,11 @@ import itertools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -225,6 +227,44 @@ class SeccellTestCase(unittest.TestCase):
     """Base: finds the binary, owns the processes a test starts."""
 
     maxDiff = None
+
+    def mount_stallfs(self):
+        """A mounted stallfs.py (a FUSE file system whose requests the test
+        holds and releases), unmounted at clean-up; returns (its process,
+        its mount point)."""
+        if not os.path.exists("/dev/fuse"):
+            self.skipTest("this kernel has no FUSE")
+        top = tempfile.mkdtemp(prefix="seccell-stallfs-")
+        os.chmod(top, 0o755)
+        mnt = os.path.join(top, "mnt")
+        os.mkdir(mnt)
+        here = os.path.dirname(os.path.abspath(__file__))
+        fs = self.popen(["/usr/bin/python3", os.path.join(here, "stallfs.py"), mnt], stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def unmount():
+            try:
+                fs.stdin.write(b"release\n")
+                fs.stdin.close()
+            except OSError:
+                pass
+            fs.terminate()
+            try:
+                fs.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                fs.kill()
+                fs.wait()
+            # always: a server killed first (the harness's tear-down kills
+            # every descendant) leaves a dead mount that ismount() cannot
+            # stat
+            subprocess.run(["umount", "-l", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           check=False)
+            shutil.rmtree(top, True)
+        self.addCleanup(unmount)
+        line = read_line(fs.stdout, 60)
+        if line != b"mounted\n":
+            self.fail("stallfs: %r, not mounted: %s" % (line, errtext(fs)))
+        return fs, mnt
 
     @classmethod
     def setUpClass(cls):

@@ -256,33 +256,7 @@ class AuditSink(SeccellTestCase):
 
     def stall_fs(self):
         """A mounted stallfs; returns (its process, its mount point)."""
-        if not os.path.exists("/dev/fuse"):
-            self.skipTest("this kernel has no FUSE")
-        top = tempfile.mkdtemp(prefix="seccell-stallfs-")
-        os.chmod(top, 0o755)
-        mnt = os.path.join(top, "mnt")
-        os.mkdir(mnt)
-        fs = self.popen([SYS_PYTHON, os.path.join(HERE, "stallfs.py"), mnt], stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-        def unmount():
-            try:
-                fs.stdin.write(b"release\n")
-                fs.stdin.close()
-            except OSError:
-                pass
-            fs.terminate()
-            try:
-                fs.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                fs.kill()
-                fs.wait()
-            subprocess.run(["umount", "-l", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False)
-            shutil.rmtree(top, True)
-        self.addCleanup(unmount)
-        self.assertEqual(read_line(fs.stdout, 60), b"mounted\n", errtext(fs))
-        return fs, mnt
+        return self.mount_stallfs()
 
     def fs_say(self, fs, word):
         fs.stdin.write(word.encode() + b"\n")

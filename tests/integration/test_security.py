@@ -413,35 +413,7 @@ sys.stdin.read()
 
     def stall_fs(self):
         """A mounted stallfs; returns (its process, the `slow` directory)."""
-        if not os.path.exists("/dev/fuse"):
-            self.skipTest("this kernel has no FUSE")
-        top = tempfile.mkdtemp(prefix="seccell-stallfs-")
-        os.chmod(top, 0o755)
-        mnt = os.path.join(top, "mnt")
-        os.mkdir(mnt)
-        fs = self.popen([SYS_PYTHON, os.path.join(HERE, "stallfs.py"), mnt], stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-        def unmount():
-            try:
-                fs.stdin.write(b"release\n")
-                fs.stdin.close()
-            except OSError:
-                pass
-            fs.terminate()
-            try:
-                fs.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                fs.kill()
-                fs.wait()
-            # always: a server killed first (the harness's tear-down kills
-            # every descendant) leaves a dead mount that ismount() cannot
-            # stat
-            subprocess.run(["umount", "-l", mnt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=False)
-            shutil.rmtree(top, True)
-        self.addCleanup(unmount)
-        self.expect_line(fs, b"mounted\n")
+        fs, mnt = self.mount_stallfs()
         return fs, os.path.join(mnt, "slow")
 
     def expect_line(self, p, want):

@@ -285,12 +285,66 @@ static void oversize_line_taken_when_empty(void **state)
         close(fd);
 }
 
+/* Two sinks on one pipe (two runs' --audit on one FIFO), lines longer than
+ * PIPE_BUF, a reader slower than the writers: every line read is whole,
+ * one writer's (found in review: 13 of 40 lines came mixed). */
+static void writers_of_one_pipe_take_turns(void **state)
+{
+        (void)state;
+        enum { LONG = 20000, PER = 20 };
+        static char line[LONG], buf[2 * PER * (LONG + 1)];
+        struct audit_queue *q[2];
+        struct audit_queue_result res;
+        int p[2];
+
+        small_pipe(p);
+        for (int k = 0; k < 2; k++) {
+                int w = dup(p[1]);
+                assert_true(w >= 0);
+                assert_int_equal(audit_queue_start(&q[k], w, 4100, 4 << 20), 0);
+        }
+        close(p[1]);
+        for (int i = 0; i < PER; i++)
+                for (int k = 0; k < 2; k++) {
+                        memset(line, 'a' + k, LONG);
+                        assert_int_equal(audit_queue_push(q[k], line, LONG), 0);
+                }
+        /* a small read at a time, so that each long write is taken in parts */
+        size_t got = 0;
+        for (int spins = 0; got < sizeof(buf) && spins < 100000; spins++) {
+                ssize_t n = read(p[0], buf + got, 1000);
+                if (n > 0)
+                        got += (size_t)n;
+                else
+                        usleep(100);
+        }
+        assert_int_equal(got, sizeof(buf));
+        int seen[2] = { 0, 0 };
+        for (size_t off = 0; off < got; off += LONG + 1) {
+                char c = buf[off];
+                assert_true(c == 'a' || c == 'b');
+                for (size_t j = 0; j < LONG; j++)
+                        if (buf[off + j] != c)
+                                fail_msg("line at %zu mixed: byte %zu is '%c', not '%c'", off, j, buf[off + j], c);
+                assert_int_equal(buf[off + LONG], '\n');
+                seen[c - 'a']++;
+        }
+        assert_int_equal(seen[0], PER);
+        assert_int_equal(seen[1], PER);
+        for (int k = 0; k < 2; k++) {
+                audit_queue_close(q[k], &res);
+                assert_int_equal(res.unwritten, 0);
+        }
+        close(p[0]);
+}
+
 static const struct CMUnitTest tests[] = {
         cmocka_unit_test(full_queue_drops_and_counts),
         cmocka_unit_test(per_uid_budget),
         cmocka_unit_test(close_interrupts_a_blocked_write),
         cmocka_unit_test(finish_wakes_when_idle),
         cmocka_unit_test(oversize_line_taken_when_empty),
+        cmocka_unit_test(writers_of_one_pipe_take_turns),
 };
 
 int main(int argc, char **argv)

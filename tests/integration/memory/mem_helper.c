@@ -1252,7 +1252,10 @@ static int cmd_clonevm(int argc, char **argv)
  * is over any limit between HOLD and twice HOLD and every sweep wants the
  * exact look - every process's maps. Says "armed", then holds until its
  * stdin ends. */
-static int manyvmas_peer(void *arg)
+/* A CLONE_VM peer's stack, and all it does: wait. */
+static char vmpeer_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int vmpeer(void *arg)
 {
         (void)arg;
         for (;;)
@@ -1287,7 +1290,7 @@ static int cmd_manyvmas(int argc, char **argv)
         for (uint64_t i = 0; i < kids; i++)
                 await_byte(ready[0], "child's mappings");
         map_anon(hold, MAP_PRIVATE);
-        if (clone(manyvmas_peer, clonevm_stack + sizeof(clonevm_stack), CLONE_VM | SIGCHLD, NULL) < 0)
+        if (clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD, NULL) < 0)
                 fail("clone");
         say("armed");
         char c;
@@ -1476,16 +1479,6 @@ static int cmd_growkids(int argc, char **argv)
         close(go[0]);
         close(go[1]); /* go */
         return await_fit(kids, n, mib * MIB, limit);
-}
-
-static char vmpeer_stack[64 * 1024] __attribute__((aligned(16)));
-
-static int vmpeer(void *arg)
-{
-        (void)arg;
-        for (;;)
-                pause();
-        return 0;
 }
 
 /* vmgrowkids N MIB LIMIT: N children, each sharing its address space with
