@@ -688,8 +688,10 @@ int main(int argc, char **argv)
                                 fork_trace_collect();
                         } else if (tag == TAG_SETTLE) {
                                 fork_trace_settle();
-                                for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next)
+                                for (struct tsandbox *sb = tracer_sandboxes; sb; sb = sb->next) {
                                         proc_limit_retry(sb);
+                                        mem_limit_retry(sb);
+                                }
                         } else if (tag == TAG_MEMSWEEP) {
                                 sweep();
                         } else if (tag == TAG_RUN_END) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fork_trace.h"
 #include "clock.h"
 #include "kcompat.h"
 #include "log.h"
@@ -262,6 +264,11 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
 
 void mem_limit_end(struct tsandbox *sb)
 {
+        while (sb->mem_held) {
+                struct held_notif *h = sb->mem_held;
+                sb->mem_held = h->next;
+                free(h); /* its task is dead: the sandbox is over */
+        }
         while (sb->fork_copies)
                 mem_limit_fork_over(sb, sb->fork_copies->tid);
         sb->fork_copy_bytes = 0;
@@ -812,7 +819,7 @@ static bool exact_allowed(struct tsandbox *sb, uint64_t *start_ns)
         if (!sb->mem_budget_logged) {
                 sb->mem_budget_logged = true;
                 log_msg("sandbox %llu: uid %u's exact memory re-reads are over their share of the tracer's time; "
-                        "judging on last readings meanwhile", (unsigned long long)sb->id, (unsigned)sb->uid);
+                        "requests that need one wait for it", (unsigned long long)sb->id, (unsigned)sb->uid);
         }
         return false;
 }
@@ -820,6 +827,73 @@ static bool exact_allowed(struct tsandbox *sb, uint64_t *start_ns)
 static void exact_spent(struct tsandbox *sb, uint64_t start_ns)
 {
         read_budget_spend(&exact_budgets, sb->uid, start_ns, mono_ns());
+}
+
+uint64_t mem_limit_exact_wait_ns(struct tsandbox *sb)
+{
+        uint64_t w = read_budget_wait_ns(&exact_budgets, sb->uid, mono_ns());
+        return w ? w : 1;
+}
+
+/* Hold memory request `n` until its user may take the exact look again:
+ * last readings say it would cross the limit, and only the exact ledger
+ * may kill for that (grants of memory already unmapped, shared memory
+ * already gone, count in the last readings: found in review, a program
+ * mapping and unmapping 1 MiB in a loop was killed at 1 GiB). The sandbox
+ * waits, no other. Returns NOTIF_ANSWERED, or ENOMEM out of memory. */
+static int mem_hold(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        struct held_notif *h = calloc(1, sizeof(*h));
+        if (!h)
+                return ENOMEM;
+        h->id = n->id;
+        h->tid = (pid_t)n->pid;
+        h->nr = n->data.nr;
+        memcpy(h->args, n->data.args, sizeof(h->args));
+        uint64_t wait = mem_limit_exact_wait_ns(sb);
+        h->retry_ns = mono_ns() + wait;
+        h->next = sb->mem_held;
+        sb->mem_held = h;
+        fork_trace_arm_within(wait);
+        return NOTIF_ANSWERED;
+}
+
+void mem_limit_retry(struct tsandbox *sb)
+{
+        if (sb->ended || sb->listener < 0 || !sb->mem_held)
+                return;
+        uint64_t now = mono_ns();
+        struct held_notif *due = NULL;
+        for (struct held_notif **pp = &sb->mem_held; *pp;) {
+                struct held_notif *h = *pp;
+                if (h->retry_ns <= now) {
+                        *pp = h->next;
+                        h->next = due;
+                        due = h;
+                } else {
+                        pp = &h->next;
+                }
+        }
+        while (due) {
+                struct held_notif *h = due;
+                due = h->next;
+                uint64_t id = h->id;
+                struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
+                n.data.nr = h->nr;
+                memcpy(n.data.args, h->args, sizeof(h->args));
+                free(h);
+                if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+                        continue; /* its task died */
+                int err = mem_limit_notify(sb, &n);
+                if (err != NOTIF_ANSWERED)
+                        notif_respond(sb->listener, n.id, err);
+        }
+        uint64_t next = 0;
+        for (struct held_notif *h = sb->mem_held; h; h = h->next)
+                if (!next || h->retry_ns < next)
+                        next = h->retry_ns;
+        if (next)
+                fork_trace_arm_within(next > now ? next - now : 1);
 }
 
 /* The exact ledger (every process re-read, and what `tid`'s call needs)
@@ -928,9 +1002,11 @@ void mem_limit_exec(struct tsandbox *sb, pid_t tid)
         e->exec_tid = tid;
 }
 
-uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out)
+uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out,
+                               uint64_t *wait_ns)
 {
         *copy_out = 0;
+        *wait_ns = 0;
         if (!sb->max_memory)
                 return 0;
         struct proc_entry *e = entry_of(sb, n->pid);
@@ -961,6 +1037,12 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         bool exact = ledger + copy > sb->max_memory;
         if (exact) {
                 ledger = ledger_exact(sb, (pid_t)n->pid, &exact); /* settles grants */
+                if (!exact) {
+                        /* last readings say over, which only the exact
+                         * look may hold against it: the fork waits */
+                        *wait_ns = mem_limit_exact_wait_ns(sb);
+                        return 0;
+                }
                 if (e)
                         copy = e->data + proc_entry_grants(e);
         }
@@ -1031,9 +1113,8 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
          * "unjudged") */
         bool exact = false;
         if (ledger > sb->mem_peak && (ledger = ledger_exact(sb, 0, &exact)) > sb->mem_peak &&
-            ledger <= sb->max_memory) {
-                if (exact)
-                        bless_all(sb);
+            ledger <= sb->max_memory && exact) {
+                bless_all(sb);
                 sb->mem_peak = ledger;
         }
 }
@@ -1268,6 +1349,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                         if (alone)
                                 growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
                         exact_spent(sb, start);
+                } else if (ledger + growth > sb->max_memory) {
+                        return mem_hold(sb, n); /* only the exact look may kill */
                 }
                 if (!shared_map)
                         grant = growth;
@@ -1289,7 +1372,9 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
                 grant_add(e, (pid_t)n->pid, grant, faults, shared_map, alone);
         }
-        if (ledger + growth > sb->mem_peak)
+        /* a new peak only on the exact ledger (last readings can hold
+         * grants of memory already gone) */
+        if (exact && ledger + growth > sb->mem_peak)
                 sb->mem_peak = ledger + growth;
         return 0;
 }

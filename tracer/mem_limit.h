@@ -24,16 +24,30 @@
 #include "tracer.h"
 
 /* Handle an mmap/mprotect/pkey_mprotect/brk/mremap/shmget notification.
- * Returns the errno to answer with (0: Continue); the requester is killed
- * when it would cross the limit. */
+ * Returns the errno to answer with (0: Continue), or NOTIF_ANSWERED when
+ * the request is held for an exact re-read (mem_limit_retry answers it);
+ * the requester is killed when it would cross the limit. */
 int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
 
 /* A fork-like request under a memory limit: the child would start with a
  * copy of the parent's commitment. Returns 0 when it fits (*copy: the
  * bytes to reserve, 0 when the child shares the address space or there is
  * no limit), or the bytes that would cross the limit (the fork is then
- * refused with ENOMEM, as the kernel refuses a fork it cannot commit). */
-uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy);
+ * refused with ENOMEM, as the kernel refuses a fork it cannot commit).
+ * *wait_ns > 0 (returning 0): undecided - only the exact ledger can tell,
+ * and its user's share of the tracer's time for it (read_budget.h) is
+ * spent for that long: the caller holds the fork and asks again then. */
+uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy,
+                               uint64_t *wait_ns);
+
+/* How long until `sb`'s user may take an exact memory re-read (1 ns at
+ * least). */
+uint64_t mem_limit_exact_wait_ns(struct tsandbox *sb);
+
+/* Judge again the memory requests held for an exact re-read that are due
+ * (mem_limit_notify held them: NOTIF_ANSWERED) and answer them, unless
+ * held again. On the main loop's settle tick, under tracer_lock. */
+void mem_limit_retry(struct tsandbox *sb);
 
 /* The fork of thread `tid` was allowed with `copy` from
  * mem_limit_fork_growth: the copy stays in the ledger until

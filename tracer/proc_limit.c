@@ -269,8 +269,10 @@ static int judge_fork(struct tsandbox *sb, const struct seccomp_notif *n, uint64
         }
         if (v == FORK_HOLD)
                 return hold(sb, n, 0);
-        uint64_t reserve = 0;
-        uint64_t over = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n, &reserve) : 0;
+        uint64_t reserve = 0, wait = 0;
+        uint64_t over = v == FORK_ALLOW ? mem_limit_fork_growth(sb, n, &reserve, &wait) : 0;
+        if (wait)
+                return hold(sb, n, wait); /* the exact memory look decides, later */
         if (over) {
                 json_object *f = json_object_new_object();
                 json_object_object_add(f, "requested", json_object_new_uint64(over));

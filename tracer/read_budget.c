@@ -16,6 +16,13 @@ bool read_budget_allows(struct read_budget **list, uid_t uid, uint64_t now_ns)
         return !b || b->clear_ns <= now_ns + READ_BUDGET_BURST_NS;
 }
 
+uint64_t read_budget_wait_ns(struct read_budget **list, uid_t uid, uint64_t now_ns)
+{
+        const struct read_budget *b = find(*list, uid);
+        uint64_t at = b && b->clear_ns > READ_BUDGET_BURST_NS ? b->clear_ns - READ_BUDGET_BURST_NS : 0;
+        return at > now_ns ? at - now_ns : 0;
+}
+
 void read_budget_spend(struct read_budget **list, uid_t uid, uint64_t start_ns, uint64_t end_ns)
 {
         struct read_budget *b = find(*list, uid);

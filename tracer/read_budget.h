@@ -6,8 +6,8 @@
  * another user's runs 8-11 s each). Each user may spend at most
  * 1/READ_BUDGET_SHARE of the tracer's time in them, after a first burst of
  * READ_BUDGET_BURST_NS / READ_BUDGET_SHARE. When the budget is spent, the
- * caller does without the look (judges on what it last read, or waits for
- * a later sweep). Under tracer_lock; no kernel contract. */
+ * caller waits for the look: a request that needs it is held until then,
+ * a sweep waits for a later one. Under tracer_lock; no kernel contract. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,6 +24,9 @@ struct read_budget {
 
 /* Whether `uid` may make a costly look at `now_ns` (CLOCK_MONOTONIC). */
 bool read_budget_allows(struct read_budget **list, uid_t uid, uint64_t now_ns);
+
+/* How long from `now_ns` until `uid` may look again: 0 when it may now. */
+uint64_t read_budget_wait_ns(struct read_budget **list, uid_t uid, uint64_t now_ns);
 
 /* Record that a look of `uid` ran from `start_ns` to `end_ns`: it is paid
  * back at READ_BUDGET_SHARE times its length. Out of memory: not recorded

@@ -15,7 +15,9 @@ struct shm_seg;
 struct fork_copy;
 
 /* A fork notification held while the sandbox is frozen, or while its
- * process's exec lock is held (fork_trace_begin: -EWOULDBLOCK). */
+ * process's exec lock is held (fork_trace_begin: -EWOULDBLOCK); or a fork
+ * or memory request that needs an exact memory re-read while its user's
+ * share of the tracer's time for them is spent (read_budget.h). */
 struct held_notif {
         uint64_t id;
         pid_t tid;
@@ -55,6 +57,7 @@ struct tsandbox {
         uint32_t reserved;        /* forks answered, child not yet registered */
         bool frozen;
         struct held_notif *held;
+        struct held_notif *mem_held; /* memory requests waiting for an exact re-read */
         uint64_t execs;           /* exec notifications handled */
         uint64_t forks_allowed, forks_denied, ns_denied, reaps;
         uint64_t stale;           /* notifications whose task died first */

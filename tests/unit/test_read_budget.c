@@ -38,6 +38,10 @@ static void a_costly_look_waits_ten_times_its_length(void **state)
         assert_false(read_budget_allows(&l, 1000, t + 1500 * MS));
         assert_false(read_budget_allows(&l, 1000, clear - READ_BUDGET_BURST_NS - 1));
         assert_true(read_budget_allows(&l, 1000, clear - READ_BUDGET_BURST_NS));
+        /* and says how long it waits */
+        assert_int_equal(read_budget_wait_ns(&l, 1000, t + 1500 * MS), clear - READ_BUDGET_BURST_NS - (t + 1500 * MS));
+        assert_int_equal(read_budget_wait_ns(&l, 1000, clear - READ_BUDGET_BURST_NS), 0);
+        assert_int_equal(read_budget_wait_ns(&l, 1001, t), 0);
         /* another user is not held by it */
         assert_true(read_budget_allows(&l, 1001, t + 1500 * MS));
         read_budget_free(&l);
