@@ -1436,8 +1436,11 @@ static int await_fit(const pid_t *kids, uint64_t n, uint64_t want, uint64_t limi
  * request once all exist, then holding it: HOW "stack" grows the main
  * stack (page faults), "stackfork" does so and then asks for a fork (which
  * the grown sandbox refuses: a refusal must not pass the growth as
- * judged), anything else is a program to exec whose image holds MIB
- * (seccell-mem-freebss). The parent makes no request either: await_fit(). */
+ * judged), "vmstack" does so beside a peer of its own that shares its
+ * address space (clone(CLONE_VM), the peer only waits: the sweep must kill
+ * the child with its peer), anything else is a program to exec whose image
+ * holds MIB (seccell-mem-freebss). The parent makes no request either:
+ * await_fit(). */
 static int cmd_growkids(int argc, char **argv)
 {
         enum { MAX_KIDS = 256 };
@@ -1457,10 +1460,17 @@ static int cmd_growkids(int argc, char **argv)
                         fail("fork");
                 if (kids[i] == 0) {
                         close(go[1]);
+                        if (!strcmp(how, "vmstack")) {
+                                pid_t peer = clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD,
+                                                   NULL);
+                                if (peer < 0)
+                                        fail("clone");
+                                say("child %" PRIu64 " pid %d peer %d", i + 1, (int)getpid(), (int)peer);
+                        }
                         char c;
                         while (read(go[0], &c, 1) < 0 && errno == EINTR)
                                 ;
-                        if (strcmp(how, "stack") != 0 && strcmp(how, "stackfork") != 0) {
+                        if (strcmp(how, "stack") != 0 && strcmp(how, "stackfork") != 0 && strcmp(how, "vmstack") != 0) {
                                 execl(how, how, (char *)NULL);
                                 _exit(127);
                         }
@@ -1472,46 +1482,6 @@ static int cmd_growkids(int argc, char **argv)
                                 if (g > 0)
                                         waitpid(g, NULL, 0);
                         }
-                        for (;;)
-                                pause();
-                }
-        }
-        close(go[0]);
-        close(go[1]); /* go */
-        return await_fit(kids, n, mib * MIB, limit);
-}
-
-/* vmgrowkids N MIB LIMIT: N children, each sharing its address space with
- * a peer of its own (clone(CLONE_VM), the peer only waits), growing MIB of
- * stack by page faults (no request) once all exist; then await_fit(). An
- * address space that grew unjudged is its sharers' together: the sweep
- * kills a child with its peer. */
-static int cmd_vmgrowkids(int argc, char **argv)
-{
-        enum { MAX_KIDS = 256 };
-        if (argc != 3)
-                usage();
-        uint64_t n = num(argv[0]), mib = num(argv[1]), limit = num(argv[2]) * MIB;
-        if (n == 0 || n > MAX_KIDS)
-                usage();
-        int go[2];
-        if (pipe2(go, O_CLOEXEC))
-                fail("pipe");
-        pid_t kids[MAX_KIDS];
-        for (uint64_t i = 0; i < n; i++) {
-                kids[i] = fork();
-                if (kids[i] < 0)
-                        fail("fork");
-                if (kids[i] == 0) {
-                        close(go[1]);
-                        pid_t peer = clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD, NULL);
-                        if (peer < 0)
-                                fail("clone");
-                        say("child %" PRIu64 " pid %d peer %d", i + 1, (int)getpid(), (int)peer);
-                        char c;
-                        while (read(go[0], &c, 1) < 0 && errno == EINTR)
-                                ;
-                        grow_stack(mib);
                         for (;;)
                                 pause();
                 }
@@ -1929,7 +1899,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages }, { "vmgrowkids", cmd_vmgrowkids },
+                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas },
         };
         static char exe[4096];
