@@ -260,15 +260,20 @@ unsigned audit_queue_stuck(unsigned owner)
 
 /* Write all of `buf` (one line). A short write (a pipe, a non-blocking
  * sink) is continued; a non-blocking sink is waited for. If the rest cannot
- * be written, a newline still ends the fragment, so the next line parses -
- * unless the queue was closed meanwhile (nothing more may wait then).
- * Returns 0 or -errno. */
+ * be written - the queue was closed, or the sink failed - a newline still
+ * ends the fragment, so that the next line, this run's or another's on the
+ * same FIFO, parses (found in review: it was glued to the fragment). That
+ * newline waits as a write does, until the reader reads or a signal (the
+ * writer is listed stuck meanwhile). Returns 0 or -errno. */
 static int write_line_whole(struct audit_queue *q, const char *buf, size_t len)
 {
         size_t done = 0;
         while (done < len) {
-                if (atomic_load(&q->aborted))
+                if (atomic_load(&q->aborted)) {
+                        if (done > 0)
+                                (void)!write(q->fd, "\n", 1);
                         return -EINTR;
+                }
                 ssize_t n = write(q->fd, buf + done, len - done);
                 if (n > 0) {
                         done += n;
@@ -284,7 +289,7 @@ static int write_line_whole(struct audit_queue *q, const char *buf, size_t len)
                                 continue;
                 }
                 int r = n < 0 ? -errno : -EIO;
-                if (done > 0 && !atomic_load(&q->aborted))
+                if (done > 0)
                         (void)!write(q->fd, "\n", 1);
                 return r;
         }

@@ -232,6 +232,46 @@ static void close_interrupts_a_blocked_write(void **state)
         close(p[0]);
 }
 
+/* A line longer than the pipe, cut by the close: what was written of it
+ * ends with a newline once the reader reads, so the next line on that
+ * pipe (another run's) starts a line of its own. */
+static void close_mid_line_ends_the_fragment(void **state)
+{
+        (void)state;
+        enum { LONG = 3 * PAGE };
+        static char line[LONG], buf[2 * LONG];
+        struct audit_queue *q;
+        struct audit_queue_result res;
+        int p[2], n = 0;
+
+        small_pipe(p);
+        assert_int_equal(audit_queue_start(&q, p[1], 4004, 1 << 20), 0);
+        memset(line, 'z', LONG);
+        assert_int_equal(audit_queue_push(q, line, LONG), 0);
+        /* a page of it in the pipe, the writer waiting for room */
+        for (int i = 0; i < 10000 && !(ioctl(p[0], FIONREAD, &n) == 0 && n == PAGE); i++)
+                usleep(1000);
+        assert_int_equal(n, PAGE);
+        audit_queue_close(q, &res);
+        assert_int_equal(res.unwritten, 1);
+        size_t got = 0;
+        for (int i = 0; i < 10000; i++) {
+                ssize_t r = read(p[0], buf + got, sizeof(buf) - got);
+                if (r == 0)
+                        break;
+                if (r > 0)
+                        got += (size_t)r;
+                else
+                        usleep(1000);
+        }
+        assert_true(got > PAGE);
+        assert_int_equal(buf[got - 1], '\n');
+        for (size_t i = 0; i + 1 < got; i++)
+                assert_int_equal(buf[i], 'z');
+        wait_unstuck(4004);
+        close(p[0]);
+}
+
 /* A finished queue writes the wake fd once all is written; its progress
  * time is that of its last write, or of the finish. */
 static void finish_wakes_when_idle(void **state)
@@ -345,6 +385,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(finish_wakes_when_idle),
         cmocka_unit_test(oversize_line_taken_when_empty),
         cmocka_unit_test(writers_of_one_pipe_take_turns),
+        cmocka_unit_test(close_mid_line_ends_the_fragment),
 };
 
 int main(int argc, char **argv)
