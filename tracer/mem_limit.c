@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -17,8 +16,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "fork_trace.h"
 #include "clock.h"
+#include "fork_trace.h"
 #include "kcompat.h"
 #include "log.h"
 #include "notif_loop.h"
@@ -535,16 +534,24 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
         return tgid > 0 ? proc_index_find(&sb->procs, tgid) : NULL;
 }
 
+/* Whether processes `a` and `b` share one address space: kcmp(2) KCMP_VM,
+ * never asked of a process whose exec is pending (kcmp waits for the exec,
+ * which a stalled file system can hold): such a one stands alone. */
+static bool same_address_space(const struct proc_entry *a, const struct proc_entry *b)
+{
+        return !a->exec_tid && !b->exec_tid && syscall(SYS_kcmp, a->pid, b->pid, KCMP_VM, 0, 0) == 0;
+}
+
 /* Whether `e` shares its address space with another live entry (clone(2)
  * CLONE_VM without CLONE_THREAD, a vfork child before its exec), looking
  * only at the entries before `stop` in the list (NULL: all): kcmp(2)
  * KCMP_VM. */
 static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct proc_entry *stop)
 {
-        if (!sb->vm_clones || e->exec_tid)
+        if (!sb->vm_clones)
                 return false; /* every entry has an address space of its own */
         for (struct proc_entry *o = sb->procs.head; o && o != stop; o = o->next)
-                if (o != e && !o->exited && !o->exec_tid && syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                if (o != e && !o->exited && same_address_space(o, e))
                         return true;
         return false;
 }
@@ -843,13 +850,9 @@ uint64_t mem_limit_exact_wait_ns(struct tsandbox *sb)
  * waits, no other. Returns NOTIF_ANSWERED, or ENOMEM out of memory. */
 static int mem_hold(struct tsandbox *sb, const struct seccomp_notif *n)
 {
-        struct held_notif *h = calloc(1, sizeof(*h));
+        struct held_notif *h = held_notif_new(n);
         if (!h)
                 return ENOMEM;
-        h->id = n->id;
-        h->tid = (pid_t)n->pid;
-        h->nr = n->data.nr;
-        memcpy(h->args, n->data.args, sizeof(h->args));
         uint64_t wait = mem_limit_exact_wait_ns(sb);
         h->retry_ns = mono_ns() + wait;
         h->next = sb->mem_held;
@@ -877,23 +880,14 @@ void mem_limit_retry(struct tsandbox *sb)
         while (due) {
                 struct held_notif *h = due;
                 due = h->next;
-                uint64_t id = h->id;
-                struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
-                n.data.nr = h->nr;
-                memcpy(n.data.args, h->args, sizeof(h->args));
-                free(h);
-                if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+                struct seccomp_notif n;
+                if (!held_notif_take(sb->listener, h, &n))
                         continue; /* its task died */
                 int err = mem_limit_notify(sb, &n);
                 if (err != NOTIF_ANSWERED)
                         notif_respond(sb->listener, n.id, err);
         }
-        uint64_t next = 0;
-        for (struct held_notif *h = sb->mem_held; h; h = h->next)
-                if (!next || h->retry_ns < next)
-                        next = h->retry_ns;
-        if (next)
-                fork_trace_arm_within(next > now ? next - now : 1);
+        held_notif_arm(sb->mem_held, now);
 }
 
 /* The exact ledger (every process re-read, and what `tid`'s call needs)
@@ -1075,10 +1069,10 @@ static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
 {
         bool shared = false;
         uint64_t judged = 0;
-        if (!sb->vm_clones || e->exec_tid)
+        if (!sb->vm_clones)
                 return false;
         for (struct proc_entry *o = sb->procs.head; o; o = o->next) {
-                if (o == e || o->exited || o->exec_tid || syscall(SYS_kcmp, o->pid, e->pid, KCMP_VM, 0, 0) != 0)
+                if (o == e || o->exited || !same_address_space(o, e))
                         continue;
                 uint64_t j = judged_now(o);
                 shared = true;
@@ -1209,8 +1203,7 @@ void mem_limit_sweep(struct tsandbox *sb)
                 *x = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared, 0, judged_now(e),
                                     proc_entry_grants(e), x };
                 for (size_t i = 0; sb->vm_clones && !e->exec_tid && i + 1 < k && x->as == x; i++)
-                        if (c[i].as == &c[i] && !c[i].e->exec_tid &&
-                            syscall(SYS_kcmp, c[i].e->pid, e->pid, KCMP_VM, 0, 0) == 0)
+                        if (c[i].as == &c[i] && same_address_space(c[i].e, e))
                                 x->as = &c[i];
                 if (x->as != x) {
                         if (x->judged > x->as->judged)

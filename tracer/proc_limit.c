@@ -210,17 +210,45 @@ static int deny_namespace(struct tsandbox *sb, const struct seccomp_notif *n)
 #define RETRY_FIRST_NS (2 * 1000 * 1000ull)
 #define RETRY_MAX_NS (1000 * 1000 * 1000ull)
 
+struct held_notif *held_notif_new(const struct seccomp_notif *n)
+{
+        struct held_notif *h = calloc(1, sizeof(*h));
+        if (h) {
+                h->id = n->id;
+                h->tid = (pid_t)n->pid;
+                h->nr = n->data.nr;
+                memcpy(h->args, n->data.args, sizeof(h->args));
+        }
+        return h;
+}
+
+bool held_notif_take(int listener, struct held_notif *h, struct seccomp_notif *n)
+{
+        uint64_t id = h->id;
+        *n = (struct seccomp_notif){ .id = h->id, .pid = (uint32_t)h->tid };
+        n->data.nr = h->nr;
+        memcpy(n->data.args, h->args, sizeof(h->args));
+        free(h);
+        return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
+void held_notif_arm(const struct held_notif *list, uint64_t now_ns)
+{
+        uint64_t next = 0;
+        for (const struct held_notif *h = list; h; h = h->next)
+                if (h->retry_ns && (!next || h->retry_ns < next))
+                        next = h->retry_ns;
+        if (next)
+                fork_trace_arm_within(next > now_ns ? next - now_ns : 1);
+}
+
 /* Hold notification `n`: until the thaw (`backoff` 0), or to be tried
  * again in `backoff` ns (its process's exec lock is held). */
 static int hold(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t backoff)
 {
-        struct held_notif *h = calloc(1, sizeof(*h));
+        struct held_notif *h = held_notif_new(n);
         if (!h)
                 return EAGAIN;
-        h->id = n->id;
-        h->tid = n->pid;
-        h->nr = n->data.nr;
-        memcpy(h->args, n->data.args, sizeof(h->args));
         if (backoff) {
                 h->backoff_ns = backoff;
                 h->retry_ns = mono_ns() + backoff;
@@ -350,15 +378,9 @@ int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
  * verdict, or -1 when its task is gone (nothing to answer). */
 static int rejudge(struct tsandbox *sb, struct held_notif *h, uint64_t backoff)
 {
-        uint64_t id = h->id;
-        if (ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0) {
-                free(h); /* the task died (an exec went on: de_thread) */
-                return -1;
-        }
-        struct seccomp_notif n = { .id = h->id, .pid = (uint32_t)h->tid };
-        n.data.nr = h->nr;
-        memcpy(n.data.args, h->args, sizeof(h->args));
-        free(h);
+        struct seccomp_notif n;
+        if (!held_notif_take(sb->listener, h, &n))
+                return -1; /* the task died (an exec went on: de_thread) */
         int err = judge_fork(sb, &n, backoff);
         if (err != NOTIF_ANSWERED)
                 notif_respond(sb->listener, n.id, err);
@@ -441,12 +463,7 @@ void proc_limit_retry(struct tsandbox *sb)
         }
         free(busy);
         /* the tick again at the earliest retry (new holds armed it too) */
-        uint64_t next = 0;
-        for (struct held_notif *h = sb->held; h; h = h->next)
-                if (h->retry_ns && (!next || h->retry_ns < next))
-                        next = h->retry_ns;
-        if (next)
-                fork_trace_arm_within(next > now ? next - now : 1);
+        held_notif_arm(sb->held, now);
 }
 
 void proc_limit_end(struct tsandbox *sb)

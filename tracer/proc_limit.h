@@ -27,6 +27,20 @@ int proc_limit_start(struct tsandbox *sb);
  * to answer with (0: Continue) or NOTIF_ANSWERED. */
 int proc_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n);
 
+/* A copy of notification `n` to hold (calloc'd, its other members 0; the
+ * caller links it). NULL out of memory. */
+struct held_notif *held_notif_new(const struct seccomp_notif *n);
+
+/* Take held notification `h` (freed): its notification into *n. False
+ * when its task is gone - the listener no longer knows its id - and there
+ * is nothing to answer. */
+bool held_notif_take(int listener, struct held_notif *h, struct seccomp_notif *n);
+
+/* Arm the settle tick (fork_trace_arm_within) for the earliest retry of
+ * the held notifications in `list` (those with none, frozen ones, aside);
+ * `now_ns`: CLOCK_MONOTONIC. */
+void held_notif_arm(const struct held_notif *list, uint64_t now_ns);
+
 /* Epoll reported `events` on a registered process's pidfd: readable, it
  * exited (the registration then waits for the hang-up only); hung up, it
  * was reaped, and leaves the count at once with a reap event. */
