@@ -2,7 +2,9 @@
  * (linux-libc-dev 6.1) lack or that glibc 2.36 does not wrap. The running
  * kernel is newer; every value here is its uapi value. */
 #pragma once
+#include <linux/ioctl.h>
 #include <linux/seccomp.h>
+#include <linux/types.h>
 #include <sys/syscall.h>
 
 /* seccomp(2): since 5.19, a task parked in a notification can only be woken
@@ -27,6 +29,39 @@
  * (or created the socket pair): names it even once its pid is reused. */
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
+#endif
+
+/* proc(5) /proc/<pid>/maps ioctl: since 6.11, one mapping at a time by
+ * address, the kernel skipping those that do not match the flags (no text
+ * made of the rest). */
+#ifndef PROCMAP_QUERY
+#define PROCFS_IOCTL_MAGIC 'f'
+enum procmap_query_flags {
+        PROCMAP_QUERY_VMA_READABLE = 0x01,
+        PROCMAP_QUERY_VMA_WRITABLE = 0x02,
+        PROCMAP_QUERY_VMA_EXECUTABLE = 0x04,
+        PROCMAP_QUERY_VMA_SHARED = 0x08,
+        PROCMAP_QUERY_COVERING_OR_NEXT_VMA = 0x10,
+        PROCMAP_QUERY_FILE_BACKED_VMA = 0x20,
+};
+struct procmap_query {
+        __u64 size;
+        __u64 query_flags;   /* in */
+        __u64 query_addr;    /* in */
+        __u64 vma_start;     /* out */
+        __u64 vma_end;       /* out */
+        __u64 vma_flags;     /* out: PROCMAP_QUERY_VMA_* */
+        __u64 vma_page_size; /* out */
+        __u64 vma_offset;    /* out: into the file, bytes (0: anonymous) */
+        __u64 inode;         /* out */
+        __u32 dev_major;     /* out */
+        __u32 dev_minor;     /* out */
+        __u32 vma_name_size; /* in/out: room, then length with the NUL (0: no name) */
+        __u32 build_id_size; /* in/out */
+        __u64 vma_name_addr; /* in */
+        __u64 build_id_addr; /* in */
+};
+#define PROCMAP_QUERY _IOWR(PROCFS_IOCTL_MAGIC, 17, struct procmap_query)
 #endif
 
 #ifndef __NR_pidfd_open

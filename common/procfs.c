@@ -4,13 +4,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "kcompat.h"
 
 int procfs_read(const char *path, char *buf, size_t len)
 {
@@ -143,22 +146,82 @@ pid_t procfs_tgid(pid_t tid)
         return v > 0 ? (pid_t)v : -EIO;
 }
 
-void procfs_maps_from(struct procfs_maps *m, FILE *f)
+/* Go on reading `m` as text (its descriptor handed to a FILE). Returns 0
+ * or -errno. */
+static int maps_to_text(struct procfs_maps *m)
 {
-        *m = (struct procfs_maps){ .f = f, .err = f ? 0 : -EIO };
+        m->f = fdopen(m->fd, "re");
+        if (!m->f)
+                return -errno;
+        m->fd = -1;
+        return 0;
 }
 
-int procfs_maps_open(struct procfs_maps *m, pid_t tgid, pid_t tid)
+/* The next mapping by PROCMAP_QUERY, the first to end above m->next.
+ * Returns 1 (one in *v), 0 (no more), -ENOTTY (no such ioctl: read the
+ * text), -ENOENT (the address space is gone) or another -errno. */
+static int maps_query(struct procfs_maps *m, struct proc_vma *v)
+{
+        if (!m->line) {
+                m->line = malloc(PATH_MAX);
+                if (!m->line)
+                        return -ENOMEM;
+                m->cap = PATH_MAX;
+        }
+        struct procmap_query q = {
+                .size = sizeof(q),
+                .query_flags = PROCMAP_QUERY_COVERING_OR_NEXT_VMA |
+                               (m->flags & PROCFS_MAPS_SHARED ? PROCMAP_QUERY_VMA_SHARED : 0),
+                .query_addr = m->next,
+                .vma_name_addr = (uintptr_t)m->line,
+                .vma_name_size = (uint32_t)m->cap,
+        };
+        const char *name = m->line;
+        int r = ioctl(m->fd, PROCMAP_QUERY, &q);
+        if (r < 0 && errno == ENAMETOOLONG) {
+                /* a path past PATH_MAX (d_path()): asked again without it */
+                q.vma_name_addr = 0;
+                q.vma_name_size = 0;
+                r = ioctl(m->fd, PROCMAP_QUERY, &q);
+                name = "(long)";
+        } else if (r == 0 && q.vma_name_size == 0) {
+                name = "";
+        }
+        if (r < 0)
+                return errno == ENOENT ? 0 : errno == ESRCH ? -ENOENT : -errno;
+        if (q.vma_end <= m->next || q.vma_start > q.vma_end)
+                return -EIO; /* never the kernel's: no progress */
+        v->start = q.vma_start;
+        v->end = q.vma_end;
+        v->perms[0] = q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? 'r' : '-';
+        v->perms[1] = q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? 'w' : '-';
+        v->perms[2] = q.vma_flags & PROCMAP_QUERY_VMA_EXECUTABLE ? 'x' : '-';
+        v->perms[3] = q.vma_flags & PROCMAP_QUERY_VMA_SHARED ? 's' : 'p';
+        v->perms[4] = 0;
+        v->offset = q.vma_offset;
+        v->inode = q.inode;
+        v->name = name;
+        m->next = q.vma_end;
+        return 1;
+}
+
+void procfs_maps_from(struct procfs_maps *m, FILE *f)
+{
+        *m = (struct procfs_maps){ .fd = -1, .f = f, .err = f ? 0 : -EIO };
+}
+
+int procfs_maps_open(struct procfs_maps *m, pid_t tgid, pid_t tid, uint64_t from, unsigned flags)
 {
         char path[96];
         if (tid > 0)
                 snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", (int)tgid, (int)tid);
         else
                 snprintf(path, sizeof(path), "/proc/%d/maps", (int)tgid);
-        FILE *f = fopen(path, "re");
-        procfs_maps_from(m, f);
-        if (!f)
+        *m = (struct procfs_maps){ .fd = open(path, O_RDONLY | O_CLOEXEC), .next = from, .flags = flags };
+        if (m->fd < 0)
                 m->err = errno == ESRCH ? -ENOENT : -errno;
+        else if (flags & PROCFS_MAPS_TEXT)
+                m->err = maps_to_text(m);
         return m->err;
 }
 
@@ -183,7 +246,8 @@ static bool vma_parse(char *line, struct proc_vma *v)
         return true;
 }
 
-bool procfs_maps_next(struct procfs_maps *m, struct proc_vma *v)
+/* The next line of the text into *v; false at its end or on an error. */
+static bool maps_line(struct procfs_maps *m, struct proc_vma *v)
 {
         if (!m->f || m->err)
                 return false;
@@ -204,12 +268,32 @@ bool procfs_maps_next(struct procfs_maps *m, struct proc_vma *v)
         return true;
 }
 
+bool procfs_maps_next(struct procfs_maps *m, struct proc_vma *v)
+{
+        if (m->err)
+                return false;
+        if (m->fd >= 0) {
+                int r = maps_query(m, v);
+                if (r != -ENOTTY) {
+                        m->err = r < 0 ? r : 0;
+                        return r > 0;
+                }
+                m->err = maps_to_text(m); /* a kernel before 6.11 */
+        }
+        while (maps_line(m, v))
+                if (v->end > m->next && (!(m->flags & PROCFS_MAPS_SHARED) || v->perms[3] == 's'))
+                        return true;
+        return false;
+}
+
 int procfs_maps_close(struct procfs_maps *m)
 {
         int err = m->err;
+        if (m->fd >= 0)
+                close(m->fd);
         if (m->f)
                 fclose(m->f);
         free(m->line);
-        *m = (struct procfs_maps){ .err = err };
+        *m = (struct procfs_maps){ .fd = -1, .err = err };
         return err;
 }

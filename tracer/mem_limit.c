@@ -453,23 +453,24 @@ static bool fd_not_dev_zero(pid_t tid, int fd)
 }
 
 /* The current break of `tgid`'s address space, seen through thread `tid`:
- * the end of [heap] in its maps (near their start), or start_brk when
- * there is no heap yet. 0 if unknown. */
+ * the end of [heap] in its maps - the first mapping at or above start_brk,
+ * when it is the heap (the kernel names so the mapping that holds any of
+ * [start_brk, brk]) - or start_brk when there is no heap yet. 0 if
+ * unknown. */
 static uint64_t read_brk(pid_t tgid, pid_t tid)
 {
+        struct proc_stat st;
+        if (procfs_stat(tgid, &st) < 0)
+                return 0;
         struct procfs_maps m;
         struct proc_vma v;
         uint64_t end = 0;
-        procfs_maps_open(&m, tgid, tid);
-        while (!end && procfs_maps_next(&m, &v))
-                if (!strcmp(v.name, "[heap]"))
-                        end = v.end;
+        procfs_maps_open(&m, tgid, tid, st.start_brk, 0);
+        if (procfs_maps_next(&m, &v) && !strcmp(v.name, "[heap]"))
+                end = v.end;
         if (procfs_maps_close(&m) < 0)
-                return 0; /* not read whole: unknown */
-        if (end)
-                return end;
-        struct proc_stat st;
-        return procfs_stat(tgid, &st) == 0 ? PAGE_UP(st.start_brk) : 0;
+                return 0; /* not read: unknown */
+        return end ? end : PAGE_UP(st.start_brk);
 }
 
 /* Whether `addr` lies in the main stack of `tgid` ("[stack]" in its maps,
@@ -481,13 +482,9 @@ static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr)
         struct procfs_maps m;
         struct proc_vma v;
         bool in = false;
-        procfs_maps_open(&m, tgid, tid);
-        while (procfs_maps_next(&m, &v)) {
-                if (v.end <= addr)
-                        continue;
+        procfs_maps_open(&m, tgid, tid, addr, 0);
+        if (procfs_maps_next(&m, &v))
                 in = v.start <= addr && !strcmp(v.name, "[stack]");
-                break; /* maps is sorted by address */
-        }
         return procfs_maps_close(&m) < 0 || in;
 }
 
@@ -625,7 +622,7 @@ static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
         struct procfs_maps m;
         struct proc_vma v;
         uint64_t sum = 0;
-        procfs_maps_open(&m, pid, 0);
+        procfs_maps_open(&m, pid, 0, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
                 if (vma_anon_shared(&v))
                         sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
@@ -650,12 +647,10 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
         *counted = *private = *convertible = 0;
         if (end < addr)
                 return false;
-        bool any = false;
-        procfs_maps_open(&m, tgid, tid);
+        bool any = false; /* none at all: the address space is gone */
+        procfs_maps_open(&m, tgid, tid, addr, 0);
         while (procfs_maps_next(&m, &v)) {
                 any = true;
-                if (v.end <= addr)
-                        continue;
                 if (v.start >= end)
                         break; /* maps is sorted by address */
                 uint64_t ov = (v.end < end ? v.end : end) - (v.start > addr ? v.start : addr);

@@ -5,7 +5,8 @@
  * answers a leader with pidfd_open and a non-leader thread from
  * /proc/<tid>/status; both say -ENOENT for a task that is gone. A maps
  * reader yields one mapping per whole line, however long its path, and
- * stops with an error at a line that does not start with a mapping. */
+ * stops with an error at a line that does not start with a mapping; read
+ * by PROCMAP_QUERY it yields what the text does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -241,7 +243,9 @@ static void maps_malformed_line_fails(void **state)
 }
 
 /* The kernel's side of it: a file of this process with a path longer than
- * any line buffer and a newline in its name is one line of its maps. */
+ * any line buffer and a newline in its name is one mapping of its maps,
+ * read as text (the newline escaped, "\012") or by PROCMAP_QUERY (the
+ * name as it is). */
 static void maps_of_self_long_and_newline_path(void **state)
 {
         (void)state;
@@ -258,24 +262,188 @@ static void maps_of_self_long_and_newline_path(void **state)
         char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
         assert_true(p != MAP_FAILED);
         close(fd);
-        struct procfs_maps m;
-        struct proc_vma v;
-        int mine = 0, total = 0;
-        assert_int_equal(procfs_maps_open(&m, getpid(), 0), 0);
-        while (procfs_maps_next(&m, &v)) {
-                total++;
-                assert_true(v.start != 0x1000);
-                if (v.start == (uintptr_t)p) {
-                        mine++;
-                        /* the newline is escaped: "\012" */
-                        assert_non_null(strstr(v.name, "bbbb\\012" "00001000-00002000"));
+        for (int text = 0; text < 2; text++) {
+                struct procfs_maps m;
+                struct proc_vma v;
+                int mine = 0, total = 0;
+                assert_int_equal(procfs_maps_open(&m, getpid(), 0, 0, text ? PROCFS_MAPS_TEXT : 0), 0);
+                while (procfs_maps_next(&m, &v)) {
+                        total++;
+                        assert_true(v.start != 0x1000);
+                        if (v.start == (uintptr_t)p) {
+                                mine++;
+                                assert_non_null(strstr(v.name, text ? "bbbb\\012" "00001000-00002000"
+                                                                    : "bbbb\n" "00001000-00002000"));
+                        }
                 }
+                assert_int_equal(procfs_maps_close(&m), 0);
+                assert_int_equal(mine, 1);
+                assert_true(total > 3);
         }
-        assert_int_equal(procfs_maps_close(&m), 0);
-        assert_int_equal(mine, 1);
-        assert_true(total > 3);
         munmap(p, 4096);
         unlink(path);
+        rmdir(dir);
+}
+
+/* What one reading of this process's maps saw (no allocation while it
+ * reads, so that the two readings compared see one address space). */
+#define SEEN_MAX 512
+struct seen {
+        struct { uint64_t start, end, offset; unsigned long inode; char perms[5]; char name[128]; } v[SEEN_MAX];
+        int n;
+};
+
+static void maps_read(struct seen *s, uint64_t from, unsigned flags)
+{
+        struct procfs_maps m;
+        struct proc_vma v;
+        s->n = 0;
+        assert_int_equal(procfs_maps_open(&m, getpid(), 0, from, flags), 0);
+        while (procfs_maps_next(&m, &v)) {
+                /* the text ends with the gate page, no mapping of the
+                 * address space (get_gate_vma()): the ioctl never sees it */
+                if (!strcmp(v.name, "[vsyscall]"))
+                        continue;
+                assert_true(s->n < SEEN_MAX);
+                s->v[s->n].start = v.start;
+                s->v[s->n].end = v.end;
+                s->v[s->n].offset = v.offset;
+                s->v[s->n].inode = v.inode;
+                memcpy(s->v[s->n].perms, v.perms, 5);
+                snprintf(s->v[s->n].name, sizeof(s->v[s->n].name), "%s", v.name);
+                s->n++;
+        }
+        assert_int_equal(procfs_maps_close(&m), 0);
+}
+
+static void seen_equal(const struct seen *a, const struct seen *b)
+{
+        assert_int_equal(a->n, b->n);
+        for (int i = 0; i < a->n; i++) {
+                assert_int_equal(a->v[i].start, b->v[i].start);
+                assert_int_equal(a->v[i].end, b->v[i].end);
+                assert_int_equal(a->v[i].offset, b->v[i].offset);
+                assert_int_equal(a->v[i].inode, b->v[i].inode);
+                assert_string_equal(a->v[i].perms, b->v[i].perms);
+                assert_string_equal(a->v[i].name, b->v[i].name);
+        }
+}
+
+static int seen_find(const struct seen *s, const void *addr)
+{
+        for (int i = 0; i < s->n; i++)
+                if (s->v[i].start == (uintptr_t)addr)
+                        return i;
+        return -1;
+}
+
+/* PROCMAP_QUERY and the text agree mapping by mapping - ranges, the
+ * permissions (shared: VM_MAYSHARE, as the text's "s"), offsets, inodes
+ * and the names looked for ("[heap]", "[stack]", "/dev/zero (deleted)") -
+ * whole, from an address, and with the shared filter. */
+static void maps_query_matches_text(void **state)
+{
+        (void)state;
+        static struct seen q, t;
+        long page = sysconf(_SC_PAGESIZE);
+        char *anon = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        int zfd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+        assert_true(zfd >= 0);
+        char *zero = mmap(NULL, 2 * page, PROT_READ, MAP_SHARED, zfd, page);
+        close(zfd);
+        char *priv = mmap(NULL, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(anon != MAP_FAILED && zero != MAP_FAILED && priv != MAP_FAILED);
+        assert_int_equal(mprotect(priv + 2 * page, page, PROT_NONE), 0); /* three mappings */
+        assert_true(sbrk(page) != (void *)-1);                            /* a heap */
+        maps_read(&q, 0, 0);
+        maps_read(&t, 0, PROCFS_MAPS_TEXT);
+        maps_read(&q, 0, 0); /* again: the first may have grown the heap */
+        seen_equal(&q, &t);
+        int i = seen_find(&q, anon), z = seen_find(&q, zero), p = seen_find(&q, priv);
+        assert_true(i >= 0 && z >= 0 && p >= 0);
+        assert_string_equal(q.v[i].perms, "rw-s");
+        assert_string_equal(q.v[i].name, "/dev/zero (deleted)");
+        assert_string_equal(q.v[z].perms, "r--s");
+        assert_int_equal(q.v[z].offset, page);
+        assert_string_equal(q.v[p].perms, "rw-p");
+        assert_int_equal(q.v[p].end, (uintptr_t)(priv + 2 * page));
+        assert_string_equal(q.v[p + 1].perms, "---p");
+        bool heap = false, stack = false;
+        for (int k = 0; k < q.n; k++) {
+                heap |= !strcmp(q.v[k].name, "[heap]");
+                stack |= !strcmp(q.v[k].name, "[stack]");
+        }
+        assert_true(heap && stack);
+
+        /* from inside a mapping: that mapping first */
+        maps_read(&q, (uintptr_t)(priv + 4 * page), 0);
+        maps_read(&t, (uintptr_t)(priv + 4 * page), PROCFS_MAPS_TEXT);
+        seen_equal(&q, &t);
+        assert_true(q.n > 0);
+        assert_int_equal(q.v[0].start, (uintptr_t)(priv + 3 * page));
+
+        /* only the shared ones */
+        maps_read(&q, 0, PROCFS_MAPS_SHARED);
+        maps_read(&t, 0, PROCFS_MAPS_SHARED | PROCFS_MAPS_TEXT);
+        seen_equal(&q, &t);
+        assert_true(seen_find(&q, anon) >= 0 && seen_find(&q, zero) >= 0 && seen_find(&q, priv) < 0);
+        for (int k = 0; k < q.n; k++)
+                assert_int_equal(q.v[k].perms[3], 's');
+
+        munmap(anon, 3 * page);
+        munmap(zero, 2 * page);
+        munmap(priv, 8 * page);
+}
+
+/* A path past PATH_MAX, which d_path() cannot give the ioctl: the mapping
+ * is still read, named "(long)" - and the text still has the path. */
+static void maps_path_past_path_max(void **state)
+{
+        (void)state;
+        char dir[] = "/tmp/seccell-unit-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char comp[256];
+        memset(comp, 'c', 250);
+        comp[250] = 0;
+        int d = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        assert_true(d >= 0);
+        for (int k = 0; k < 20; k++) { /* 20 x 251 bytes: past 4096 */
+                assert_int_equal(mkdirat(d, comp, 0700), 0);
+                int nd = openat(d, comp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                assert_true(nd >= 0);
+                close(d);
+                d = nd;
+        }
+        int fd = openat(d, "f", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        assert_int_equal(ftruncate(fd, 4096), 0);
+        char *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+        assert_true(p != MAP_FAILED);
+        close(fd);
+        static struct seen q;
+        struct procfs_maps m;
+        struct proc_vma v;
+        bool found = false;
+        maps_read(&q, 0, 0);
+        int i = seen_find(&q, p);
+        assert_true(i >= 0);
+        assert_string_equal(q.v[i].name, "(long)");
+        assert_int_equal(procfs_maps_open(&m, getpid(), 0, (uintptr_t)p, PROCFS_MAPS_TEXT), 0);
+        assert_true(procfs_maps_next(&m, &v));
+        found = v.start == (uintptr_t)p && strlen(v.name) > 5000 && strstr(v.name, "/ccccc") != NULL;
+        assert_int_equal(procfs_maps_close(&m), 0);
+        assert_true(found);
+        munmap(p, 4096);
+        /* clean up from the innermost directory out */
+        assert_int_equal(unlinkat(d, "f", 0), 0);
+        for (int k = 0; k < 20; k++) {
+                int up = openat(d, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                assert_true(up >= 0);
+                close(d);
+                d = up;
+                assert_int_equal(unlinkat(d, comp, AT_REMOVEDIR), 0);
+        }
+        close(d);
         rmdir(dir);
 }
 
@@ -288,6 +456,8 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(maps_long_path_is_one_mapping),
         cmocka_unit_test(maps_malformed_line_fails),
         cmocka_unit_test(maps_of_self_long_and_newline_path),
+        cmocka_unit_test(maps_query_matches_text),
+        cmocka_unit_test(maps_path_past_path_max),
 };
 
 UNIT_MAIN_NO_BUGS(tests)

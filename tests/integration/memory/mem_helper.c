@@ -1245,6 +1245,83 @@ static int cmd_clonevm(int argc, char **argv)
         return 0;
 }
 
+/* VMAS mappings at no cost to the ledger: PROT_READ pages in a PROT_NONE
+ * reservation, never notified; at `at` if that is free (NULL: anywhere). */
+static void make_vmas(uint64_t vmas, void *at)
+{
+        int fixed = at ? MAP_FIXED_NOREPLACE : 0;
+        char *r = mmap(at, vmas * 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed, -1, 0);
+        if (r == MAP_FAILED && at)
+                r = mmap(NULL, vmas * 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r == MAP_FAILED)
+                fail("mmap");
+        for (uint64_t k = 0; k < vmas; k++)
+                if (mprotect(r + k * 2 * PAGE, PAGE, PROT_READ))
+                        fail("mprotect");
+}
+
+/* KIDS children, each with VMAS mappings (make_vmas); returns once all
+ * have them. With `spin`, they lie below a PIE's heap and each child then
+ * calls, without end, what the tracer must look at the address space for
+ * and that costs nothing: mremap of a page to its own size (is it the main
+ * stack?), brk to the current break (where is the break?). Else the
+ * children wait. */
+static void vma_kids(uint64_t kids, uint64_t vmas, bool spin)
+{
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC))
+                fail("pipe");
+        for (uint64_t i = 0; i < kids; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid)
+                        continue;
+                make_vmas(vmas, spin ? (void *)0x10000000 : NULL);
+                if (!spin) {
+                        send_byte(ready[1]);
+                        for (;;)
+                                pause();
+                }
+                char *page = map_anon(PAGE, MAP_PRIVATE);
+                void *cur = sbrk(0);
+                if (syscall(SYS_mremap, page, PAGE, PAGE, 0) != (long)page || syscall(SYS_brk, cur) != (long)cur)
+                        fail("spin");
+                send_byte(ready[1]);
+                for (;;) {
+                        syscall(SYS_mremap, page, PAGE, PAGE, 0);
+                        syscall(SYS_brk, cur);
+                }
+        }
+        for (uint64_t i = 0; i < kids; i++)
+                await_byte(ready[0], "child's mappings");
+        close(ready[0]);
+        close(ready[1]);
+}
+
+/* Say "armed", hold until stdin ends, then kill the process group (the
+ * children, and any CLONE_VM peer, with this process). */
+static int armed_until_eof(void)
+{
+        say("armed");
+        char c;
+        while (read(0, &c, 1) > 0)
+                ;
+        kill(0, SIGKILL);
+        return 0;
+}
+
+/* vmaspin KIDS VMAS: KIDS children make VMAS mappings each (free, as in
+ * manyvmas) and spin (vma_kids); says "armed" once all spin, then holds
+ * until its stdin ends. */
+static int cmd_vmaspin(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        vma_kids(num(argv[0]), num(argv[1]), true);
+        return armed_until_eof();
+}
+
 /* manyvmas KIDS VMAS HOLD: KIDS children make VMAS mappings each at no
  * cost to the ledger (PROT_READ pages in a PROT_NONE reservation: never
  * notified), then this process maps HOLD MiB and makes a CLONE_VM peer, so
@@ -1268,36 +1345,11 @@ static int cmd_manyvmas(int argc, char **argv)
         if (argc != 3)
                 usage();
         uint64_t kids = num(argv[0]), vmas = num(argv[1]), hold = num(argv[2]) * MIB;
-        int ready[2];
-        if (pipe2(ready, O_CLOEXEC))
-                fail("pipe");
-        for (uint64_t i = 0; i < kids; i++) {
-                pid_t pid = fork();
-                if (pid < 0)
-                        fail("fork");
-                if (pid)
-                        continue;
-                char *r = mmap(NULL, vmas * 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-                if (r == MAP_FAILED)
-                        fail("mmap");
-                for (uint64_t k = 0; k < vmas; k++)
-                        if (mprotect(r + k * 2 * PAGE, PAGE, PROT_READ))
-                                fail("mprotect");
-                send_byte(ready[1]);
-                for (;;)
-                        pause();
-        }
-        for (uint64_t i = 0; i < kids; i++)
-                await_byte(ready[0], "child's mappings");
+        vma_kids(kids, vmas, false);
         map_anon(hold, MAP_PRIVATE);
         if (clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD, NULL) < 0)
                 fail("clone");
-        say("armed");
-        char c;
-        while (read(0, &c, 1) > 0)
-                ;
-        kill(0, SIGKILL); /* the children and the peer, with this process */
-        return 0;
+        return armed_until_eof(); /* the peer dies with the children */
 }
 
 /* stack MIB: raise RLIMIT_STACK to its hard limit, then grow the main
@@ -1900,7 +1952,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
