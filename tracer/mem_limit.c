@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -1108,27 +1109,13 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e)
         }
 }
 
-/* Kill process `pid` (`e`: its entry, or NULL) for the memory limit and
- * record it: the memory_kill event. `n`: the request it is killed for -
- * its thread, syscall and `requested` bytes; NULL for the sweep, which
- * records the `unjudged` bytes instead. */
-static void memory_kill(struct tsandbox *sb, struct proc_entry *e, pid_t pid, const struct seccomp_notif *n,
-                        uint64_t requested, uint64_t unjudged, uint64_t ledger)
+/* Record the memory kill of process `pid` (`e`: its entry, or NULL): the
+ * memory_kill event. `n`: the request it is killed for - its thread,
+ * syscall and `requested` bytes; NULL for the sweep, which records the
+ * `unjudged` bytes instead. */
+static void memory_killed(struct tsandbox *sb, struct proc_entry *e, pid_t pid, const struct seccomp_notif *n,
+                          uint64_t requested, uint64_t unjudged, uint64_t ledger)
 {
-        /* through the pidfd: never a recycled pid, never the whole group */
-        if (e && e->pidfd >= 0) {
-                syscall(__NR_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
-        } else {
-                int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
-                if (pidfd >= 0) {
-                        syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-                        close(pidfd);
-                } else if (n) {
-                        /* out of descriptors: the requester is parked in
-                         * its notification, alive, so its pid is its own */
-                        kill(pid, SIGKILL);
-                }
-        }
         if (e)
                 e->mem_killed = true;
         sb->mem_kills++;
@@ -1146,10 +1133,58 @@ static void memory_kill(struct tsandbox *sb, struct proc_entry *e, pid_t pid, co
         audit_emit(&sb->audit, "memory_kill", f);
 }
 
-static void kill_requester(struct tsandbox *sb, struct proc_entry *e, const struct seccomp_notif *n,
+/* SIGKILL process `pid` (`e`: its entry, or NULL) through a pidfd: never a
+ * recycled pid, never the whole group. `parked`: `pid` is known alive and
+ * its own (its thread is parked in a notification), so that out of
+ * descriptors it may be signalled by pid. */
+static void kill_process(struct proc_entry *e, pid_t pid, bool parked)
+{
+        if (e && e->pidfd >= 0) {
+                syscall(__NR_pidfd_send_signal, e->pidfd, SIGKILL, NULL, 0);
+                return;
+        }
+        int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
+        if (pidfd >= 0) {
+                syscall(__NR_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                close(pidfd);
+        } else if (parked) {
+                kill(pid, SIGKILL);
+        }
+}
+
+/* Kill the requester of notification `n` for the memory limit, through a
+ * pidfd of its very thread (PIDFD_THREAD; SIGKILL ends its whole process),
+ * opened and then checked still parked in `n` (ID_VALID) - so the tid was
+ * not reused in between. A thread gone by then, or before the signal, is
+ * not avenged on its process: its call never runs, and the process may
+ * already be a new image - a sibling thread's exec kills every other
+ * thread first (found in review: a thread's brk, judged after a sibling's
+ * exec had ended it, killed the new image in 4 runs of 10, since its maps
+ * could no longer be read). Without a thread pidfd (before 6.9, or out of
+ * descriptors) the process is killed as the sweep kills. Returns whether
+ * it was killed. */
+static bool kill_requester(struct tsandbox *sb, struct proc_entry *e, const struct seccomp_notif *n,
                            uint64_t growth, uint64_t ledger)
 {
-        memory_kill(sb, e, e ? e->pid : (pid_t)n->pid, n, growth, 0, ledger);
+        pid_t pid = e ? e->pid : (pid_t)n->pid;
+        int tfd = (int)syscall(__NR_pidfd_open, (pid_t)n->pid, PIDFD_THREAD);
+        bool gone = tfd < 0 && errno == ESRCH;
+        uint64_t id = n->id;
+        if (!gone && ioctl(sb->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) < 0)
+                gone = true;
+        if (!gone && tfd >= 0)
+                gone = syscall(__NR_pidfd_send_signal, tfd, SIGKILL, NULL, 0) < 0 && errno == ESRCH;
+        else if (!gone)
+                kill_process(e, pid, true);
+        if (tfd >= 0)
+                close(tfd);
+        if (gone) { /* answered to no one: counted stale then */
+                log_debug("sandbox %llu: memory request of thread %d not avenged: the thread is gone",
+                          (unsigned long long)sb->id, n->pid);
+                return false;
+        }
+        memory_killed(sb, e, pid, n, growth, 0, ledger);
+        return true;
 }
 
 void mem_limit_sweep(struct tsandbox *sb)
@@ -1226,7 +1261,8 @@ void mem_limit_sweep(struct tsandbox *sb)
                                 continue;
                         log_debug("sandbox %llu: process %d grew %llu bytes unjudged; killed",
                                   (unsigned long long)sb->id, c[i].e->pid, (unsigned long long)worst->unjudged);
-                        memory_kill(sb, c[i].e, c[i].e->pid, NULL, 0, worst->unjudged, ledger);
+                        kill_process(c[i].e, c[i].e->pid, false);
+                        memory_killed(sb, c[i].e, c[i].e->pid, NULL, 0, worst->unjudged, ledger);
                         measure -= c[i].counted;
                 }
         }
@@ -1272,9 +1308,9 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 /* Every process is registered at birth: an unknown requester
                  * means the tracer could not look (out of descriptors) or
                  * something escaped registration. Fail closed. */
-                log_msg("sandbox %llu: memory request of unregistered task %d; killing it",
-                        (unsigned long long)sb->id, n->pid);
-                kill_requester(sb, NULL, n, 0, ledger_sum(sb, false, 0));
+                if (kill_requester(sb, NULL, n, 0, ledger_sum(sb, false, 0)))
+                        log_msg("sandbox %llu: memory request of unregistered task %d; killed it",
+                                (unsigned long long)sb->id, n->pid);
                 return ENOMEM;
         }
         if (e->mem_killed)

@@ -1145,6 +1145,55 @@ static void *thread_exec(void *arg)
         fail("execv");
 }
 
+/* brkexec N THREADS: N children in turn, each with THREADS threads that
+ * move the break up and back down again without end (a page or two,
+ * within any limit), execs /bin/true once every thread has made a call.
+ * The exec kills the threads first, some while parked in a brk
+ * notification. Says "status K pid P ..." for each, then "done". */
+static long brkexec_base;
+static int brkexec_go, brkexec_calls; /* __atomic */
+
+static void *brk_spin(void *arg)
+{
+        while (!__atomic_load_n(&brkexec_go, __ATOMIC_SEQ_CST))
+                ;
+        long up = brkexec_base + PAGE * (1 + (long)(uintptr_t)arg % 2);
+        for (;;) {
+                syscall(SYS_brk, up);
+                syscall(SYS_brk, brkexec_base);
+                __atomic_add_fetch(&brkexec_calls, 1, __ATOMIC_SEQ_CST);
+        }
+        return NULL;
+}
+
+static int cmd_brkexec(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), threads = num(argv[1]);
+        for (uint64_t i = 0; i < n; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0) {
+                        char *const av[] = { "/bin/true", NULL };
+                        pthread_t th;
+                        for (uint64_t t = 0; t < threads; t++)
+                                start_thread(&th, brk_spin, (void *)(uintptr_t)t);
+                        /* the break moves under malloc: no allocation after */
+                        brkexec_base = syscall(SYS_brk, 0);
+                        __atomic_store_n(&brkexec_go, 1, __ATOMIC_SEQ_CST);
+                        while (__atomic_load_n(&brkexec_calls, __ATOMIC_SEQ_CST) < (int)threads)
+                                ;
+                        execv(av[0], av);
+                        _exit(99);
+                }
+                print_status("status", (int)i + 1, pid, wait_child(pid));
+        }
+        say("done");
+        return 0;
+}
+
 /* threadexec MIB CMD...: the main thread maps and touches MIB; a non-leader
  * thread execs CMD while the main thread waits. */
 static int cmd_threadexec(int argc, char **argv)
@@ -1945,7 +1994,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids }, { "shmhuge", cmd_shmhuge },
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
