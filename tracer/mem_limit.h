@@ -59,9 +59,11 @@ void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid, uint64_t copy);
  * drop its reservation. */
 void mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
 
-/* A process was registered (the root, or a child at birth): read what its
- * address space already holds. */
-void mem_limit_register(struct tsandbox *sb, struct proc_entry *e);
+/* A process was registered (the root, or a child at birth, made by thread
+ * `parent_tid`, stopped in its fork event; 0 for the root): read what its
+ * address space already holds, and whose it is (one kcmp(2) KCMP_VM with
+ * its creator). */
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid);
 
 /* The sweep, every MEM_SWEEP_MS while a sandbox has a memory limit: memory
  * can grow without a request - a main stack by page faults, the image an

@@ -61,6 +61,12 @@ struct proc_entry {
                                    * replaces: reads nothing once that image is
                                    * gone; -1: none (nothing judged is kept
                                    * across the exec) */
+        uint64_t as_id;           /* its address space (memory limit): entries
+                                   * with one as_id share it (CLONE_VM, vfork).
+                                   * Sharing only begins at birth: a child takes
+                                   * its creator's when kcmp(2) says they share;
+                                   * an exec seen over gets a new one unless
+                                   * kcmp says it still shares (it failed) */
         bool vm_dup;              /* at the last exact re-read, its address space
                                    * was counted under another entry */
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in

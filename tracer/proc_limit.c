@@ -40,9 +40,10 @@ static void on_reap(struct proc_entry *e, void *ud)
         audit_emit(&sb->audit, "reap", f);
 }
 
-/* Register `pid` with a pidfd. Returns 0 (*out set), -ESRCH when it is
+/* Register `pid` (made by thread `parent_tid`; 0: the root) with a pidfd.
+ * Returns 0 (*out set), -ESRCH when it is
  * gone, or another -errno (out of descriptors or memory). */
-static int register_pid(struct tsandbox *sb, pid_t pid, struct proc_entry **out)
+static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, struct proc_entry **out)
 {
         int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
         if (pidfd < 0)
@@ -56,7 +57,7 @@ static int register_pid(struct tsandbox *sb, pid_t pid, struct proc_entry **out)
                 log_debug("cannot watch process %d: %s", pid, strerror(errno));
                 e->watch_reap = true;
         }
-        mem_limit_register(sb, e);
+        mem_limit_register(sb, e, parent_tid);
         *out = e;
         return 0;
 }
@@ -66,7 +67,7 @@ int proc_limit_start(struct tsandbox *sb)
         if (!sb->tracked)
                 return 0;
         struct proc_entry *e = NULL;
-        int r = register_pid(sb, sb->root, &e);
+        int r = register_pid(sb, sb->root, 0, &e);
         if (r < 0)
                 return r;
         sb->procs.peak = 1;
@@ -134,7 +135,7 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
         /* the child's own measure replaces its creator's reservation */
         mem_limit_fork_over(sb, parent_tid);
         struct proc_entry *e = NULL;
-        int r = register_pid(sb, child, &e);
+        int r = register_pid(sb, child, parent_tid, &e);
         if (r == -ESRCH) {
                 /* gone before we could look: nothing to count */
                 log_debug("child %d of %d: gone before registration", child, parent_tid);

@@ -46,6 +46,7 @@ struct tsandbox {
                                         * their copies, in the ledger */
         uint64_t fork_copy_bytes; /* their sum */
         uint64_t mem_peak;        /* highest ledger allowed */
+        uint64_t as_ids;          /* address-space ids given (proc_entry.as_id) */
         bool vm_clones;           /* a fork sharing the address space (vfork,
                                    * CLONE_VM) was allowed: entries may share one */
         uint64_t mem_unsettled;   /* bytes of such entries that exited since the

@@ -1371,6 +1371,50 @@ static int cmd_vmaspin(int argc, char **argv)
         return armed_until_eof();
 }
 
+/* The group ends (SIGKILL to all, this process included) when stdin does. */
+static void *kill_group_at_eof(void *arg)
+{
+        (void)arg;
+        char c;
+        while (read(0, &c, 1) > 0)
+                ;
+        kill(0, SIGKILL);
+        return NULL;
+}
+
+/* vmforest KIDS: KIDS children that wait, one vfork (so that address
+ * spaces may be shared in the sandbox), then "armed" and mmap/munmap of a
+ * writable page without end - each a judged request - until stdin ends. */
+static int cmd_vmforest(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t kids = num(argv[0]);
+        for (uint64_t i = 0; i < kids; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0)
+                        for (;;)
+                                pause();
+        }
+        pid_t v = vfork();
+        if (v == 0)
+                _exit(0);
+        if (v < 0)
+                fail("vfork");
+        wait_child(v);
+        pthread_t th;
+        start_thread(&th, kill_group_at_eof, NULL);
+        say("armed");
+        for (;;) {
+                void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+                munmap(p, PAGE);
+        }
+}
+
 /* manyvmas KIDS VMAS HOLD: KIDS children make VMAS mappings each at no
  * cost to the ledger (PROT_READ pages in a PROT_NONE reservation: never
  * notified), then this process maps HOLD MiB and makes a CLONE_VM peer, so
@@ -2001,7 +2045,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
