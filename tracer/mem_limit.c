@@ -283,10 +283,13 @@ void mem_limit_end(struct tsandbox *sb)
 /* The address space's measure through thread `tid` of `tgid` (any live
  * thread when tid is 0): /proc/<tgid>/statm reads zero once the leader
  * thread has exited, while the other threads still share the memory.
- * *unknown as for statm_file. */
-static uint64_t statm_data(pid_t tgid, pid_t tid, bool *unknown)
+ * *unknown as for statm_file; *via (may be NULL): the thread read through
+ * when not the leader, else 0. */
+static uint64_t statm_data(pid_t tgid, pid_t tid, bool *unknown, pid_t *via)
 {
         char path[96];
+        if (via)
+                *via = tid;
         if (tid > 0) {
                 snprintf(path, sizeof(path), "/proc/%d/task/%d/statm", tgid, tid);
                 return statm_file(path, unknown);
@@ -308,6 +311,8 @@ static uint64_t statm_data(pid_t tgid, pid_t tid, bool *unknown)
                 char p2[320];
                 snprintf(p2, sizeof(p2), "/proc/%d/task/%.255s/statm", tgid, de->d_name);
                 v = statm_file(p2, unknown);
+                if (v && via)
+                        *via = (pid_t)atoi(de->d_name);
         }
         closedir(d);
         return v;
@@ -352,10 +357,12 @@ static int thread_stat(struct proc_entry *e, pid_t tid, struct proc_stat *st)
  * when the leader's view is empty (0: any thread). statm is a seq_file: a
  * read at offset 0 renders it afresh, so the kept descriptor is re-read
  * without a path walk. 0 when the address space is gone (a zombie); the
- * last known value when it cannot be read for lack of descriptors. */
+ * last known value when it cannot be read for lack of descriptors.
+ * e->view_tid: the thread whose view it was (0: the leader's). */
 static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
 {
         char buf[256];
+        e->view_tid = 0;
         statm_open(e);
         if (e->statm_fd >= 0) {
                 ssize_t n = pread(e->statm_fd, buf, sizeof(buf) - 1, 0);
@@ -367,7 +374,7 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
                 }
         }
         bool unknown = false;
-        uint64_t v = statm_data(e->pid, tid, &unknown); /* the leader has exited */
+        uint64_t v = statm_data(e->pid, tid, &unknown, &e->view_tid); /* the leader has exited */
         return unknown && !v ? e->data : v;
 }
 
@@ -453,23 +460,32 @@ static bool fd_not_dev_zero(pid_t tid, int fd)
         return !(S_ISCHR(stx.stx_mode) && stx.stx_rdev_major == 1 && stx.stx_rdev_minor == 5);
 }
 
-/* The current break of `tgid`'s address space, seen through thread `tid`:
- * the end of [heap] in its maps - the first mapping at or above start_brk,
- * when it is the heap (the kernel names so the mapping that holds any of
- * [start_brk, brk]) - or start_brk when there is no heap yet. 0 if
- * unknown. */
+/* Heap pieces read_brk() follows at most: each is one PROCMAP_QUERY. */
+#define HEAP_PIECES_MAX 1024
+
+/* The current break of `tgid`'s address space, seen through thread `tid`
+ * (its own stat: the leader's shows start_brk 0 once it has exited, found
+ * in review): the end of the last [heap] mapping from start_brk - the
+ * kernel names so every mapping that holds any of [start_brk, brk], and an
+ * mprotect of part of the heap splits it (found in review: the first
+ * piece's end, taken for the break, charged the heap again at each brk) -
+ * or start_brk when there is no heap yet. 0 if unknown, or past
+ * HEAP_PIECES_MAX pieces. */
 static uint64_t read_brk(pid_t tgid, pid_t tid)
 {
         struct proc_stat st;
-        if (procfs_stat(tgid, &st) < 0)
+        if (procfs_task_stat(tgid, tid, &st) < 0)
                 return 0;
         struct procfs_maps m;
         struct proc_vma v;
         uint64_t end = 0;
+        int pieces = 0;
         procfs_maps_open(&m, tgid, tid, st.start_brk, 0);
-        if (procfs_maps_next(&m, &v) && !strcmp(v.name, "[heap]"))
+        while (pieces <= HEAP_PIECES_MAX && procfs_maps_next(&m, &v) && !strcmp(v.name, "[heap]")) {
                 end = v.end;
-        if (procfs_maps_close(&m) < 0)
+                pieces++;
+        }
+        if (procfs_maps_close(&m) < 0 || pieces > HEAP_PIECES_MAX)
                 return 0; /* not read: unknown */
         return end ? end : PAGE_UP(st.start_brk);
 }
@@ -616,40 +632,67 @@ static void exec_settle(struct proc_entry *e, bool over)
  * of a mapping unmapped from its middle is still the object's, and even a
  * read-only mapping allocates its pages when read. */
 struct inode_set {
-        struct { unsigned long ino; uint64_t extent; } *v;
-        size_t n, cap;
+        struct { unsigned long ino; uint64_t extent; bool used; } *v;
+        size_t n, cap; /* cap: 0 or a power of two, at most half full */
 };
+
+/* Where object `ino` is, or would go, in the set's open-addressed table
+ * (found in review: a linear search per mapping made one exact re-read of
+ * 60,000 shared objects take 6.4 s). */
+static size_t inode_slot(const struct inode_set *s, unsigned long ino)
+{
+        size_t i = (size_t)(ino * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
+        while (s->v[i].used && s->v[i].ino != ino)
+                i = (i + 1) & (s->cap - 1);
+        return i;
+}
+
+/* Make room for one more object. Returns false out of memory. */
+static bool inode_set_grow(struct inode_set *s)
+{
+        if (2 * (s->n + 1) <= s->cap)
+                return true;
+        struct inode_set t = { .cap = s->cap ? s->cap * 2 : 64 };
+        t.v = calloc(t.cap, sizeof(*t.v));
+        if (!t.v)
+                return false;
+        for (size_t i = 0; i < s->cap; i++)
+                if (s->v[i].used)
+                        t.v[inode_slot(&t, s->v[i].ino)] = s->v[i];
+        t.n = s->n;
+        free(s->v);
+        *s = t;
+        return true;
+}
 
 /* What `extent` bytes of object `ino` add to what the set has seen. */
 static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent)
 {
-        for (size_t i = 0; i < s->n; i++)
-                if (s->v[i].ino == ino) {
-                        uint64_t more = extent > s->v[i].extent ? extent - s->v[i].extent : 0;
-                        s->v[i].extent += more;
-                        return more;
-                }
-        if (s->n == s->cap) {
-                size_t cap = s->cap ? s->cap * 2 : 32;
-                void *v = realloc(s->v, cap * sizeof(*s->v));
-                if (!v)
-                        return extent; /* out of memory: may count twice, never less */
-                s->v = v;
-                s->cap = cap;
+        if (!inode_set_grow(s) && (!s->cap || !s->v[inode_slot(s, ino)].used))
+                return extent; /* out of memory: may count twice, never less */
+        size_t i = inode_slot(s, ino);
+        if (!s->v[i].used) {
+                s->v[i].used = true;
+                s->v[i].ino = ino;
+                s->v[i].extent = extent;
+                s->n++;
+                return extent;
         }
-        s->v[s->n].ino = ino;
-        s->v[s->n++].extent = extent;
-        return extent;
+        uint64_t more = extent > s->v[i].extent ? extent - s->v[i].extent : 0;
+        s->v[i].extent += more;
+        return more;
 }
 
-/* The anonymous shared memory of `pid` not seen yet; at least `known` when
- * its maps cannot be read whole (out of descriptors...). */
-static uint64_t shared_anon(pid_t pid, struct inode_set *seen, uint64_t known)
+/* The anonymous shared memory of `pid` not seen yet, through its thread
+ * `tid` (0: the leader; once the leader has exited its view has no address
+ * space - found in review: its shared memory was never counted); at least
+ * `known` when its maps cannot be read whole (out of descriptors...). */
+static uint64_t shared_anon(pid_t pid, pid_t tid, struct inode_set *seen, uint64_t known)
 {
         struct procfs_maps m;
         struct proc_vma v;
         uint64_t sum = 0;
-        procfs_maps_open(&m, pid, 0, 0, PROCFS_MAPS_SHARED);
+        procfs_maps_open(&m, pid, tid, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
                 if (vma_anon_shared(&v))
                         sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
@@ -825,7 +868,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                                 exec_settle(e, false);
                         e->data = entry_statm(e, 0);
                         if (!e->exec_tid) /* else as last read */
-                                e->shared = dup ? 0 : shared_anon(e->pid, &seen, e->shared);
+                                e->shared = dup ? 0 : shared_anon(e->pid, e->view_tid, &seen, e->shared);
                         grants_settle_grown(e);
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
@@ -1049,7 +1092,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
                 /* the child copies what other threads' calls add first */
                 copy = e->data + proc_entry_grants(e);
         } else {
-                copy = statm_data((pid_t)n->pid, n->pid, &unknown);
+                copy = statm_data((pid_t)n->pid, n->pid, &unknown, NULL);
         }
         uint64_t ledger = ledger_sum(sb, false, 0);
         bool exact = ledger + copy > sb->max_memory;

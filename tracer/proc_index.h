@@ -69,6 +69,9 @@ struct proc_entry {
                                    * kcmp says it still shares (it failed) */
         bool vm_dup;              /* at the last exact re-read, its address space
                                    * was counted under another entry */
+        pid_t view_tid;           /* the thread whose statm was last read, when
+                                   * not the leader's (its view is empty once
+                                   * it has exited); 0: the leader's */
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
                                    * statm field 6), counted once per shared
                                    * object across the sandbox */

@@ -55,23 +55,33 @@ bool shm_listing_parse(const char *line, struct shm_listing *out)
         return true;
 }
 
-/* The listing of segment `shmid`. Returns 0, -ENOENT (not listed: removed
- * since) or -errno. */
-static int shm_listing_read(int shmid, struct shm_listing *out)
+/* Segment `shmid` as the kernel holds it: shmctl(2) SHM_STAT_ANY (Linux
+ * 4.17) by the segment's index, which asks for no read permission, where
+ * IPC_STAT would. The id it returns must be `shmid`: else the segment was
+ * removed and its slot taken again. One call, where reading
+ * /proc/sysvipc/shm renders every segment of the namespace (found in
+ * review: 18.6 ms a lookup with 4,000 segments made outside any sandbox,
+ * under the tracer's one lock). Returns 0, -ENOENT (removed since) or
+ * -errno. */
+static int shm_stat(int shmid, struct shm_listing *out)
 {
-        FILE *f = fopen("/proc/sysvipc/shm", "re");
-        char *line = NULL;
-        size_t cap = 0;
-        int r = -ENOENT;
-        if (!f)
-                return -errno;
-        if (getline(&line, &cap, f) > 0) /* header */
-                while (r == -ENOENT && getline(&line, &cap, f) > 0)
-                        if (shm_listing_parse(line, out) && out->shmid == shmid)
-                                r = 0;
-        free(line);
-        fclose(f);
-        return r;
+        /* ipcid_to_idx(): the id's low 15 bits, or 24 with the
+         * ipcmni_extend boot option */
+        static const int idx_bits[] = { 15, 24 };
+        for (size_t i = 0; i < sizeof(idx_bits) / sizeof(idx_bits[0]); i++) {
+                struct shmid_ds ds;
+                int id = shmctl(shmid & ((1 << idx_bits[i]) - 1), SHM_STAT_ANY, &ds);
+                if (id < 0 && errno != EINVAL)
+                        return -errno;
+                if (id != shmid)
+                        continue;
+                *out = (struct shm_listing){ .key = ds.shm_perm.__key, .shmid = id, .size = ds.shm_segsz,
+                                             .mode = ds.shm_perm.mode, .cpid = ds.shm_cpid,
+                                             .uid = ds.shm_perm.uid, .cuid = ds.shm_perm.cuid,
+                                             .gid = ds.shm_perm.gid, .cgid = ds.shm_perm.cgid };
+                return 0;
+        }
+        return -ENOENT;
 }
 
 /* The caller `tid` as ipcperms() sees it for `seg`, from
@@ -133,7 +143,7 @@ int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result)
                 if (shmid < 0)
                         return errno == ENOENT ? 0 : -errno;
                 struct shm_listing seg = { 0 };
-                int r = shm_listing_read(shmid, &seg);
+                int r = shm_stat(shmid, &seg);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)

@@ -1212,15 +1212,16 @@ static int cmd_threadexec(int argc, char **argv)
 }
 
 struct leader_arg {
+        const char *kind;
         uint64_t len, count;
 };
 
-static void *thread_after_leader(void *arg)
+/* Wait until the leader of process `pid` is a zombie (its /proc stat says
+ * so): the process lives on in its other threads. */
+static void await_zombie_leader(pid_t pid)
 {
-        struct leader_arg *t = arg;
-        /* the leader is a zombie once /proc/<pid>/stat says so */
         char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
         for (int i = 0;; i++) {
                 int fd = open(path, O_RDONLY | O_CLOEXEC);
                 ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
@@ -1237,25 +1238,152 @@ static void *thread_after_leader(void *arg)
                 struct timespec ts = { 0, 1000000 };
                 nanosleep(&ts, NULL);
         }
+}
+
+static void *thread_after_leader(void *arg)
+{
+        struct leader_arg *t = arg;
+        await_zombie_leader(getpid());
         say("leader gone statm-of-pid %" PRIu64 " data %" PRIu64, statm_data_of("self"), data_now());
-        for (uint64_t i = 0; i < t->count; i++)
-                map_anon(t->len, MAP_PRIVATE);
+        for (uint64_t i = 0; i < t->count; i++) {
+                if (!strcmp(t->kind, "brk")) {
+                        int st = announce("brk", t->len);
+                        void *p = sbrk((intptr_t)t->len);
+                        if (p == (void *)-1)
+                                fail("sbrk");
+                        touch(p, t->len);
+                        say("ok %d", st);
+                } else if (!strcmp(t->kind, "sharedcycle")) {
+                        munmap(map_anon(t->len, MAP_SHARED), t->len);
+                } else {
+                        map_anon(t->len, MAP_PRIVATE);
+                }
+        }
         say("done data %" PRIu64, data_now());
         exit(0);
 }
 
-/* leaderexit MIB COUNT: the main thread exits (pthread_exit, the process
- * lives on in another thread), which then maps COUNT x MIB, touched. */
+/* leaderexit KIND MIB COUNT: the main thread exits (pthread_exit, the
+ * process lives on in another thread), which then asks COUNT times for MIB,
+ * touched. KIND: map (private, kept), brk (the break moved up, kept),
+ * sharedcycle (MAP_SHARED|MAP_ANONYMOUS, unmapped again). */
 static int cmd_leaderexit(int argc, char **argv)
 {
-        if (argc != 2)
+        if (argc != 3)
                 usage();
         static struct leader_arg t;
-        t.len = num(argv[0]) * MIB;
-        t.count = num(argv[1]);
+        t.kind = argv[0];
+        t.len = num(argv[1]) * MIB;
+        t.count = num(argv[2]);
         pthread_t th;
         start_thread(&th, thread_after_leader, &t);
         pthread_exit(NULL);
+}
+
+/* The group ends (SIGKILL to all, this process included) when stdin does. */
+static void *kill_group_at_eof(void *arg)
+{
+        (void)arg;
+        char c;
+        while (read(0, &c, 1) > 0)
+                ;
+        kill(0, SIGKILL);
+        return NULL;
+}
+
+/* A thread of its own, on a stack already mapped (no request), that
+ * waits. */
+static char holder_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int holder(void *arg)
+{
+        (void)arg;
+        for (;;)
+                syscall(SYS_pause);
+        return 0;
+}
+
+/* hideshared MIB: maps MIB of MAP_SHARED|MAP_ANONYMOUS memory, touched;
+ * forks a child whose leader exits, leaving a thread that holds the
+ * memory; unmaps its own mapping ("hidden"), then maps MIB shared again. */
+static int cmd_hideshared(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t len = num(argv[0]) * MIB;
+        void *p = map_anon(len, MAP_SHARED);
+        pid_t pid = fork();
+        if (pid < 0)
+                fail("fork");
+        if (pid == 0) {
+                if (clone(holder, holder_stack + sizeof(holder_stack),
+                          CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+                          NULL) < 0)
+                        fail("clone");
+                syscall(SYS_exit, 0);
+        }
+        await_zombie_leader(pid);
+        munmap(p, len);
+        say("hidden in %d", (int)pid);
+        map_anon(len, MAP_SHARED);
+        say("done");
+        kill(pid, SIGKILL);
+        return 0;
+}
+
+/* heapsplit MIB MORE: grows the heap by MIB (brk), touched, makes its
+ * first page read-only (an mprotect that splits the heap), then grows it
+ * MORE times by 1 MiB. */
+static int cmd_heapsplit(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t len = num(argv[0]) * MIB, more = num(argv[1]);
+        char *b = sbrk(0);
+        char *h = (char *)PAGE_UP((uintptr_t)b);
+        if (sbrk(h - b) == (void *)-1 || sbrk((intptr_t)len) == (void *)-1)
+                fail("sbrk");
+        touch(h, len);
+        if (mprotect(h, PAGE, PROT_READ))
+                fail("mprotect");
+        for (uint64_t i = 0; i < more; i++) {
+                int st = announce("brk", MIB);
+                void *p = sbrk(MIB);
+                if (p == (void *)-1)
+                        fail("sbrk");
+                touch(p, MIB);
+                say("ok %d", st);
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
+/* sharedmany N: maps N one-page MAP_SHARED|MAP_ANONYMOUS objects (each its
+ * own), says "armed", then, until stdin ends, forks children that each ask
+ * for 1 TiB (killed: each kill an exact re-read of the N objects, twice
+ * over). */
+static int cmd_sharedmany(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t n = num(argv[0]);
+        for (uint64_t i = 0; i < n; i++)
+                if (mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+                        fail("mmap");
+        pthread_t th;
+        start_thread(&th, kill_group_at_eof, NULL);
+        say("armed");
+        for (;;) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        fail("fork");
+                if (pid == 0) {
+                        mmap(NULL, 1ull << 40, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                             -1, 0);
+                        _exit(0);
+                }
+                wait_child(pid);
+        }
 }
 
 /* clonevm HOLD MIB: HOLD MiB touched; a child made with
@@ -1369,17 +1497,6 @@ static int cmd_vmaspin(int argc, char **argv)
                 usage();
         vma_kids(num(argv[0]), num(argv[1]), true);
         return armed_until_eof();
-}
-
-/* The group ends (SIGKILL to all, this process included) when stdin does. */
-static void *kill_group_at_eof(void *arg)
-{
-        (void)arg;
-        char c;
-        while (read(0, &c, 1) > 0)
-                ;
-        kill(0, SIGKILL);
-        return NULL;
 }
 
 /* vmforest KIDS: KIDS children that wait, one vfork (so that address
@@ -2045,7 +2162,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
