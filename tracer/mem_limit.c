@@ -913,11 +913,12 @@ uint64_t mem_limit_exact_wait_ns(struct tsandbox *sb)
  * already gone, count in the last readings: found in review, a program
  * mapping and unmapping 1 MiB in a loop was killed at 1 GiB). The sandbox
  * waits, no other. Returns NOTIF_ANSWERED, or ENOMEM out of memory. */
-static int mem_hold(struct tsandbox *sb, const struct seccomp_notif *n)
+static int mem_hold(struct tsandbox *sb, const struct seccomp_notif *n, int fd_look)
 {
         struct held_notif *h = held_notif_new(n);
         if (!h)
                 return ENOMEM;
+        h->fd_look = fd_look;
         uint64_t wait = mem_limit_exact_wait_ns(sb);
         h->retry_ns = mono_ns() + wait;
         h->next = sb->mem_held;
@@ -946,9 +947,10 @@ void mem_limit_retry(struct tsandbox *sb)
                 struct held_notif *h = due;
                 due = h->next;
                 struct seccomp_notif n;
+                int fd_look = h->fd_look;
                 if (!held_notif_take(sb->listener, h, &n))
                         continue; /* its task died */
-                int err = mem_limit_notify(sb, &n);
+                int err = mem_limit_notify(sb, &n, fd_look);
                 if (err != NOTIF_ANSWERED)
                         notif_respond(sb->listener, n.id, err);
         }
@@ -1362,7 +1364,19 @@ static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e
         return st->num_threads == 1 && !shares_vm(sb, e, NULL);
 }
 
-int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
+bool mem_limit_fd_look_wanted(const struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        const uint64_t *args = (const uint64_t *)n->data.args;
+        return sb->max_memory && n->data.nr == SYS_mmap && (args[3] & MAP_TYPE) != MAP_PRIVATE &&
+               !(args[3] & MAP_ANONYMOUS);
+}
+
+int mem_limit_fd_look(const struct seccomp_notif *n)
+{
+        return fd_not_dev_zero((pid_t)n->pid, (int)n->data.args[4]) ? MEM_FD_NOT_ZERO : MEM_FD_MAYBE_ZERO;
+}
+
+int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_look)
 {
         if (!sb->max_memory)
                 return ENOSYS; /* not routed without a limit */
@@ -1376,8 +1390,12 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                 return 0; /* a query */
         /* a file mapped shared is page cache, except /dev/zero */
         bool shared_map = n->data.nr == SYS_mmap && (args[3] & MAP_TYPE) != MAP_PRIVATE;
-        if (shared_map && !(args[3] & MAP_ANONYMOUS) && fd_not_dev_zero((pid_t)n->pid, (int)args[4]))
-                return 0;
+        if (mem_limit_fd_look_wanted(sb, n)) {
+                if (fd_look == MEM_FD_UNSEEN)
+                        fd_look = mem_limit_fd_look(n);
+                if (fd_look == MEM_FD_NOT_ZERO)
+                        return 0;
+        }
         /* A copy or move of (part of) the main stack would be a second
          * mapping that grows down by page faults, up to RLIMIT_STACK,
          * never notified: refused, as MAP_GROWSDOWN is. */
@@ -1453,7 +1471,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n)
                                 growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
                         exact_spent(sb, start);
                 } else if (ledger + growth > sb->max_memory) {
-                        return mem_hold(sb, n); /* only the exact look may kill */
+                        return mem_hold(sb, n, fd_look); /* only the exact look may kill */
                 }
                 if (!shared_map)
                         grant = growth;

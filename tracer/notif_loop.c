@@ -63,15 +63,17 @@ static void exec_record(struct tsandbox *sb, const struct seccomp_notif *n, cons
         }
 }
 
-/* Execs whose path and argv a receiver read but could not record (the
- * tracer lock was busy): left to the main loop with the notification.
+/* What a receiver read of a notification off the tracer lock, and could
+ * not use itself (the lock was busy): left to the main loop with the
+ * notification - an exec's path and argv, or what an mmap's descriptor is.
  * Under exec_lock, which also orders a receiver's look at its sandbox
  * before the sandbox is freed (notif_forget). */
 struct pre_read {
         const struct tsandbox *sb;
         uint64_t id;
         struct exec_record rec;
-        bool read;
+        bool read;                /* rec holds an exec's record */
+        int fd_look;              /* an mmap's descriptor (enum mem_fd_look) */
         struct pre_read *next;
 };
 static pthread_mutex_t exec_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -105,10 +107,8 @@ static void exec_let_run(struct tsandbox *sb, const struct seccomp_notif *n, con
         mem_limit_exec(sb, (pid_t)n->pid);
 }
 
-/* execve/execveat on the main loop: record what its receiver read (the
- * main loop never reads a sandbox's memory: a stalled file system behind it
- * would hold every sandbox), then let the kernel do it. */
-static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
+/* Take what a receiver read of notification `n` (NULL: nothing). */
+static struct pre_read *pre_read_take(const struct tsandbox *sb, const struct seccomp_notif *n)
 {
         struct pre_read *p = NULL;
         pthread_mutex_lock(&exec_lock);
@@ -119,6 +119,31 @@ static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
                         break;
                 }
         pthread_mutex_unlock(&exec_lock);
+        return p;
+}
+
+/* Leave `p` (owned by the list from now on; NULL: out of memory, nothing
+ * kept) to the main loop, unless receiver `rx` is stopping. Returns
+ * whether it was kept. */
+static bool pre_read_leave(struct pre_read *p, struct notif_rx *rx)
+{
+        bool kept = false;
+        pthread_mutex_lock(&exec_lock);
+        if (p && !notif_rx_stopping(rx)) {
+                p->next = pre_reads;
+                pre_reads = p;
+                kept = true;
+        }
+        pthread_mutex_unlock(&exec_lock);
+        return kept;
+}
+
+/* execve/execveat on the main loop: record what its receiver read (the
+ * main loop never reads a sandbox's memory: a stalled file system behind it
+ * would hold every sandbox), then let the kernel do it. */
+static void handle_exec(struct tsandbox *sb, const struct seccomp_notif *n)
+{
+        struct pre_read *p = pre_read_take(sb, n);
         exec_let_run(sb, n, p && p->read ? &p->rec : NULL);
         if (p && p->read)
                 exec_record_free(&p->rec);
@@ -166,14 +191,21 @@ static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
         case SYS_execveat:
                 handle_exec(sb, n);
                 return 0;
-        case SYS_mmap:
+        case SYS_mmap: {
+                /* what its receiver found its descriptor to be, if it looked */
+                struct pre_read *p = mem_limit_fd_look_wanted(sb, n) ? pre_read_take(sb, n) : NULL;
+                int look = p ? p->fd_look : MEM_FD_UNSEEN;
+                free(p);
+                fork_trace_call_seen((pid_t)n->pid);
+                return mem_limit_notify(sb, n, look);
+        }
         case SYS_mprotect:
         case SYS_pkey_mprotect:
         case SYS_brk:
         case SYS_mremap:
         case SYS_shmget:
                 fork_trace_call_seen((pid_t)n->pid);
-                return mem_limit_notify(sb, n);
+                return mem_limit_notify(sb, n, MEM_FD_UNSEEN);
         case SYS_unshare:
         case SYS_setns:
                 fork_trace_call_seen((pid_t)n->pid);
@@ -238,17 +270,39 @@ static bool inline_exec(struct tsandbox *sb, const struct seccomp_notif *n, stru
                 return true;
         }
         struct pre_read *p = calloc(1, sizeof(*p));
-        pthread_mutex_lock(&exec_lock);
-        if (p && !notif_rx_stopping(rx)) {
-                *p = (struct pre_read){ .sb = sb, .id = n->id, .rec = rec, .read = read, .next = pre_reads };
-                pre_reads = p;
-                p = NULL;
+        if (p)
+                *p = (struct pre_read){ .sb = sb, .id = n->id, .rec = rec, .read = read };
+        if (pre_read_leave(p, rx))
                 read = false; /* the main loop's now */
-        }
-        pthread_mutex_unlock(&exec_lock);
-        free(p);
+        else
+                free(p);
         if (read)
                 exec_record_free(&rec);
+        return false;
+}
+
+/* An mmap(MAP_SHARED) of a file on the receiver thread: its descriptor is
+ * looked at without the lock (mem_limit_fd_look(): as costly as the
+ * sandbox makes it, so only this sandbox waits), then judged here if the
+ * tracer lock is free at once, else left to the main loop with what was
+ * found. Returns as notif_inline(). */
+static bool inline_fd_mmap(struct tsandbox *sb, struct seccomp_notif *n, struct notif_rx *rx)
+{
+        int look = mem_limit_fd_look(n);
+        if (pthread_mutex_trylock(&tracer_lock) == 0) {
+                bool ok = serving(sb, rx);
+                if (ok) {
+                        fork_trace_call_seen((pid_t)n->pid);
+                        answer(sb, n->id, mem_limit_notify(sb, n, look));
+                }
+                pthread_mutex_unlock(&tracer_lock);
+                return ok;
+        }
+        struct pre_read *p = calloc(1, sizeof(*p));
+        if (p)
+                *p = (struct pre_read){ .sb = sb, .id = n->id, .fd_look = look };
+        if (!pre_read_leave(p, rx))
+                free(p); /* looked at again on the main loop */
         return false;
 }
 
@@ -263,6 +317,16 @@ bool notif_inline(void *ctx, struct seccomp_notif *n, struct notif_rx *rx)
         case SYS_execve:
         case SYS_execveat:
                 return inline_exec(sb, n, rx);
+        case SYS_mmap: {
+                /* the sandbox is alive while its receiver is not stopping
+                 * (notif_forget, before it is freed, takes exec_lock) */
+                pthread_mutex_lock(&exec_lock);
+                bool look = !notif_rx_stopping(rx) && mem_limit_fd_look_wanted(sb, n);
+                pthread_mutex_unlock(&exec_lock);
+                if (look)
+                        return inline_fd_mmap(sb, n, rx);
+                break;
+        }
         default:
                 break;
         }

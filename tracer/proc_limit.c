@@ -219,6 +219,7 @@ struct held_notif *held_notif_new(const struct seccomp_notif *n)
                 h->tid = (pid_t)n->pid;
                 h->nr = n->data.nr;
                 memcpy(h->args, n->data.args, sizeof(h->args));
+                h->fd_look = -1; /* MEM_FD_UNSEEN */
         }
         return h;
 }

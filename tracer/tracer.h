@@ -26,6 +26,8 @@ struct held_notif {
         uint64_t retry_ns;        /* exec lock: when to try again (0: frozen) */
         uint64_t backoff_ns;      /* exec lock: the wait before that */
         pid_t tgid;               /* exec lock: the process of `tid` */
+        int fd_look;              /* memory: what its descriptor was found
+                                   * to be (enum mem_fd_look) */
         struct held_notif *next;
 };
 

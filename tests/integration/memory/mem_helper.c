@@ -1291,6 +1291,35 @@ static void *kill_group_at_eof(void *arg)
         return NULL;
 }
 
+/* fdlocks N: a file of $TMPDIR (or /tmp) with N POSIX locks on it - each
+ * a line of its /proc fdinfo - then "armed", and mmap(MAP_SHARED) of it
+ * (page cache: never counted, but its descriptor is looked at) without end,
+ * until stdin ends. */
+static int cmd_fdlocks(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t n = num(argv[0]);
+        const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)PAGE_UP(2 * n + 1)))
+                fail("tmpfile");
+        for (uint64_t i = 0; i < n; i++) {
+                struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(2 * i), .l_len = 1 };
+                if (fcntl(fd, F_SETLK, &l))
+                        fail("fcntl");
+        }
+        pthread_t th;
+        start_thread(&th, kill_group_at_eof, NULL);
+        say("armed");
+        for (;;) {
+                void *p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+                munmap(p, PAGE);
+        }
+}
+
 /* A thread of its own, on a stack already mapped (no request), that
  * waits. */
 static char holder_stack[64 * 1024] __attribute__((aligned(16)));
@@ -2162,7 +2191,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
