@@ -1531,6 +1531,13 @@ print("done")
         self.assertEqual(lines[-1], b"armed\n", lines)
         return attacker
 
+    def assertRunsBeside(self, d, opts, helper_args, bound):
+        """Another user's /bin/true runs each take under `bound` seconds
+        beside a sandbox of the helper (runs_beside)."""
+        runs = self.runs_beside(d, self.start_attacker(d, opts, helper_args))
+        self.assertLess(max(runs), bound, "runs beside %s took %s s" % (
+            " ".join(helper_args), " ".join("%.2f" % t for t in runs)))
+
     def runs_beside(self, d, attacker, seconds=6):
         """Seconds each of another user's /bin/true runs takes beside
         `attacker` (at least five, for `seconds` at least: a re-read the
@@ -1591,12 +1598,9 @@ print("done")
         # sandbox for about 8 s. Sharing is now known from birth (one kcmp
         # with the creator) and exec.
         d, _ = self.start_daemon()
-        attacker = self.start_attacker(d, ["--max-memory", "8G", "--max-procs", "3100"], ["vmforest", "3000"])
-        runs = self.runs_beside(d, attacker)
         # a generous bound: one run took the whole re-read (8-9 s) before,
         # each 0.1-0.3 s now
-        self.assertLess(max(runs), 2.5, "runs beside the sandbox of 3,000 processes took %s s" %
-                        " ".join("%.2f" % t for t in runs))
+        self.assertRunsBeside(d, ["--max-memory", "8G", "--max-procs", "3100"], ["vmforest", "3000"], 2.5)
 
     def test_exact_reread_of_many_shared_objects(self):
         # Found in review: each shared object a re-read met was looked up
@@ -1605,11 +1609,8 @@ print("done")
         # every sandbox for 5-11 s under the one tracer lock. The objects
         # are now in a hash table.
         d, _ = self.start_daemon()
-        attacker = self.start_attacker(d, ["--max-memory", "1G", "--max-procs", "8"], ["sharedmany", "60000"])
-        runs = self.runs_beside(d, attacker)
         # a generous bound: a run took a whole re-read before
-        self.assertLess(max(runs), 2.0, "runs beside the sandbox of 60,000 shared objects took %s s" %
-                        " ".join("%.2f" % t for t in runs))
+        self.assertRunsBeside(d, ["--max-memory", "1G", "--max-procs", "8"], ["sharedmany", "60000"], 2.0)
 
     def test_descriptor_looks_do_not_hold_other_sandboxes(self):
         # Found in review: an mmap(MAP_SHARED) of a file has its descriptor
@@ -1619,11 +1620,8 @@ print("done")
         # with 20,000 locks, each of another user's runs took 1-20 s. The
         # look is now made on the sandbox's own receiver thread.
         d, _ = self.start_daemon()
-        attacker = self.start_attacker(d, ["--max-memory", "1G"], ["fdlocks", "20000"])
-        runs = self.runs_beside(d, attacker)
         # a generous bound: 1-20 s each before, 0.05-0.6 s now
-        self.assertLess(max(runs), 3, "runs beside the sandbox looking at 20,000 locks took %s s" %
-                        " ".join("%.2f" % t for t in runs))
+        self.assertRunsBeside(d, ["--max-memory", "1G"], ["fdlocks", "20000"], 3)
 
 if __name__ == "__main__":
     unittest.main()
