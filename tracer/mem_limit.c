@@ -548,9 +548,11 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
         return tgid > 0 ? proc_index_find(&sb->procs, tgid) : NULL;
 }
 
-/* Whether processes `a` and `b` share one address space now: kcmp(2)
+/* Whether threads `a` and `b` share one address space now: kcmp(2)
  * KCMP_VM, never asked of a process whose exec may be under way (kcmp
- * waits for the exec, which a stalled file system can hold). */
+ * waits for the exec, which a stalled file system can hold). Live threads:
+ * a leader that has exited has no address space (found in review: asked
+ * of it, a CLONE_VM child looked unshared and was counted twice). */
 static bool kcmp_vm(pid_t a, pid_t b)
 {
         return syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
@@ -567,16 +569,18 @@ static bool same_address_space(const struct proc_entry *a, const struct proc_ent
         return !a->exec_tid && !b->exec_tid && a->as_id == b->as_id;
 }
 
-/* After an exec of `e` is over (it may have failed): it keeps its as_id
- * only if it still shares the address space of another live process of
- * that id (whose as_id is current: kept at its own execs) - one kcmp;
- * else, or when that cannot be asked (the other's exec is pending), a new
- * one (alone: counted on its own, the safe side). */
-static void as_refresh(struct tsandbox *sb, struct proc_entry *e)
+/* After an exec of `e` is over (it may have failed; `tid`: its thread seen
+ * again, alive): it keeps its as_id only if it still shares the address
+ * space of another live process of that id (whose as_id is current: kept
+ * at its own execs) - one kcmp, through the thread last read of that one
+ * (view_tid: its leader may have exited); else, or when that cannot be
+ * asked (the other's exec is pending, the thread is gone), a new one
+ * (alone: counted on its own, the safe side). */
+static void as_refresh(struct tsandbox *sb, struct proc_entry *e, pid_t tid)
 {
         for (struct proc_entry *o = sb->procs.head; o; o = o->next)
                 if (o != e && !o->exited && o->as_id == e->as_id) {
-                        if (!o->exec_tid && kcmp_vm(o->pid, e->pid))
+                        if (!o->exec_tid && kcmp_vm(o->view_tid ? o->view_tid : o->pid, tid))
                                 return;
                         break;
                 }
@@ -584,15 +588,36 @@ static void as_refresh(struct tsandbox *sb, struct proc_entry *e)
 }
 
 /* Whether `e` shares its address space with another live entry (clone(2)
- * CLONE_VM without CLONE_THREAD, a vfork child before its exec), looking
- * only at the entries before `stop` in the list (NULL: all). */
-static bool shares_vm(struct tsandbox *sb, struct proc_entry *e, const struct proc_entry *stop)
+ * CLONE_VM without CLONE_THREAD, a vfork child before its exec). */
+static bool shares_vm(struct tsandbox *sb, struct proc_entry *e)
 {
         if (!sb->vm_clones)
                 return false; /* every entry has an address space of its own */
-        for (struct proc_entry *o = sb->procs.head; o && o != stop; o = o->next)
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next)
                 if (o != e && !o->exited && same_address_space(o, e))
                         return true;
+        return false;
+}
+
+/* Whether another entry counts `e`'s address space in its place, at an
+ * exact re-read (every e->data just read): the sharer that read the most
+ * of it, the first of them on a tie. A sharer whose exit is not seen yet
+ * reads nothing (found in review: counted in place of its live sharer
+ * because it came first, it let a vfork child's 48 MiB go uncounted, so
+ * that another child got 40 MiB at 64M). */
+static bool counted_elsewhere(struct tsandbox *sb, const struct proc_entry *e)
+{
+        if (!sb->vm_clones)
+                return false;
+        bool before = true;
+        for (struct proc_entry *o = sb->procs.head; o; o = o->next) {
+                if (o == e) {
+                        before = false;
+                        continue;
+                }
+                if (!o->exited && same_address_space(o, e) && (o->data > e->data || (o->data == e->data && before)))
+                        return true;
+        }
         return false;
 }
 
@@ -686,7 +711,9 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
 /* The anonymous shared memory of `pid` not seen yet, through its thread
  * `tid` (0: the leader; once the leader has exited its view has no address
  * space - found in review: its shared memory was never counted); at least
- * `known` when its maps cannot be read whole (out of descriptors...). */
+ * `known` when its maps cannot be read whole (out of descriptors...), but
+ * none once its address space is gone (an exit not seen yet: what it
+ * mapped is counted through its sharers, if any). */
 static uint64_t shared_anon(pid_t pid, pid_t tid, struct inode_set *seen, uint64_t known)
 {
         struct procfs_maps m;
@@ -696,7 +723,10 @@ static uint64_t shared_anon(pid_t pid, pid_t tid, struct inode_set *seen, uint64
         while (procfs_maps_next(&m, &v))
                 if (vma_anon_shared(&v))
                         sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
-        if (procfs_maps_close(&m) < 0 && sum < known)
+        int r = procfs_maps_close(&m);
+        /* -ENOENT through the leader (entry_statm found no other thread
+         * with an address space): none left to read */
+        if (r < 0 && (r != -ENOENT || tid) && sum < known)
                 return known; /* not read whole: never less than before */
         return sum;
 }
@@ -846,6 +876,18 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         if (exact) {
                 shm_refresh(sb, tid);
                 sb->mem_unsettled = 0; /* what it stood for is re-read below */
+                for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
+                        if (e->exited)
+                                continue;
+                        /* grants first: one that ends after the re-read
+                         * must still count */
+                        grants_settle(e, tid, true);
+                        /* before its measure: a statm that shows the new
+                         * image is never held against the old judgement */
+                        if (e->exec_tid)
+                                exec_settle(e, false);
+                        e->data = entry_statm(e, 0);
+                }
         }
         uint64_t sum = sb->shm_bytes + sb->fork_copy_bytes + sb->mem_unsettled;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
@@ -853,22 +895,16 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         continue; /* its address space is gone */
                 bool dup = false;
                 if (exact) {
-                        /* grants first: one that ends after the re-read
-                         * must still count */
-                        grants_settle(e, tid, true);
                         /* one address space counts once (here; between
                          * exact re-reads each entry counts its own last
                          * reading, since a sharer's exec or exit ends the
                          * sharing unseen) */
-                        dup = shares_vm(sb, e, e); /* with an earlier one */
-                        e->vm_dup = dup;
-                        /* before its measure: a statm that shows the new
-                         * image is never held against the old judgement */
-                        if (e->exec_tid)
-                                exec_settle(e, false);
-                        e->data = entry_statm(e, 0);
+                        dup = e->vm_dup = counted_elsewhere(sb, e);
+                        /* every sharer's maps: an object counts once
+                         * (seen), and one whose exit is not seen yet
+                         * reads none */
                         if (!e->exec_tid) /* else as last read */
-                                e->shared = dup ? 0 : shared_anon(e->pid, e->view_tid, &seen, e->shared);
+                                e->shared = shared_anon(e->pid, e->view_tid, &seen, e->shared);
                         grants_settle_grown(e);
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
@@ -1014,7 +1050,7 @@ static void exec_over(struct proc_entry *e, pid_t tid)
                 e->exec_tid = 0;
                 exec_settle(e, true);
                 if (e->sb && e->sb->vm_clones)
-                        as_refresh(e->sb, e);
+                        as_refresh(e->sb, e, tid);
         }
 }
 
@@ -1036,7 +1072,7 @@ static bool exec_pending_elsewhere(struct tsandbox *sb, const struct proc_entry 
 static int exec_watch_open(struct tsandbox *sb, struct proc_entry *e)
 {
         char path[64];
-        if (e->exec_tid || (sb->vm_clones && (shares_vm(sb, e, NULL) || exec_pending_elsewhere(sb, e))))
+        if (e->exec_tid || (sb->vm_clones && (shares_vm(sb, e) || exec_pending_elsewhere(sb, e))))
                 return -1;
         snprintf(path, sizeof(path), "/proc/%d/maps", e->pid);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1161,11 +1197,12 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
         /* a forked child starts with a copy of its parent's commitment */
         if (!sb->max_memory || e->exited)
                 return;
-        /* its address space: its creator's (stopped in its fork event, so
-         * not exec'ing itself; one whose sibling's exec is pending is not
-         * asked, and the child stands alone), or its own */
+        /* its address space: its creator's (asked of the creating thread,
+         * stopped in its fork event, so alive and not exec'ing itself; one
+         * whose sibling's exec is pending is not asked, and the child
+         * stands alone), or its own */
         struct proc_entry *p = sb->vm_clones && parent_tid > 0 ? entry_of(sb, parent_tid) : NULL;
-        if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(p->pid, e->pid))
+        if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(parent_tid, e->pid))
                 e->as_id = p->as_id;
         else
                 e->as_id = ++sb->as_ids;
@@ -1361,7 +1398,7 @@ void mem_limit_sweep(struct tsandbox *sb)
  * its maps still hold when the call runs. */
 static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e, const struct proc_stat *st)
 {
-        return st->num_threads == 1 && !shares_vm(sb, e, NULL);
+        return st->num_threads == 1 && !shares_vm(sb, e);
 }
 
 bool mem_limit_fd_look_wanted(const struct tsandbox *sb, const struct seccomp_notif *n)

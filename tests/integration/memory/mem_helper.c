@@ -1240,9 +1240,21 @@ static void await_zombie_leader(pid_t pid)
         }
 }
 
+/* A CLONE_VM peer's stack, and all it does: wait. */
+static char vmpeer_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int vmpeer(void *arg)
+{
+        (void)arg;
+        for (;;)
+                pause();
+        return 0;
+}
+
 static void *thread_after_leader(void *arg)
 {
         struct leader_arg *t = arg;
+        pid_t peer = 0;
         await_zombie_leader(getpid());
         say("leader gone statm-of-pid %" PRIu64 " data %" PRIu64, statm_data_of("self"), data_now());
         for (uint64_t i = 0; i < t->count; i++) {
@@ -1255,18 +1267,27 @@ static void *thread_after_leader(void *arg)
                         say("ok %d", st);
                 } else if (!strcmp(t->kind, "sharedcycle")) {
                         munmap(map_anon(t->len, MAP_SHARED), t->len);
+                } else if (!strcmp(t->kind, "clonevm")) {
+                        /* MIB first, then a CLONE_VM peer, then 1 MiB each */
+                        map_anon(i ? MIB : t->len, MAP_PRIVATE);
+                        if (!i && (peer = clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD,
+                                                NULL)) < 0)
+                                fail("clone");
                 } else {
                         map_anon(t->len, MAP_PRIVATE);
                 }
         }
         say("done data %" PRIu64, data_now());
+        if (peer > 0)
+                kill(peer, SIGKILL);
         exit(0);
 }
 
 /* leaderexit KIND MIB COUNT: the main thread exits (pthread_exit, the
  * process lives on in another thread), which then asks COUNT times for MIB,
  * touched. KIND: map (private, kept), brk (the break moved up, kept),
- * sharedcycle (MAP_SHARED|MAP_ANONYMOUS, unmapped again). */
+ * sharedcycle (MAP_SHARED|MAP_ANONYMOUS, unmapped again), clonevm (MIB
+ * once, then a CLONE_VM peer, then 1 MiB each time). */
 static int cmd_leaderexit(int argc, char **argv)
 {
         if (argc != 3)
@@ -1568,17 +1589,6 @@ static int cmd_vmforest(int argc, char **argv)
  * is over any limit between HOLD and twice HOLD and every sweep wants the
  * exact look - every process's maps. Says "armed", then holds until its
  * stdin ends. */
-/* A CLONE_VM peer's stack, and all it does: wait. */
-static char vmpeer_stack[64 * 1024] __attribute__((aligned(16)));
-
-static int vmpeer(void *arg)
-{
-        (void)arg;
-        for (;;)
-                pause();
-        return 0;
-}
-
 static int cmd_manyvmas(int argc, char **argv)
 {
         if (argc != 3)
