@@ -393,15 +393,8 @@ static void on_parent(struct trace_rec *r, int status)
         pid_t tid = r->tid;
 
         if (r->vfork_child) {
-                /* past its fork: an interrupt sent before its vfork event
-                 * (fork_trace_settle, on a slow parent) stops it, and is
-                 * not the end (found in review: ended there, the child
-                 * was counted on its own while still sharing); else its
-                 * VFORK_DONE, its death, or another stop that came first
-                 * (a signal is passed on by the detach) */
-                if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP && WSTOPSIG(status) == SIGTRAP &&
-                    ptrace(PTRACE_CONT, tid, 0, 0) == 0)
-                        return;
+                /* past its fork: its VFORK_DONE, or its death, or a stop
+                 * that came first (a signal is passed on by the detach) */
                 if (WIFSTOPPED(status) || WIFEXITED(status) || WIFSIGNALED(status))
                         vfork_wait_end(r, WIFSTOPPED(status) && (status >> 16) == 0 ? WSTOPSIG(status) : 0);
                 return;

@@ -581,14 +581,14 @@ static bool same_address_space(const struct proc_entry *a, const struct proc_ent
  * (alone: counted on its own, the safe side). */
 static void as_refresh(struct tsandbox *sb, struct proc_entry *e, pid_t tid)
 {
+        e->vfork_child = false;
         for (struct proc_entry *o = sb->procs.head; o; o = o->next)
                 if (o != e && !o->exited && o->as_id == e->as_id) {
                         if (!o->exec_tid && kcmp_vm(o->view_tid ? o->view_tid : o->pid, tid))
-                                return; /* still shared (a vfork child's exec that failed or restarts) */
+                                return;
                         break;
                 }
         e->as_id = ++sb->as_ids;
-        e->vfork_child = false;
 }
 
 /* Whether `e` shares its address space with another live entry (clone(2)
