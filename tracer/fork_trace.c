@@ -187,18 +187,6 @@ static void rec_free(struct trace_rec *r)
         free(r);
 }
 
-/* Forget parent record `r`, whose thread is no longer traced: its fork is
- * over, or - a vfork waiter's, whose fork was over at its event - the wait
- * is. */
-static void rec_trace_end(struct trace_rec *r)
-{
-        if (r->vfork_child)
-                mem_limit_vfork_done(r->sb, r->vfork_child);
-        else
-                proc_limit_fork_done(r->sb, r->tid);
-        rec_free(r);
-}
-
 int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
 {
         struct trace_rec *r = rec_find(tid);
@@ -208,20 +196,16 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
                  * a sibling's exec, which took over its tid (ptrace(2)
                  * reports no death for it) - and the caller is that
                  * sibling, not traced */
-                rec_trace_end(r);
+                proc_limit_fork_done(r->sb, tid);
+                rec_free(r);
                 r = NULL;
         }
-        if (r && !r->is_child && r->vfork_child) {
-                /* a vfork waiter's tid, traced again: that wait is over */
-                mem_limit_vfork_done(r->sb, r->vfork_child);
-                r->vfork_child = 0;
-        } else if (r && !r->is_child) {
+        if (r && !r->is_child) {
                 /* Still seized from its last fork, which therefore created
                  * nothing (a fork event would have stopped it): that one is
                  * over, this one reuses the trace. */
                 proc_limit_fork_done(r->sb, tid);
-        }
-        if (!r || r->is_child) {
+        } else {
                 /* EXITKILL: should the tracer die mid-way, the traced tasks
                  * die rather than run unregistered. */
                 /* TRACEEXEC: an exec by a non-leader changes its tid
@@ -525,11 +509,11 @@ void fork_trace_collect(void)
                         unsigned long former = 0;
                         ptrace(PTRACE_GETEVENTMSG, pid, 0, &former);
                         struct trace_rec *x = rec_find((pid_t)former);
-                        ptrace(PTRACE_DETACH, pid, 0, 0);
                         if (x && x->vfork_child) {
-                                rec_trace_end(x); /* never a vfork waiter's: let go */
+                                vfork_wait_end(x, 0); /* killed by that exec */
                                 continue;
                         }
+                        ptrace(PTRACE_DETACH, pid, 0, 0);
                         if (x && !x->is_child) {
                                 proc_limit_fork_done(x->sb, x->tid);
                                 rec_free(x);
