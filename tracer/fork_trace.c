@@ -20,7 +20,6 @@
 
 #include "clock.h"
 #include "log.h"
-#include "mem_limit.h"
 #include "notif_loop.h"
 #include "procfs.h"
 
@@ -35,10 +34,6 @@ struct trace_rec {
         bool registered;        /* child: counted in its sandbox already */
         bool died;              /* child: killed before its creator's event */
         bool thread;            /* child: a thread of its creator's process */
-        bool vfork;             /* child: made by a vfork (CLONE_VFORK) */
-        pid_t vfork_child;      /* parent: still traced after its vfork event,
-                                 * waiting for this child's exec or exit (its
-                                 * VFORK_DONE event ends the trace) */
         bool left;              /* parent: seen in another call since: out of
                                  * its fork (fork_trace_call_seen) */
         struct trace_rec *next;
@@ -210,12 +205,8 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
                  * die rather than run unregistered. */
                 /* TRACEEXEC: an exec by a non-leader changes its tid
                  * (fork_trace_collect) */
-                /* TRACEVFORKDONE: a vfork parent's wait ends when its
-                 * child's exec has replaced the address space they shared
-                 * (mem_limit_vfork_done) */
                 int sr = seize_within(tid, PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
-                                                   PTRACE_O_TRACEEXEC | PTRACE_O_TRACEVFORKDONE |
-                                                   PTRACE_O_EXITKILL);
+                                                   PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL);
                 /* EPERM when already traced: fine if by us (an
                  * auto-attached task let go without a detach) */
                 if (sr < 0 && (sr != -EPERM || !traced_by_us(tid)))
@@ -294,8 +285,8 @@ void fork_trace_settle(void)
                         rec_free(r);
                         continue;
                 }
-                if (r->is_child || r->interrupted || r->vfork_child)
-                        continue; /* (a vfork parent: waits as long as its child) */
+                if (r->is_child || r->interrupted)
+                        continue;
                 /* (a parent seen in another call has left the fork; and
                  * its /proc/<tid>/syscall could wait for an exec it made:
                  * see fork_trace_call_seen) */
@@ -332,7 +323,7 @@ void fork_trace_settle(void)
 static void child_register(struct trace_rec *c)
 {
         if (!c->registered) {
-                proc_limit_child_born(c->sb, c->parent, c->tid, c->vfork);
+                proc_limit_child_born(c->sb, c->parent, c->tid);
                 c->registered = true;
         }
         if (c->stopped) {
@@ -360,29 +351,11 @@ static void adopt_waiting_children(struct tsandbox *sb, pid_t tid)
         }
 }
 
-/* The trace of vfork parent `r` ends (its fork was over at its event):
- * its child shares its address space no more, or can no longer be told
- * to (`done`: its VFORK_DONE event - the exec replaced the child's address
- * space, or the child exited). */
-static void vfork_wait_end(struct trace_rec *r, int sig)
-{
-        mem_limit_vfork_done(r->sb, r->vfork_child);
-        ptrace(PTRACE_DETACH, r->tid, 0, sig);
-        rec_free(r);
-}
-
 static void on_parent(struct trace_rec *r, int status)
 {
         struct tsandbox *sb = r->sb;
         pid_t tid = r->tid;
 
-        if (r->vfork_child) {
-                /* past its fork: its VFORK_DONE, or its death, or a stop
-                 * that came first (a signal is passed on by the detach) */
-                if (WIFSTOPPED(status) || WIFEXITED(status) || WIFSIGNALED(status))
-                        vfork_wait_end(r, WIFSTOPPED(status) && (status >> 16) == 0 ? WSTOPSIG(status) : 0);
-                return;
-        }
         if (WIFEXITED(status) || WIFSIGNALED(status)) {
                 rec_free(r);
                 proc_limit_fork_done(sb, tid);
@@ -396,19 +369,10 @@ static void on_parent(struct trace_rec *r, int status)
                 unsigned long child = 0;
                 bool known = ptrace(PTRACE_GETEVENTMSG, tid, 0, &child) == 0 && child > 0 && child <= INT_MAX;
                 int err = errno;
-                /* A vfork parent now sleeps until its child execs or exits,
-                 * and must not hold us: let run, still traced, its
-                 * VFORK_DONE tells when the child has an address space of
-                 * its own (memory limit). Any other is detached now. */
-                bool vfork_wait = event == PTRACE_EVENT_VFORK && known && sb->max_memory;
-                if (vfork_wait && ptrace(PTRACE_CONT, tid, 0, 0) == 0) {
-                        r->vfork_child = (pid_t)child;
-                        r = NULL;
-                } else {
-                        vfork_wait = false;
-                        ptrace(PTRACE_DETACH, tid, 0, 0);
-                        rec_free(r);
-                }
+                /* detached at the event: a vfork parent now sleeps until
+                 * its child execs, and must not hold us */
+                ptrace(PTRACE_DETACH, tid, 0, 0);
+                rec_free(r);
                 if (!known) {
                         /* SIGKILLed at its event stop before we could ask:
                          * its new task, if any, stops as one whose creator
@@ -440,7 +404,6 @@ static void on_parent(struct trace_rec *r, int status)
                 if (c) {
                         c->sb = sb;
                         c->parent = tid;
-                        c->vfork = vfork_wait;
                         if (c->died) {
                                 /* killed before its first stop */
                                 proc_limit_child_died(sb, tid, c->tid);
@@ -509,10 +472,6 @@ void fork_trace_collect(void)
                         unsigned long former = 0;
                         ptrace(PTRACE_GETEVENTMSG, pid, 0, &former);
                         struct trace_rec *x = rec_find((pid_t)former);
-                        if (x && x->vfork_child) {
-                                vfork_wait_end(x, 0); /* killed by that exec */
-                                continue;
-                        }
                         ptrace(PTRACE_DETACH, pid, 0, 0);
                         if (x && !x->is_child) {
                                 proc_limit_fork_done(x->sb, x->tid);

@@ -65,11 +65,10 @@ void fork_trace_collect(void);
 void fork_trace_forget(struct tsandbox *sb);
 
 /* Callbacks (proc_limit.c). */
-/* A process `child` was created by `parent_tid` in `sb` (`vfork`: by a
- * vfork whose end is traced - mem_limit_vfork_done() follows): register
- * it. Returns 0, -ESRCH when it is gone, or another -errno when it could
- * not be registered (then it has been killed, and counts until reaped). */
-int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child, bool vfork);
+/* A process `child` was created by `parent_tid` in `sb`: register it.
+ * Returns 0, -ESRCH when it is gone, or another -errno when it could not
+ * be registered (then it has been killed, and counts until reaped). */
+int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child);
 /* `child`, created by `parent_tid`, died (SIGKILL) before it could be
  * registered: it is recorded as a fork, and counts while it is a zombie. */
 void proc_limit_child_died(struct tsandbox *sb, pid_t parent_tid, pid_t child);

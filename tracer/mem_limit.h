@@ -84,14 +84,8 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
 /* A process was registered (the root, or a child at birth, made by thread
  * `parent_tid`, stopped in its fork event; 0 for the root): read what its
  * address space already holds, and whose it is (one kcmp(2) KCMP_VM with
- * its creator). `vfork`: made by a vfork whose end is traced. */
-void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork);
-
-/* The vfork that made `child` has ended (its creator's VFORK_DONE event,
- * or the creator's death): the child's exec has replaced the address space
- * it shared with its creator, or it has exited - or, when the creator
- * died, that can no longer be told, and the child stands alone. */
-void mem_limit_vfork_done(struct tsandbox *sb, pid_t child);
+ * its creator). */
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid);
 
 /* The sweep, every MEM_SWEEP_MS while a sandbox has a memory limit: memory
  * can grow without a request - a main stack by page faults, the image an

@@ -67,10 +67,6 @@ struct proc_entry {
                                    * its creator's when kcmp(2) says they share;
                                    * an exec seen over gets a new one unless
                                    * kcmp says it still shares (it failed) */
-        bool vfork_child;         /* made by a vfork whose end is traced, and
-                                   * that has not ended: shares its creator's
-                                   * address space even once its exec has
-                                   * been let run (mem_limit_vfork_done) */
         bool vm_dup;              /* at the last exact re-read, its address space
                                    * was counted under another entry */
         pid_t view_tid;           /* the thread whose statm was last read, when

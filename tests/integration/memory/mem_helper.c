@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1146,52 +1145,6 @@ static void *thread_exec(void *arg)
         fail("execv");
 }
 
-/* spawnloop THREADS ROUNDS MIB: maps and touches MIB, then THREADS
- * threads each posix_spawn(3) /bin/true ROUNDS times (a vfork-like clone:
- * CLONE_VM | CLONE_VFORK), each reaped and its status checked. Says
- * "spawned N" and "done", or fails at the first child that did not exit 0. */
-static int spawn_rounds;
-static int spawned; /* __atomic */
-
-static void *spawn_thread(void *arg)
-{
-        (void)arg;
-        extern char **environ;
-        for (int i = 0; i < spawn_rounds; i++) {
-                char *const av[] = { "/bin/true", NULL };
-                pid_t pid;
-                if ((errno = posix_spawn(&pid, av[0], NULL, NULL, av, environ)))
-                        fail("posix_spawn");
-                int st = wait_child(pid);
-                if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-                        print_status("bad", i + 1, pid, st);
-                        _exit(3);
-                }
-                __atomic_add_fetch(&spawned, 1, __ATOMIC_SEQ_CST);
-        }
-        return NULL;
-}
-
-static int cmd_spawnloop(int argc, char **argv)
-{
-        if (argc != 3)
-                usage();
-        uint64_t threads = num(argv[0]);
-        spawn_rounds = (int)num(argv[1]);
-        map_anon(num(argv[2]) * MIB, MAP_PRIVATE);
-        pthread_t th[64];
-        if (threads > 64)
-                usage();
-        for (uint64_t t = 0; t < threads; t++)
-                start_thread(&th[t], spawn_thread, NULL);
-        for (uint64_t t = 0; t < threads; t++)
-                if ((errno = pthread_join(th[t], NULL)))
-                        fail("pthread_join");
-        say("spawned %d", __atomic_load_n(&spawned, __ATOMIC_SEQ_CST));
-        say("done");
-        return 0;
-}
-
 /* brkexec N THREADS: N children in turn, each with THREADS threads that
  * move the break up and back down again without end (a page or two,
  * within any limit), execs /bin/true once every thread has made a call.
@@ -2241,7 +2194,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "spawnloop", cmd_spawnloop }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids }, { "shmhuge", cmd_shmhuge },
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },

@@ -875,21 +875,6 @@ class TestThreads(MemTestBase):
             self.assertRegex(r.out, r"(?m)^status %d pid \d+ exit 0$" % i, d)
         self.assertAudit(r, limit, kills=0)
 
-    def test_threads_spawning_are_not_counted_twice(self):
-        # Found in review: a posix_spawn (vfork-like) child whose exec was
-        # under way was counted on its own, though until its exec has
-        # replaced it the address space is its creator's: its creator's
-        # memory counted twice. 4 threads of a 32 MiB process spawning
-        # /bin/true were killed at 64M, 96M and 128M, every run. The
-        # creator's VFORK_DONE now says when the child has its own.
-        limit = 64 * MIB
-        r = self.helper(limit, "spawnloop", 4, 25, 30, opts=["--max-procs", "16"])
-        d = r.describe()
-        self.assertEqual(r.rc, 0, d)
-        self.assertIn("spawned 100", r.lines(), d)
-        self.assertEqual(r.lines()[-1], "done", d)
-        self.assertAudit(r, limit, kills=0)
-
     def test_brk_after_part_of_the_heap_is_made_read_only(self):
         # Found in review: the end of the first [heap] mapping was taken
         # for the break, so once an mprotect had split the heap, each brk
