@@ -693,10 +693,11 @@ static bool inode_set_grow(struct inode_set *s)
 /* What `extent` bytes of object `ino` add to what the set has seen. */
 static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent)
 {
-        if (!inode_set_grow(s) && (!s->cap || !s->v[inode_slot(s, ino)].used))
-                return extent; /* out of memory: may count twice, never less */
-        size_t i = inode_slot(s, ino);
-        if (!s->v[i].used) {
+        bool room = inode_set_grow(s);
+        size_t i = s->cap ? inode_slot(s, ino) : 0;
+        if (!s->cap || !s->v[i].used) {
+                if (!room)
+                        return extent; /* out of memory: may count twice, never less */
                 s->v[i].used = true;
                 s->v[i].ino = ino;
                 s->v[i].extent = extent;

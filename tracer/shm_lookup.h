@@ -13,7 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* A segment as /proc/sysvipc/shm lists it (proc(5)). */
+/* A segment as /proc/sysvipc/shm lists it (proc(5)), or shmctl(2)
+ * SHM_STAT_ANY gives it. */
 struct shm_listing {
         int key;                /* IPC_PRIVATE (0) once removed (IPC_RMID) */
         int shmid;
@@ -48,8 +49,8 @@ long shm_lookup_result(const struct shm_listing *seg, uint64_t size, int flags, 
 /* Look `key` up for thread `tid` (parked in its shmget notification).
  * Returns 1 with *result set (an id, or -errno as above), 0 when the key
  * does not exist (the call creates a segment: judge it), or -errno when it
- * cannot be told (another IPC namespace, /proc unreadable): then judge the
- * call as a creation. */
+ * cannot be told (another IPC namespace, /proc or shmctl failing): then
+ * judge the call as a creation. */
 int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result);
 
 /* The size in bytes of the huge pages that shmget(size, shmflg) makes its

@@ -163,6 +163,17 @@ static void *map_anon(uint64_t len, int flags)
         return p;
 }
 
+/* The break moved up by `len` bytes (sbrk), announced and touched. */
+static void sbrk_anon(uint64_t len)
+{
+        int s = announce("brk", len);
+        void *p = sbrk((intptr_t)len);
+        if (p == (void *)-1)
+                fail("sbrk");
+        touch(p, len);
+        say("ok %d", s);
+}
+
 static int wait_readable(int fd, int ms)
 {
         struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -1259,12 +1270,7 @@ static void *thread_after_leader(void *arg)
         say("leader gone statm-of-pid %" PRIu64 " data %" PRIu64, statm_data_of("self"), data_now());
         for (uint64_t i = 0; i < t->count; i++) {
                 if (!strcmp(t->kind, "brk")) {
-                        int st = announce("brk", t->len);
-                        void *p = sbrk((intptr_t)t->len);
-                        if (p == (void *)-1)
-                                fail("sbrk");
-                        touch(p, t->len);
-                        say("ok %d", st);
+                        sbrk_anon(t->len);
                 } else if (!strcmp(t->kind, "sharedcycle")) {
                         munmap(map_anon(t->len, MAP_SHARED), t->len);
                 } else if (!strcmp(t->kind, "clonevm")) {
@@ -1396,14 +1402,8 @@ static int cmd_heapsplit(int argc, char **argv)
         touch(h, len);
         if (mprotect(h, PAGE, PROT_READ))
                 fail("mprotect");
-        for (uint64_t i = 0; i < more; i++) {
-                int st = announce("brk", MIB);
-                void *p = sbrk(MIB);
-                if (p == (void *)-1)
-                        fail("sbrk");
-                touch(p, MIB);
-                say("ok %d", st);
-        }
+        for (uint64_t i = 0; i < more; i++)
+                sbrk_anon(MIB);
         say("done data %" PRIu64, data_now());
         return 0;
 }
