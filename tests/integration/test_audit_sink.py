@@ -99,7 +99,10 @@ class AuditSink(SeccellTestCase):
         return d
 
     def tracer_tasks(self):
-        tracer = [p for p in descendants(self.daemon.pid) if proc_stat(p) and proc_stat(p)[0] == "seccell-tracer"]
+        # one read per process: a sandbox's process can exit between two
+        # (found by CI: the second read gave None)
+        tracer = [p for p, st in ((p, proc_stat(p)) for p in descendants(self.daemon.pid))
+                  if st and st[0] == "seccell-tracer"]
         self.assertEqual(len(tracer), 1)
         return ["/proc/%d/task/%s" % (tracer[0], t) for t in os.listdir("/proc/%d/task" % tracer[0])]
 
