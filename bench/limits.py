@@ -4,7 +4,9 @@ without a limit and under seccell with the limit, interleaved, in one run;
 medians, the ratio to bare and what the limit itself adds (limited minus
 unlimited: seccell's start-up and exec audit are in both).
 
-  subprocess loop   Python subprocess.run(["/bin/true"]) x N, --max-procs 64
+  subprocess loop   Python subprocess.run(["/bin/true"]) x N, --max-procs 64,
+                    and again under --max-memory 1G (each vfork child traced
+                    to its exec's event)
   mmap loop         N x (mmap 1 MiB private RW, touch a page, munmap), --max-memory 1G
   python start-up   python3 -c pass, --max-memory 1G
 """
@@ -18,6 +20,7 @@ def workloads(n):
           " m[0] = 1\n m.close()" % (n * 10))
     return [
         ("subprocess.run x%d" % n, [PY, "-c", sub], ["--max-procs", "64"]),
+        ("subprocess.run x%d, mem" % n, [PY, "-c", sub], ["--max-memory", "1G"]),
         ("mmap/munmap 1 MiB x%d" % (n * 10), [PY, "-c", mm], ["--max-memory", "1G"]),
         ("python3 -c pass", [PY, "-c", "pass"], ["--max-memory", "1G"]),
     ]

@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mem_limit.h"
 #include "notif_loop.h"
 #include "procfs.h"
 
@@ -34,6 +35,9 @@ struct trace_rec {
         bool registered;        /* child: counted in its sandbox already */
         bool died;              /* child: killed before its creator's event */
         bool thread;            /* child: a thread of its creator's process */
+        bool vfork;             /* child: made by a vfork under a memory limit */
+        bool exec_watch;        /* child (vfork): let run, still traced, until
+                                 * its exec's event (fork_trace.h) */
         bool left;              /* parent: seen in another call since: out of
                                  * its fork (fork_trace_call_seen) */
         struct trace_rec *next;
@@ -211,6 +215,10 @@ int fork_trace_begin(struct tsandbox *sb, int listener, pid_t tid, uint64_t id)
                  * auto-attached task let go without a detach) */
                 if (sr < 0 && (sr != -EPERM || !traced_by_us(tid)))
                         return sr;
+                if (r && r->exec_watch) { /* a vfork child forking: traced as a parent now */
+                        log_debug("vfork child %d: forks before its exec", tid);
+                        mem_limit_vfork_done(r->sb, tid, false);
+                }
                 if (r)
                         rec_free(r); /* a stale record of a new child */
                 r = rec_new(tid);
@@ -315,21 +323,68 @@ void fork_trace_settle(void)
                 fork_trace_arm();
 }
 
-/* Register a stopped new child, let it run, and release the reservation
- * its creator's fork held (only now does the child count). */
+/* Let go of watched vfork child `c` before its exec's event: whether its
+ * address space is still its creator's can no longer be told. `sig`: a
+ * signal to deliver with the detach. */
+static void exec_watch_end(struct trace_rec *c, int sig)
+{
+        log_debug("vfork child %d: let go before its exec", c->tid);
+        mem_limit_vfork_done(c->sb, c->tid, false);
+        ptrace(PTRACE_DETACH, c->tid, 0, sig);
+        rec_free(c);
+}
+
 /* Count a new child in its sandbox (it exists from its creator's fork
  * event on, stopped before running code of its own), and let it run once
- * it has reached its first stop. */
+ * it has reached its first stop: detached, or - a vfork child under a
+ * memory limit - still traced, to its exec's event. */
 static void child_register(struct trace_rec *c)
 {
         if (!c->registered) {
-                proc_limit_child_born(c->sb, c->parent, c->tid);
+                proc_limit_child_born(c->sb, c->parent, c->tid, c->vfork);
                 c->registered = true;
         }
-        if (c->stopped) {
+        if (!c->stopped)
+                return;
+        if (c->vfork && ptrace(PTRACE_CONT, c->tid, 0, 0) == 0) {
+                c->exec_watch = true;
+                return;
+        }
+        if (c->vfork)
+                exec_watch_end(c, 0);
+        else {
                 ptrace(PTRACE_DETACH, c->tid, 0, 0);
                 rec_free(c);
         }
+}
+
+/* New task `c`, reported by a TRACECLONE event of `sb`'s thread `tid`:
+ * whether it is a thread of that thread's process - no new process, and
+ * never to be killed as an unregistered one (a SIGKILL to a thread kills
+ * its process); then it is let go at its first stop. */
+static bool thread_born(struct tsandbox *sb, struct trace_rec *c, pid_t tid)
+{
+        pid_t ctg = procfs_tgid(c->tid);
+        if (ctg <= 0 || ctg != procfs_tgid(tid))
+                return false;
+        c->thread = true;
+        c->sb = sb;
+        if (c->stopped || c->died) {
+                if (c->stopped)
+                        ptrace(PTRACE_DETACH, c->tid, 0, 0);
+                rec_free(c);
+        }
+        return true;
+}
+
+/* The record of new task `child` reported by a creator's event (made when
+ * its own first stop has not come yet); NULL out of memory. */
+static struct trace_rec *child_rec(pid_t child)
+{
+        struct trace_rec *c = rec_find(child);
+        if (!c && (c = rec_new(child)))
+                c->is_child = true;
+        return c;
 }
 
 /* The creator `tid` in `sb` died without reporting an event: new children
@@ -381,29 +436,18 @@ static void on_parent(struct trace_rec *r, int status)
                         proc_limit_fork_done(sb, tid);
                         return;
                 }
-                struct trace_rec *c = rec_find((pid_t)child);
-                if (!c && (c = rec_new((pid_t)child)))
-                        c->is_child = true;
+                struct trace_rec *c = child_rec((pid_t)child);
                 /* A thread made by a parent still seized after a fork the
                  * kernel refused (the filter lets thread clones run
-                 * unseen; TRACECLONE reports them all the same): no new
-                 * process, and never to be killed as an unregistered one
-                 * (a SIGKILL to a thread kills its process). */
-                pid_t ctg = event == PTRACE_EVENT_CLONE ? procfs_tgid((pid_t)child) : -1;
-                if (c && ctg > 0 && ctg == procfs_tgid(tid)) {
-                        c->thread = true;
-                        c->sb = sb;
-                        if (c->stopped || c->died) {
-                                if (c->stopped)
-                                        ptrace(PTRACE_DETACH, c->tid, 0, 0);
-                                rec_free(c);
-                        }
+                 * unseen; TRACECLONE reports them all the same). */
+                if (c && event == PTRACE_EVENT_CLONE && thread_born(sb, c, tid)) {
                         proc_limit_fork_done(sb, tid);
                         return;
                 }
                 if (c) {
                         c->sb = sb;
                         c->parent = tid;
+                        c->vfork = event == PTRACE_EVENT_VFORK && sb->max_memory;
                         if (c->died) {
                                 /* killed before its first stop */
                                 proc_limit_child_died(sb, tid, c->tid);
@@ -444,8 +488,22 @@ static void on_child(struct trace_rec *c, int status)
         if (!WIFSTOPPED(status))
                 return;
         if (c->stopped) {
-                /* a later stop of a child we still hold: pass it on */
-                ptrace(PTRACE_CONT, c->tid, 0, (status >> 16) == 0 ? WSTOPSIG(status) : 0);
+                /* a later stop of a vfork child traced to its exec (whose
+                 * event fork_trace_collect takes): a signal is passed on;
+                 * anything else ends the trace - a group stop (the detach
+                 * leaves it stopped), a thread it made (unseen by the
+                 * filter: let go too), a clone no notification announced
+                 * (its new task, never registered, is killed as one whose
+                 * creator never reported) */
+                int event = status >> 16;
+                if (event == 0 && ptrace(PTRACE_CONT, c->tid, 0, WSTOPSIG(status)) == 0)
+                        return;
+                unsigned long child = 0;
+                struct trace_rec *n;
+                if (event == PTRACE_EVENT_CLONE && ptrace(PTRACE_GETEVENTMSG, c->tid, 0, &child) == 0 && child > 0 &&
+                    child <= INT_MAX && (n = child_rec((pid_t)child)))
+                        thread_born(c->sb, n, c->tid);
+                exec_watch_end(c, event == 0 ? WSTOPSIG(status) : 0);
                 return;
         }
         /* its first stop; until its creator's event names its sandbox, it
@@ -467,13 +525,19 @@ void fork_trace_collect(void)
                 if (pid <= 0)
                         return;
                 if (WIFSTOPPED(status) && status >> 16 == PTRACE_EVENT_EXEC) {
-                        /* a parent out of its fork, in an exec; `pid` is
-                         * its tid now, the one it had is the event's */
+                        /* a parent out of its fork, in an exec, or a vfork
+                         * child traced to it; `pid` is its tid now, the one
+                         * it had is the event's */
                         unsigned long former = 0;
                         ptrace(PTRACE_GETEVENTMSG, pid, 0, &former);
                         struct trace_rec *x = rec_find((pid_t)former);
                         ptrace(PTRACE_DETACH, pid, 0, 0);
-                        if (x && !x->is_child) {
+                        if (x && x->exec_watch) {
+                                /* a vfork child's: its new image is in */
+                                log_debug("vfork child %d: exec over", x->tid);
+                                mem_limit_vfork_done(x->sb, x->tid, true);
+                                rec_free(x);
+                        } else if (x && !x->is_child) {
                                 proc_limit_fork_done(x->sb, x->tid);
                                 rec_free(x);
                         }

@@ -16,8 +16,19 @@
  * a seized leader killed by a sibling's exec goes unreported, and its
  * record is dropped once /proc no longer names us its tracer. The stops arrive through waitpid on SIGCHLD in the
  * tracer's one loop, never by blocking on one task: a vfork parent, parked
- * until its child execs, is detached at its event. Every ptrace request is
- * made by the tracer's only thread, the one that seized. */
+ * until its child execs, is detached at its event.
+ *
+ * Under a memory limit, a vfork child (which shares its creator's address
+ * space until its exec has installed a new image) is kept traced from its
+ * first stop to its exec's PTRACE_EVENT_EXEC, which the kernel reports
+ * once the new image is in, before it runs: until then it counts as
+ * sharing (mem_limit_vfork_done). Neither its creator's VFORK_DONE (sent
+ * before the exec switches address spaces) nor kcmp(2) (which waits for an
+ * exec's exec_update_lock, held across a close-on-exec flush that a stalled
+ * file system can hold) tells as much without waiting. A signal stop is passed on;
+ * any other stop, a thread, or a fork of its own ends that trace (the child
+ * then stands alone while its exec is pending: the safe side). Every ptrace
+ * request is made by the tracer's only thread, the one that seized. */
 #pragma once
 #include <stdint.h>
 #include <sys/types.h>
@@ -65,10 +76,11 @@ void fork_trace_collect(void);
 void fork_trace_forget(struct tsandbox *sb);
 
 /* Callbacks (proc_limit.c). */
-/* A process `child` was created by `parent_tid` in `sb`: register it.
- * Returns 0, -ESRCH when it is gone, or another -errno when it could not
- * be registered (then it has been killed, and counts until reaped). */
-int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child);
+/* A process `child` was created by `parent_tid` in `sb` (`vfork`: by a
+ * vfork, and kept traced to its exec - mem_limit_vfork_done() follows): register
+ * it. Returns 0, -ESRCH when it is gone, or another -errno when it could
+ * not be registered (then it has been killed, and counts until reaped). */
+int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child, bool vfork);
 /* `child`, created by `parent_tid`, died (SIGKILL) before it could be
  * registered: it is recorded as a fork, and counts while it is a zombie. */
 void proc_limit_child_died(struct tsandbox *sb, pid_t parent_tid, pid_t child);

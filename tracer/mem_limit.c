@@ -563,10 +563,13 @@ static bool kcmp_vm(pid_t a, pid_t b)
  * other process, 2 us each, made each request of a sandbox of 3,000
  * processes cost 55 ms under the tracer's one lock, and each exact
  * re-read a kcmp of every pair). A process whose exec is pending stands
- * alone. */
+ * alone - unless it is a vfork child whose vfork has not ended (its exec
+ * has not replaced the address space yet: found in review, counted alone
+ * it counted its creator's memory a second time, and programs spawning
+ * from threads were killed near twice their size). */
 static bool same_address_space(const struct proc_entry *a, const struct proc_entry *b)
 {
-        return !a->exec_tid && !b->exec_tid && a->as_id == b->as_id;
+        return (!a->exec_tid || a->vfork_child) && (!b->exec_tid || b->vfork_child) && a->as_id == b->as_id;
 }
 
 /* After an exec of `e` is over (it may have failed; `tid`: its thread seen
@@ -578,6 +581,7 @@ static bool same_address_space(const struct proc_entry *a, const struct proc_ent
  * (alone: counted on its own, the safe side). */
 static void as_refresh(struct tsandbox *sb, struct proc_entry *e, pid_t tid)
 {
+        e->vfork_child = false;
         for (struct proc_entry *o = sb->procs.head; o; o = o->next)
                 if (o != e && !o->exited && o->as_id == e->as_id) {
                         if (!o->exec_tid && kcmp_vm(o->view_tid ? o->view_tid : o->pid, tid))
@@ -1102,6 +1106,22 @@ void mem_limit_exec(struct tsandbox *sb, pid_t tid)
         e->exec_tid = tid;
 }
 
+void mem_limit_vfork_done(struct tsandbox *sb, pid_t child, bool replaced)
+{
+        struct proc_entry *e = sb && sb->max_memory ? proc_index_find(&sb->procs, child) : NULL;
+        if (!e || !e->vfork_child)
+                return;
+        e->vfork_child = false;
+        if (replaced) {
+                /* its exec is over: the address space is its new image's */
+                e->as_id = ++sb->as_ids;
+                e->judged = 0;
+                e->data = entry_statm(e, 0);
+        } else if (e->exec_tid) {
+                e->as_id = ++sb->as_ids; /* cannot be told: alone, the safe side */
+        }
+}
+
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out,
                                uint64_t *wait_ns)
 {
@@ -1193,7 +1213,7 @@ static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
         return true;
 }
 
-void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid)
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork)
 {
         /* a forked child starts with a copy of its parent's commitment */
         if (!sb->max_memory || e->exited)
@@ -1203,10 +1223,12 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
          * whose sibling's exec is pending is not asked, and the child
          * stands alone), or its own */
         struct proc_entry *p = sb->vm_clones && parent_tid > 0 ? entry_of(sb, parent_tid) : NULL;
-        if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(parent_tid, e->pid))
+        if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(parent_tid, e->pid)) {
                 e->as_id = p->as_id;
-        else
+                e->vfork_child = vfork;
+        } else {
                 e->as_id = ++sb->as_ids;
+        }
         e->data = entry_statm(e, 0);
         /* its copy was judged at the fork; a child sharing its parent's
          * address space (CLONE_VM, vfork) brought nothing of its own and

@@ -84,8 +84,18 @@ void mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
 /* A process was registered (the root, or a child at birth, made by thread
  * `parent_tid`, stopped in its fork event; 0 for the root): read what its
  * address space already holds, and whose it is (one kcmp(2) KCMP_VM with
- * its creator). */
-void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid);
+ * its creator). `vfork`: made by a vfork, and kept traced until its exec
+ * (mem_limit_vfork_done() follows). */
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork);
+
+/* The address space `child` shared with its creator since its vfork
+ * (mem_limit_register with `vfork`) is known to be its own now or no longer
+ * followed. `replaced`: its exec's PTRACE_EVENT_EXEC stop was seen - the
+ * exec has installed the new image, which is read now and judged from
+ * here on. Else the trace that would tell was let go (a signal stop, a
+ * thread, a fork of its own): while its exec is pending it stands alone
+ * (counted on its own, the safe side), as any other process. */
+void mem_limit_vfork_done(struct tsandbox *sb, pid_t child, bool replaced);
 
 /* The sweep, every MEM_SWEEP_MS while a sandbox has a memory limit: memory
  * can grow without a request - a main stack by page faults, the image an

@@ -67,6 +67,11 @@ struct proc_entry {
                                    * its creator's when kcmp(2) says they share;
                                    * an exec seen over gets a new one unless
                                    * kcmp says it still shares (it failed) */
+        bool vfork_child;         /* made by a vfork, sharing its creator's
+                                   * address space, and still traced: shares
+                                   * it even once its exec has been let run,
+                                   * until that exec's event says the new
+                                   * image is in (mem_limit_vfork_done) */
         bool vm_dup;              /* at the last exact re-read, its address space
                                    * was counted under another entry */
         pid_t view_tid;           /* the thread whose statm was last read, when

@@ -40,10 +40,11 @@ static void on_reap(struct proc_entry *e, void *ud)
         audit_emit(&sb->audit, "reap", f);
 }
 
-/* Register `pid` (made by thread `parent_tid`; 0: the root) with a pidfd.
+/* Register `pid` (made by thread `parent_tid`, by a traced vfork if
+ * `vfork`; 0: the root) with a pidfd.
  * Returns 0 (*out set), -ESRCH when it is
  * gone, or another -errno (out of descriptors or memory). */
-static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, struct proc_entry **out)
+static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, bool vfork, struct proc_entry **out)
 {
         int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
         if (pidfd < 0)
@@ -57,7 +58,7 @@ static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, struct
                 log_debug("cannot watch process %d: %s", pid, strerror(errno));
                 e->watch_reap = true;
         }
-        mem_limit_register(sb, e, parent_tid);
+        mem_limit_register(sb, e, parent_tid, vfork);
         *out = e;
         return 0;
 }
@@ -67,7 +68,7 @@ int proc_limit_start(struct tsandbox *sb)
         if (!sb->tracked)
                 return 0;
         struct proc_entry *e = NULL;
-        int r = register_pid(sb, sb->root, 0, &e);
+        int r = register_pid(sb, sb->root, 0, false, &e);
         if (r < 0)
                 return r;
         sb->procs.peak = 1;
@@ -119,7 +120,7 @@ void proc_limit_child_died(struct tsandbox *sb, pid_t parent_tid, pid_t child)
         }
 }
 
-int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
+int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child, bool vfork)
 {
         if (child <= 0)
                 return -EINVAL; /* never a kill(0) or kill(-1) below */
@@ -135,7 +136,7 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child)
         /* the child's own measure replaces its creator's reservation */
         mem_limit_fork_over(sb, parent_tid);
         struct proc_entry *e = NULL;
-        int r = register_pid(sb, child, parent_tid, &e);
+        int r = register_pid(sb, child, parent_tid, vfork, &e);
         if (r == -ESRCH) {
                 /* gone before we could look: nothing to count */
                 log_debug("child %d of %d: gone before registration", child, parent_tid);

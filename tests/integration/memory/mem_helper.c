@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1156,6 +1157,171 @@ static void *thread_exec(void *arg)
         fail("execv");
 }
 
+/* spawnloop THREADS ROUNDS MIB: maps and touches MIB, then THREADS
+ * threads each posix_spawn(3) /bin/true ROUNDS times (a vfork-like clone:
+ * CLONE_VM | CLONE_VFORK), each reaped and its status checked. Says
+ * "spawned N" and "done", or fails at the first child that did not exit 0. */
+static int spawn_rounds;
+static int spawned; /* __atomic */
+
+static void *spawn_thread(void *arg)
+{
+        (void)arg;
+        extern char **environ;
+        for (int i = 0; i < spawn_rounds; i++) {
+                char *const av[] = { "/bin/true", NULL };
+                pid_t pid;
+                if ((errno = posix_spawn(&pid, av[0], NULL, NULL, av, environ)))
+                        fail("posix_spawn");
+                int st = wait_child(pid);
+                if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+                        print_status("bad", i + 1, pid, st);
+                        _exit(3);
+                }
+                __atomic_add_fetch(&spawned, 1, __ATOMIC_SEQ_CST);
+        }
+        return NULL;
+}
+
+static int cmd_spawnloop(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t threads = num(argv[0]);
+        spawn_rounds = (int)num(argv[1]);
+        map_anon(num(argv[2]) * MIB, MAP_PRIVATE);
+        pthread_t th[64];
+        if (threads > 64)
+                usage();
+        for (uint64_t t = 0; t < threads; t++)
+                start_thread(&th[t], spawn_thread, NULL);
+        for (uint64_t t = 0; t < threads; t++)
+                if ((errno = pthread_join(th[t], NULL)))
+                        fail("pthread_join");
+        say("spawned %d", __atomic_load_n(&spawned, __ATOMIC_SEQ_CST));
+        say("done");
+        return 0;
+}
+
+/* vforkwatch MODE MIB: maps and touches MIB, then vforks a child that,
+ * before it execs /bin/true, does by MODE:
+ *   signal  raises SIGUSR1, whose handler marks it (memory is shared);
+ *   stop    stops itself (SIGSTOP); a thread of the parent sees it stopped
+ *           (/proc/<pid>/stat state T) and continues it (SIGCONT);
+ *   thread  makes a thread (raw clone, CLONE_THREAD) and waits for it to
+ *           mark that it ran;
+ *   fork    forks a child of its own (raw clone, no atfork handlers in the
+ *           shared address space), which exits 0, and reaps it.
+ * Under a memory limit a vfork child is traced until its exec's event:
+ * each of these stops that trace, or passes through it. Says "MODE ok
+ * MARK" (MARK: the handler ran, the stop was seen, the thread ran, the
+ * grandchild's exit status), "status 1 pid P exit 0" for the child, and
+ * "done". */
+static volatile sig_atomic_t watch_mark;
+static volatile pid_t watch_child;
+static volatile long watch_grand = -1; /* "fork": the grandchild's wait status */
+
+static void watch_on_usr1(int sig)
+{
+        (void)sig;
+        watch_mark = 1;
+}
+
+static int watch_thread_fn(void *arg)
+{
+        (void)arg;
+        __atomic_store_n(&watch_mark, 1, __ATOMIC_SEQ_CST);
+        return 0;
+}
+
+/* The parent's thread for "stop": continues the child once it is seen
+ * stopped; gives up at the deadline (watch_mark stays 0). */
+static void *watch_continuer(void *arg)
+{
+        (void)arg;
+        for (int i = 0; i < DEADLINE_MS; i++) {
+                pid_t c = __atomic_load_n(&watch_child, __ATOMIC_SEQ_CST);
+                char path[64], buf[512];
+                if (c > 0) {
+                        snprintf(path, sizeof(path), "/proc/%d/stat", c);
+                        int fd = open(path, O_RDONLY | O_CLOEXEC);
+                        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+                        if (fd >= 0)
+                                close(fd);
+                        char *rp = n > 0 ? (buf[n] = 0, strrchr(buf, ')')) : NULL;
+                        if (rp && rp[1] == ' ' && rp[2] == 'T') {
+                                watch_mark = 1;
+                                kill(c, SIGCONT);
+                                return NULL;
+                        }
+                }
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        return NULL;
+}
+
+static int cmd_vforkwatch(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        const char *mode = argv[0];
+        map_anon(num(argv[1]) * MIB, MAP_PRIVATE);
+        static char tstack[64 * 1024] __attribute__((aligned(16)));
+        pthread_t cont;
+        if (!strcmp(mode, "signal")) {
+                struct sigaction sa = { .sa_handler = watch_on_usr1 };
+                sigemptyset(&sa.sa_mask);
+                if (sigaction(SIGUSR1, &sa, NULL))
+                        fail("sigaction");
+        } else if (!strcmp(mode, "stop")) {
+                start_thread(&cont, watch_continuer, NULL);
+        } else if (strcmp(mode, "thread") && strcmp(mode, "fork")) {
+                usage();
+        }
+        pid_t v = vfork();
+        if (v == 0) {
+                /* only raw system calls and this stack below: the address
+                 * space is the parent's */
+                if (!strcmp(mode, "signal")) {
+                        syscall(SYS_kill, syscall(SYS_getpid), SIGUSR1);
+                } else if (!strcmp(mode, "stop")) {
+                        __atomic_store_n(&watch_child, (pid_t)syscall(SYS_getpid), __ATOMIC_SEQ_CST);
+                        syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
+                } else if (!strcmp(mode, "thread")) {
+                        if (clone(watch_thread_fn, tstack + sizeof(tstack),
+                                  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+                                  NULL) < 0)
+                                _exit(5);
+                        for (long i = 0; !__atomic_load_n(&watch_mark, __ATOMIC_SEQ_CST); i++)
+                                if (i > 1000000000L)
+                                        _exit(6);
+                                else
+                                        syscall(SYS_sched_yield);
+                } else {
+                        long g = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+                        if (g == 0)
+                                syscall(SYS_exit_group, 0);
+                        int st = -1;
+                        if (g < 0 || syscall(SYS_wait4, g, &st, 0, 0) != g)
+                                _exit(7);
+                        watch_grand = st;
+                }
+                char *const av[] = { "/bin/true", NULL };
+                syscall(SYS_execve, av[0], av, NULL);
+                _exit(127);
+        }
+        if (v < 0)
+                fail("vfork");
+        int st = wait_child(v);
+        if (!strcmp(mode, "stop"))
+                pthread_join(cont, NULL);
+        say("%s ok %ld", mode, !strcmp(mode, "fork") ? watch_grand : (long)watch_mark);
+        print_status("status", 1, v, st);
+        say("done");
+        return 0;
+}
+
 /* brkexec N THREADS: N children in turn, each with THREADS threads that
  * move the break up and back down again without end (a page or two,
  * within any limit), execs /bin/true once every thread has made a call.
@@ -2194,7 +2360,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "spawnloop", cmd_spawnloop }, { "vforkwatch", cmd_vforkwatch }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids }, { "shmhuge", cmd_shmhuge },
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
