@@ -136,7 +136,7 @@ static int cmd_run(int argc, char **argv)
                         r = parse_size(optarg, &o.max_memory);
                         if (r < 0)
                                 return bad_value("--max-memory", optarg, r,
-                                                 "expected bytes with an optional K/M/G/T/P/E suffix");
+                                                 "expected bytes with an optional binary suffix: 512K, 64M, 1.5G, 2GiB");
                         break;
                 case 't':
                         r = parse_duration_ms(optarg, &o.timeout_ms);
