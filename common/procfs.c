@@ -177,6 +177,7 @@ static int maps_query(struct procfs_maps *m, struct proc_vma *v)
                 .vma_name_size = (uint32_t)m->cap,
         };
         const char *name = m->line;
+        m->examined++;
         int r = ioctl(m->fd, PROCMAP_QUERY, &q);
         if (r < 0 && errno == ENAMETOOLONG) {
                 /* a path past PATH_MAX (d_path()): asked again without it */
@@ -252,6 +253,7 @@ static bool maps_line(struct procfs_maps *m, struct proc_vma *v)
         if (!m->f || m->err)
                 return false;
         errno = 0;
+        m->examined++;
         ssize_t n = getline(&m->line, &m->cap, m->f);
         if (n < 0) {
                 if (!feof(m->f))
@@ -294,6 +296,6 @@ int procfs_maps_close(struct procfs_maps *m)
         if (m->f)
                 fclose(m->f);
         free(m->line);
-        *m = (struct procfs_maps){ .fd = -1, .err = err };
+        *m = (struct procfs_maps){ .fd = -1, .err = err, .examined = m->examined };
         return err;
 }

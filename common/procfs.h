@@ -84,6 +84,8 @@ struct procfs_maps {
         uint64_t next;   /* query: where the next mapping starts, at least */
         unsigned flags;  /* PROCFS_MAPS_* */
         int err;  /* 0, or -errno: what was read is not the whole file */
+        unsigned long examined; /* mappings the kernel was asked for, or
+                                 * lines read (kept by procfs_maps_close) */
 };
 
 /* procfs_maps_open() flags. */

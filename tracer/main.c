@@ -412,6 +412,7 @@ static int end_sandbox(const Seccell__EndSandbox *e, const struct backtrace *bt,
         if (sb->max_memory) {
                 json_object_object_add(f, "peak_memory", json_object_new_uint64(sb->mem_peak));
                 json_object_object_add(f, "memory_kills", json_object_new_uint64(sb->mem_kills));
+                json_object_object_add(f, "memory_work", mem_work_json(&sb->mem_work));
         }
         if (sb->tracked) {
                 json_object_object_add(f, "peak_procs", json_object_new_int(sb->procs.peak));

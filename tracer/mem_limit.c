@@ -471,7 +471,7 @@ static bool fd_not_dev_zero(pid_t tid, int fd)
  * piece's end, taken for the break, charged the heap again at each brk) -
  * or start_brk when there is no heap yet. 0 if unknown, or past
  * HEAP_PIECES_MAX pieces. */
-static uint64_t read_brk(pid_t tgid, pid_t tid)
+static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
 {
         struct proc_stat st;
         if (procfs_task_stat(tgid, tid, &st) < 0)
@@ -485,7 +485,9 @@ static uint64_t read_brk(pid_t tgid, pid_t tid)
                 end = v.end;
                 pieces++;
         }
-        if (procfs_maps_close(&m) < 0 || pieces > HEAP_PIECES_MAX)
+        int r = procfs_maps_close(&m);
+        w->mappings += m.examined;
+        if (r < 0 || pieces > HEAP_PIECES_MAX)
                 return 0; /* not read: unknown */
         return end ? end : PAGE_UP(st.start_brk);
 }
@@ -494,7 +496,7 @@ static uint64_t read_brk(pid_t tgid, pid_t tid)
  * seen through thread `tid`): the one mapping that grows down by page
  * faults (MAP_GROWSDOWN is refused by the filter). Unreadable maps: true
  * (fail closed - the caller refuses the request). */
-static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr)
+static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr, struct mem_work *w)
 {
         struct procfs_maps m;
         struct proc_vma v;
@@ -502,7 +504,9 @@ static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr)
         procfs_maps_open(&m, tgid, tid, addr, 0);
         if (procfs_maps_next(&m, &v))
                 in = v.start <= addr && !strcmp(v.name, "[stack]");
-        return procfs_maps_close(&m) < 0 || in;
+        int r = procfs_maps_close(&m);
+        w->mappings += m.examined;
+        return r < 0 || in;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
@@ -553,8 +557,9 @@ static struct proc_entry *entry_of(struct tsandbox *sb, pid_t tid)
  * waits for the exec, which a stalled file system can hold). Live threads:
  * a leader that has exited has no address space (found in review: asked
  * of it, a CLONE_VM child looked unshared and was counted twice). */
-static bool kcmp_vm(pid_t a, pid_t b)
+static bool kcmp_vm(struct tsandbox *sb, pid_t a, pid_t b)
 {
+        sb->mem_work.kcmp++;
         return syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
 }
 
@@ -584,7 +589,7 @@ static void as_refresh(struct tsandbox *sb, struct proc_entry *e, pid_t tid)
         e->vfork_child = false;
         for (struct proc_entry *o = sb->procs.head; o; o = o->next)
                 if (o != e && !o->exited && o->as_id == e->as_id) {
-                        if (!o->exec_tid && kcmp_vm(o->view_tid ? o->view_tid : o->pid, tid))
+                        if (!o->exec_tid && kcmp_vm(sb, o->view_tid ? o->view_tid : o->pid, tid))
                                 return;
                         break;
                 }
@@ -663,16 +668,20 @@ static void exec_settle(struct proc_entry *e, bool over)
 struct inode_set {
         struct { unsigned long ino; uint64_t extent; bool used; } *v;
         size_t n, cap; /* cap: 0 or a power of two, at most half full */
+        uint64_t lookups, probes; /* objects looked up, slots probed (mem_work) */
 };
 
 /* Where object `ino` is, or would go, in the set's open-addressed table
  * (found in review: a linear search per mapping made one exact re-read of
  * 60,000 shared objects take 6.4 s). */
-static size_t inode_slot(const struct inode_set *s, unsigned long ino)
+static size_t inode_slot(struct inode_set *s, unsigned long ino)
 {
         size_t i = (size_t)(ino * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
-        while (s->v[i].used && s->v[i].ino != ino)
+        s->probes++;
+        while (s->v[i].used && s->v[i].ino != ino) {
                 i = (i + 1) & (s->cap - 1);
+                s->probes++;
+        }
         return i;
 }
 
@@ -698,6 +707,7 @@ static bool inode_set_grow(struct inode_set *s)
 static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent)
 {
         bool room = inode_set_grow(s);
+        s->lookups++;
         size_t i = s->cap ? inode_slot(s, ino) : 0;
         if (!s->cap || !s->v[i].used) {
                 if (!room)
@@ -744,7 +754,7 @@ static uint64_t shared_anon(pid_t pid, pid_t tid, struct inode_set *seen, uint64
  * shared mappings not yet writable). Holes and file-backed shared mappings
  * are none of these. Returns false if unreadable. */
 static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uint64_t *counted,
-                         uint64_t *private, uint64_t *convertible)
+                         uint64_t *private, uint64_t *convertible, struct mem_work *w)
 {
         struct procfs_maps m;
         struct proc_vma v;
@@ -769,7 +779,9 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 } else
                         *convertible += ov;
         }
-        return procfs_maps_close(&m) == 0 && any;
+        int r = procfs_maps_close(&m);
+        w->mappings += m.examined;
+        return r == 0 && any;
 }
 
 /* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
@@ -778,13 +790,14 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
  * which lives on while another process maps it). Others keep `growth`.
  * The net is what the measure gains: a fixed anonymous shared mapping
  * still brings a whole shared object, which the caller records in full. */
-static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth)
+static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth,
+                           struct mem_work *w)
 {
         uint64_t counted, private, convertible;
         bool fixed = nr == SYS_mmap && (args[3] & MAP_FIXED) && !(args[3] & MAP_FIXED_NOREPLACE);
         if (nr != SYS_mprotect && nr != SYS_pkey_mprotect && !fixed)
                 return growth;
-        if (!range_counts(tgid, tid, args[0], PAGE_UP(args[1]), &counted, &private, &convertible))
+        if (!range_counts(tgid, tid, args[0], PAGE_UP(args[1]), &counted, &private, &convertible, w))
                 return growth;
         if (fixed)
                 return growth > private ? growth - private : 0;
@@ -914,6 +927,8 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
         }
+        sb->mem_work.objects += seen.lookups;
+        sb->mem_work.object_probes += seen.probes;
         free(seen.v);
         return sum;
 }
@@ -939,7 +954,13 @@ static bool exact_allowed(struct tsandbox *sb, uint64_t *start_ns)
 
 static void exact_spent(struct tsandbox *sb, uint64_t start_ns)
 {
-        read_budget_spend(&exact_budgets, sb->uid, start_ns, mono_ns());
+        uint64_t end = mono_ns();
+        read_budget_spend(&exact_budgets, sb->uid, start_ns, end);
+        uint64_t ns = end > start_ns ? end - start_ns : 0;
+        sb->mem_work.exact++;
+        sb->mem_work.exact_ns += ns;
+        if (ns > sb->mem_work.exact_max_ns)
+                sb->mem_work.exact_max_ns = ns;
 }
 
 uint64_t mem_limit_exact_wait_ns(struct tsandbox *sb)
@@ -1223,7 +1244,7 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
          * whose sibling's exec is pending is not asked, and the child
          * stands alone), or its own */
         struct proc_entry *p = sb->vm_clones && parent_tid > 0 ? entry_of(sb, parent_tid) : NULL;
-        if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(parent_tid, e->pid)) {
+        if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(sb, parent_tid, e->pid)) {
                 e->as_id = p->as_id;
                 e->vfork_child = vfork;
         } else {
@@ -1248,6 +1269,22 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
                 bless_all(sb);
                 sb->mem_peak = ledger;
         }
+}
+
+json_object *mem_work_json(const struct mem_work *w)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "requests", json_object_new_uint64(w->requests));
+        json_object_object_add(o, "mappings_examined", json_object_new_uint64(w->mappings));
+        json_object_object_add(o, "kcmp", json_object_new_uint64(w->kcmp));
+        json_object_object_add(o, "fd_looks", json_object_new_uint64(w->fd_looks));
+        json_object_object_add(o, "fd_looks_on_main_loop", json_object_new_uint64(w->fd_looks_held));
+        json_object_object_add(o, "exact_rereads", json_object_new_uint64(w->exact));
+        json_object_object_add(o, "exact_ns", json_object_new_uint64(w->exact_ns));
+        json_object_object_add(o, "exact_max_ns", json_object_new_uint64(w->exact_max_ns));
+        json_object_object_add(o, "shared_objects", json_object_new_uint64(w->objects));
+        json_object_object_add(o, "shared_object_probes", json_object_new_uint64(w->object_probes));
+        return o;
 }
 
 /* Record the memory kill of process `pid` (`e`: its entry, or NULL): the
@@ -1445,21 +1482,25 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
         bool need_brk;
 
         exec_over(e, (pid_t)n->pid);
+        sb->mem_work.requests++;
 
         if (n->data.nr == SYS_brk && !args[0])
                 return 0; /* a query */
         /* a file mapped shared is page cache, except /dev/zero */
         bool shared_map = n->data.nr == SYS_mmap && (args[3] & MAP_TYPE) != MAP_PRIVATE;
         if (mem_limit_fd_look_wanted(sb, n)) {
-                if (fd_look == MEM_FD_UNSEEN)
+                sb->mem_work.fd_looks++;
+                if (fd_look == MEM_FD_UNSEEN) {
+                        sb->mem_work.fd_looks_held++;
                         fd_look = mem_limit_fd_look(n);
+                }
                 if (fd_look == MEM_FD_NOT_ZERO)
                         return 0;
         }
         /* A copy or move of (part of) the main stack would be a second
          * mapping that grows down by page faults, up to RLIMIT_STACK,
          * never notified: refused, as MAP_GROWSDOWN is. */
-        if (n->data.nr == SYS_mremap && in_main_stack(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0]))
+        if (n->data.nr == SYS_mremap && in_main_stack(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0], &sb->mem_work))
                 return EPERM;
         if (!e) {
                 /* Every process is registered at birth: an unknown requester
@@ -1475,7 +1516,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
         /* The break is read afresh: a brk the tracer allowed may have been
          * refused by the kernel (a mapping in the way), so a remembered one
          * could let later growth pass as none. Unknown: fail closed. */
-        uint64_t cur_brk = n->data.nr == SYS_brk ? read_brk(e->pid, n->pid) : 0;
+        uint64_t cur_brk = n->data.nr == SYS_brk ? read_brk(e->pid, n->pid, &sb->mem_work) : 0;
         uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
         if (need_brk)
                 growth = UINT64_MAX / 4;
@@ -1528,7 +1569,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                 if (exact) {
                         ledger = ledger_sum(sb, true, (pid_t)n->pid);
                         if (alone)
-                                growth = net_growth(e->pid, n->pid, n->data.nr, args, growth);
+                                growth = net_growth(e->pid, n->pid, n->data.nr, args, growth, &sb->mem_work);
                         exact_spent(sb, start);
                 } else if (ledger + growth > sb->max_memory) {
                         return mem_hold(sb, n, fd_look); /* only the exact look may kill */

@@ -18,6 +18,7 @@
  * exact re-read finds the segments the sandbox created by creator pid, key
  * and size, and drops those that are gone. */
 #pragma once
+#include <json-c/json.h>
 #include <linux/seccomp.h>
 #include <stdint.h>
 
@@ -130,3 +131,7 @@ void mem_limit_end(struct tsandbox *sb);
  * break for brk (0: unknown, then the growth is unknown too and *need_brk
  * is set). A pure function, for tests. */
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk);
+
+/* `w` as the `memory_work` object of sandbox_end (README, "Audit"): a new
+ * json object, owned by the caller. NULL out of memory. */
+json_object *mem_work_json(const struct mem_work *w);

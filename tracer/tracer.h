@@ -31,6 +31,28 @@ struct held_notif {
         struct held_notif *next;
 };
 
+/* What judging a sandbox's memory cost the tracer, all under tracer_lock
+ * unless said (the `memory_work` object of sandbox_end): counts of work
+ * done, so that what one sandbox can make every other one wait for is
+ * measured exactly, not timed. */
+struct mem_work {
+        uint64_t requests;        /* memory notifications judged */
+        uint64_t mappings;        /* mappings a request's own lookups examined
+                                   * (brk, mremap, net growth: PROCMAP_QUERY
+                                   * answers, or maps lines read) */
+        uint64_t kcmp;            /* kcmp(2) KCMP_VM calls */
+        uint64_t fd_looks;        /* shared file mmaps whose descriptor was
+                                   * looked at (is it /dev/zero?) */
+        uint64_t fd_looks_held;   /* ...of them on the main loop, not on the
+                                   * sandbox's own receiver thread */
+        uint64_t exact;           /* exact re-reads */
+        uint64_t exact_ns;        /* their time (CLOCK_MONOTONIC) */
+        uint64_t exact_max_ns;    /* the longest of them */
+        uint64_t objects;         /* shared objects (mappings of them) the
+                                   * re-reads met */
+        uint64_t object_probes;   /* slots of the object set probed for them */
+};
+
 struct tsandbox {
         int kind;                 /* TW_LISTENER */
         uint64_t id;
@@ -55,6 +77,7 @@ struct tsandbox {
                                    * last exact re-read (proc_entry_exited) */
         uint64_t mem_kills;
         bool mem_budget_logged;   /* its user's exact re-reads were held back (said once) */
+        struct mem_work mem_work;
         struct audit_sink audit;
         struct proc_index procs;  /* only with a process limit */
         uint32_t reserved;        /* forks answered, child not yet registered */

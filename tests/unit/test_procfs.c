@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -418,6 +419,49 @@ static void maps_query_matches_text(void **state)
         munmap(priv, 8 * page);
 }
 
+/* PROCMAP_QUERY came with Linux 6.11. */
+static bool kernel_has_procmap_query(void)
+{
+        struct utsname u;
+        int major = 0, minor = 0;
+        if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+                return false;
+        return major > 6 || (major == 6 && minor >= 11);
+}
+
+/* m.examined counts what was asked of the kernel: one PROCMAP_QUERY for
+ * one mapping looked up by address, however many lie below it; the text
+ * reads every line up to it (memory_work's mappings_examined). */
+static void maps_examined_counts_the_reading(void **state)
+{
+        (void)state;
+        long page = sysconf(_SC_PAGESIZE);
+        char *base = mmap(NULL, 64 * page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        assert_true(base != MAP_FAILED);
+        for (int k = 0; k < 64; k += 2) /* 64 mappings */
+                assert_int_equal(mprotect(base + k * page, page, PROT_NONE), 0);
+        char *last = base + 63 * page;
+        struct procfs_maps m;
+        struct proc_vma v;
+        unsigned long lines = 0;
+        for (int text = 0; text < 2; text++) {
+                assert_int_equal(procfs_maps_open(&m, getpid(), 0, (uintptr_t)last, text ? PROCFS_MAPS_TEXT : 0), 0);
+                assert_true(procfs_maps_next(&m, &v));
+                assert_int_equal(v.start, (uintptr_t)last);
+                assert_int_equal(procfs_maps_close(&m), 0);
+                if (!text && m.examined != 1 && !kernel_has_procmap_query()) {
+                        munmap(base, 64 * page);
+                        skip(); /* the text is read instead */
+                }
+                if (!text)
+                        assert_int_equal(m.examined, 1);
+                else
+                        lines = m.examined;
+        }
+        assert_true(lines > 64); /* every mapping below it, and it */
+        munmap(base, 64 * page);
+}
+
 /* A path past PATH_MAX, which d_path() cannot give the ioctl: the mapping
  * is still read, named "(long)" - and the text still has the path. */
 static void maps_path_past_path_max(void **state)
@@ -481,6 +525,7 @@ static const struct CMUnitTest tests[] = {
         cmocka_unit_test(maps_of_self_long_and_newline_path),
         cmocka_unit_test(maps_query_matches_text),
         cmocka_unit_test(maps_path_past_path_max),
+        cmocka_unit_test(maps_examined_counts_the_reading),
 };
 
 UNIT_MAIN_NO_BUGS(tests)

@@ -1577,7 +1577,7 @@ static int cmd_heapsplit(int argc, char **argv)
 /* sharedmany N: maps N one-page MAP_SHARED|MAP_ANONYMOUS objects (each its
  * own), says "armed", then, until stdin ends, forks children that each ask
  * for 1 TiB (killed: each kill an exact re-read of the N objects, twice
- * over). */
+ * over), saying "killed K" after the K-th such child. */
 static int cmd_sharedmany(int argc, char **argv)
 {
         if (argc != 1)
@@ -1589,6 +1589,7 @@ static int cmd_sharedmany(int argc, char **argv)
         pthread_t th;
         start_thread(&th, kill_group_at_eof, NULL);
         say("armed");
+        int killed = 0;
         for (;;) {
                 pid_t pid = fork();
                 if (pid < 0)
@@ -1598,7 +1599,8 @@ static int cmd_sharedmany(int argc, char **argv)
                              -1, 0);
                         _exit(0);
                 }
-                wait_child(pid);
+                if (WIFSIGNALED(wait_child(pid)))
+                        say("killed %d", ++killed);
         }
 }
 
