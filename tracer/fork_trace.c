@@ -358,14 +358,16 @@ static void child_register(struct trace_rec *c)
         }
 }
 
-/* New task `c`, reported by a TRACECLONE event of `sb`'s thread `tid`:
- * whether it is a thread of that thread's process - no new process, and
- * never to be killed as an unregistered one (a SIGKILL to a thread kills
- * its process); then it is let go at its first stop. */
-static bool thread_born(struct tsandbox *sb, struct trace_rec *c, pid_t tid)
+/* New task `c`, reported by a fork, vfork or clone event of a thread of
+ * `sb`: whether it is a thread (CLONE_THREAD: of its creator's process;
+ * the event names a clone with exit signal SIGCHLD or CLONE_VFORK as a
+ * fork or a vfork - found in review) - no new process, and never to be
+ * killed as an unregistered one (a SIGKILL to a thread kills its process);
+ * then it is let go at its first stop. A new process is its own leader. */
+static bool thread_born(struct tsandbox *sb, struct trace_rec *c)
 {
         pid_t ctg = procfs_tgid(c->tid);
-        if (ctg <= 0 || ctg != procfs_tgid(tid))
+        if (ctg <= 0 || ctg == c->tid)
                 return false;
         c->thread = true;
         c->sb = sb;
@@ -440,7 +442,7 @@ static void on_parent(struct trace_rec *r, int status)
                 /* A thread made by a parent still seized after a fork the
                  * kernel refused (the filter lets thread clones run
                  * unseen; TRACECLONE reports them all the same). */
-                if (c && event == PTRACE_EVENT_CLONE && thread_born(sb, c, tid)) {
+                if (c && thread_born(sb, c)) {
                         proc_limit_fork_done(sb, tid);
                         return;
                 }
@@ -489,20 +491,26 @@ static void on_child(struct trace_rec *c, int status)
                 return;
         if (c->stopped) {
                 /* a later stop of a vfork child traced to its exec (whose
-                 * event fork_trace_collect takes): a signal is passed on;
-                 * anything else ends the trace - a group stop (the detach
-                 * leaves it stopped), a thread it made (unseen by the
-                 * filter: let go too), a clone no notification announced
-                 * (its new task, never registered, is killed as one whose
-                 * creator never reported) */
+                 * event fork_trace_collect takes): a signal is passed on,
+                 * and so is SIGCONT's trap; anything else ends the trace -
+                 * a group stop (the detach leaves it stopped), a thread it
+                 * made (unseen by the filter: let go too), a clone no
+                 * notification announced (its new task, never registered,
+                 * is killed as one whose creator never reported) */
                 int event = status >> 16;
                 if (event == 0 && ptrace(PTRACE_CONT, c->tid, 0, WSTOPSIG(status)) == 0)
                         return;
+                /* the trap a SIGCONT sends a seized task (found in review:
+                 * taken for a group stop, it let the child go) - no
+                 * interrupt is ever sent to a child */
+                if (event == PTRACE_EVENT_STOP && WSTOPSIG(status) == SIGTRAP && ptrace(PTRACE_CONT, c->tid, 0, 0) == 0)
+                        return;
                 unsigned long child = 0;
                 struct trace_rec *n;
-                if (event == PTRACE_EVENT_CLONE && ptrace(PTRACE_GETEVENTMSG, c->tid, 0, &child) == 0 && child > 0 &&
-                    child <= INT_MAX && (n = child_rec((pid_t)child)))
-                        thread_born(c->sb, n, c->tid);
+                if ((event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK) &&
+                    ptrace(PTRACE_GETEVENTMSG, c->tid, 0, &child) == 0 && child > 0 && child <= INT_MAX &&
+                    (n = child_rec((pid_t)child)))
+                        thread_born(c->sb, n);
                 exec_watch_end(c, event == 0 ? WSTOPSIG(status) : 0);
                 return;
         }

@@ -579,21 +579,25 @@ static bool same_address_space(const struct proc_entry *a, const struct proc_ent
 
 /* After an exec of `e` is over (it may have failed; `tid`: its thread seen
  * again, alive): it keeps its as_id only if it still shares the address
- * space of another live process of that id (whose as_id is current: kept
- * at its own execs) - one kcmp, through the thread last read of that one
- * (view_tid: its leader may have exited); else, or when that cannot be
- * asked (the other's exec is pending, the thread is gone), a new one
- * (alone: counted on its own, the safe side). */
+ * space of another live process of that id whose exec is not pending
+ * (whose as_id is current: kept at its own execs; one whose exec is
+ * pending is not asked, kcmp would wait for it) - one kcmp, through the
+ * thread last read of that one (view_tid: its leader may have exited).
+ * A vfork child whose exec failed so keeps sharing, and its mark (found in
+ * review: a PATH search - posix_spawnp, execvp - fails an exec per
+ * directory before one runs, and the child was counted on its own from
+ * the second, its creator's memory twice). Else, or when none can be
+ * asked, a new id (alone: counted on its own, the safe side). */
 static void as_refresh(struct tsandbox *sb, struct proc_entry *e, pid_t tid)
 {
-        e->vfork_child = false;
         for (struct proc_entry *o = sb->procs.head; o; o = o->next)
-                if (o != e && !o->exited && o->as_id == e->as_id) {
-                        if (!o->exec_tid && kcmp_vm(sb, o->view_tid ? o->view_tid : o->pid, tid))
+                if (o != e && !o->exited && !o->exec_tid && o->as_id == e->as_id) {
+                        if (kcmp_vm(sb, o->view_tid ? o->view_tid : o->pid, tid))
                                 return;
                         break;
                 }
         e->as_id = ++sb->as_ids;
+        e->vfork_child = false;
 }
 
 /* Whether `e` shares its address space with another live entry (clone(2)
@@ -1133,6 +1137,8 @@ void mem_limit_vfork_done(struct tsandbox *sb, pid_t child, bool replaced)
         if (!e || !e->vfork_child)
                 return;
         e->vfork_child = false;
+        if (!replaced)
+                sb->mem_work.vfork_let_go++;
         if (replaced) {
                 /* its exec is over: the address space is its new image's */
                 e->as_id = ++sb->as_ids;
@@ -1247,6 +1253,7 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
         if (p && p != e && !p->exited && !p->exec_tid && kcmp_vm(sb, parent_tid, e->pid)) {
                 e->as_id = p->as_id;
                 e->vfork_child = vfork;
+                sb->mem_work.vfork_children += vfork;
         } else {
                 e->as_id = ++sb->as_ids;
         }
@@ -1284,6 +1291,8 @@ json_object *mem_work_json(const struct mem_work *w)
         json_object_object_add(o, "exact_max_ns", json_object_new_uint64(w->exact_max_ns));
         json_object_object_add(o, "shared_objects", json_object_new_uint64(w->objects));
         json_object_object_add(o, "shared_object_probes", json_object_new_uint64(w->object_probes));
+        json_object_object_add(o, "vfork_children", json_object_new_uint64(w->vfork_children));
+        json_object_object_add(o, "vfork_let_go", json_object_new_uint64(w->vfork_let_go));
         return o;
 }
 

@@ -51,6 +51,13 @@ struct mem_work {
         uint64_t objects;         /* shared objects (mappings of them) the
                                    * re-reads met */
         uint64_t object_probes;   /* slots of the object set probed for them */
+        uint64_t vfork_children;  /* vfork children followed to their exec
+                                   * (fork_trace.h), sharing their creator's
+                                   * address space until then */
+        uint64_t vfork_let_go;    /* ...of them let go before it (a group
+                                   * stop, a thread, a fork of their own):
+                                   * counted alone while their exec was
+                                   * pending */
 };
 
 struct tsandbox {

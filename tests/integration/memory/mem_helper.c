@@ -1157,11 +1157,14 @@ static void *thread_exec(void *arg)
         fail("execv");
 }
 
-/* spawnloop THREADS ROUNDS MIB: maps and touches MIB, then THREADS
+/* spawnloop THREADS ROUNDS MIB [path]: maps and touches MIB, then THREADS
  * threads each posix_spawn(3) /bin/true ROUNDS times (a vfork-like clone:
- * CLONE_VM | CLONE_VFORK), each reaped and its status checked. Says
- * "spawned N" and "done", or fails at the first child that did not exit 0. */
+ * CLONE_VM | CLONE_VFORK), each reaped and its status checked; with
+ * "path", posix_spawnp(3) of "true" with two missing directories first in
+ * PATH (a failed exec each before the one that runs). Says "spawned N"
+ * and "done", or fails at the first child that did not exit 0. */
 static int spawn_rounds;
+static bool spawn_path;
 static int spawned; /* __atomic */
 
 static void *spawn_thread(void *arg)
@@ -1169,9 +1172,9 @@ static void *spawn_thread(void *arg)
         (void)arg;
         extern char **environ;
         for (int i = 0; i < spawn_rounds; i++) {
-                char *const av[] = { "/bin/true", NULL };
+                char *const av[] = { spawn_path ? "true" : "/bin/true", NULL };
                 pid_t pid;
-                if ((errno = posix_spawn(&pid, av[0], NULL, NULL, av, environ)))
+                if ((errno = (spawn_path ? posix_spawnp : posix_spawn)(&pid, av[0], NULL, NULL, av, environ)))
                         fail("posix_spawn");
                 int st = wait_child(pid);
                 if (!WIFEXITED(st) || WEXITSTATUS(st)) {
@@ -1185,10 +1188,13 @@ static void *spawn_thread(void *arg)
 
 static int cmd_spawnloop(int argc, char **argv)
 {
-        if (argc != 3)
+        if (argc != 3 && (argc != 4 || strcmp(argv[3], "path")))
                 usage();
         uint64_t threads = num(argv[0]);
         spawn_rounds = (int)num(argv[1]);
+        spawn_path = argc == 4;
+        if (spawn_path && setenv("PATH", "/nonexistent/seccell-a:/nonexistent/seccell-b:/usr/bin:/bin", 1))
+                fail("setenv");
         map_anon(num(argv[2]) * MIB, MAP_PRIVATE);
         pthread_t th[64];
         if (threads > 64)
@@ -1206,10 +1212,14 @@ static int cmd_spawnloop(int argc, char **argv)
 /* vforkwatch MODE MIB: maps and touches MIB, then vforks a child that,
  * before it execs /bin/true, does by MODE:
  *   signal  raises SIGUSR1, whose handler marks it (memory is shared);
+ *   cont    sends itself SIGCONT (running: its trap, then the signal),
+ *           with a handler that marks it;
  *   stop    stops itself (SIGSTOP); a thread of the parent sees it stopped
  *           (/proc/<pid>/stat state T) and continues it (SIGCONT);
  *   thread  makes a thread (raw clone, CLONE_THREAD) and waits for it to
  *           mark that it ran;
+ *   sigthread  the same, the thread's exit signal SIGCHLD (which ptrace
+ *           reports as a fork);
  *   fork    forks a child of its own (raw clone, no atfork handlers in the
  *           shared address space), which exits 0, and reaps it.
  * Under a memory limit a vfork child is traced until its exec's event:
@@ -1221,7 +1231,7 @@ static volatile sig_atomic_t watch_mark;
 static volatile pid_t watch_child;
 static volatile long watch_grand = -1; /* "fork": the grandchild's wait status */
 
-static void watch_on_usr1(int sig)
+static void watch_on_signal(int sig)
 {
         (void)sig;
         watch_mark = 1;
@@ -1269,28 +1279,30 @@ static int cmd_vforkwatch(int argc, char **argv)
         map_anon(num(argv[1]) * MIB, MAP_PRIVATE);
         static char tstack[64 * 1024] __attribute__((aligned(16)));
         pthread_t cont;
-        if (!strcmp(mode, "signal")) {
-                struct sigaction sa = { .sa_handler = watch_on_usr1 };
+        bool thread = !strcmp(mode, "thread") || !strcmp(mode, "sigthread");
+        if (!strcmp(mode, "signal") || !strcmp(mode, "cont")) {
+                struct sigaction sa = { .sa_handler = watch_on_signal };
                 sigemptyset(&sa.sa_mask);
-                if (sigaction(SIGUSR1, &sa, NULL))
+                if (sigaction(!strcmp(mode, "cont") ? SIGCONT : SIGUSR1, &sa, NULL))
                         fail("sigaction");
         } else if (!strcmp(mode, "stop")) {
                 start_thread(&cont, watch_continuer, NULL);
-        } else if (strcmp(mode, "thread") && strcmp(mode, "fork")) {
+        } else if (!thread && strcmp(mode, "fork")) {
                 usage();
         }
         pid_t v = vfork();
         if (v == 0) {
                 /* only raw system calls and this stack below: the address
                  * space is the parent's */
-                if (!strcmp(mode, "signal")) {
-                        syscall(SYS_kill, syscall(SYS_getpid), SIGUSR1);
+                if (!strcmp(mode, "signal") || !strcmp(mode, "cont")) {
+                        syscall(SYS_kill, syscall(SYS_getpid), !strcmp(mode, "cont") ? SIGCONT : SIGUSR1);
                 } else if (!strcmp(mode, "stop")) {
                         __atomic_store_n(&watch_child, (pid_t)syscall(SYS_getpid), __ATOMIC_SEQ_CST);
                         syscall(SYS_kill, syscall(SYS_getpid), SIGSTOP);
-                } else if (!strcmp(mode, "thread")) {
+                } else if (thread) {
                         if (clone(watch_thread_fn, tstack + sizeof(tstack),
-                                  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+                                  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM |
+                                          (!strcmp(mode, "sigthread") ? SIGCHLD : 0),
                                   NULL) < 0)
                                 _exit(5);
                         for (long i = 0; !__atomic_load_n(&watch_mark, __ATOMIC_SEQ_CST); i++)
