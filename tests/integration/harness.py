@@ -373,6 +373,20 @@ class SeccellTestCase(unittest.TestCase):
             self.assertIn(n, lines[0])
 
 
+def binaries_for_anyone(names=("seccell", "seccell-broker", "seccell-tracer")):
+    """The build's binaries `names` copied to a new directory (0755) that
+    any user can reach: the build tree may sit under one that only its
+    owner may enter (a clone made in `mktemp -d`). Returns the directory;
+    the caller removes it."""
+    d = tempfile.mkdtemp(prefix="seccell-bin-")
+    os.chmod(d, 0o755)
+    src = os.path.dirname(os.path.abspath(SECCELL))
+    for name in names:
+        shutil.copy2(os.path.join(src, name), os.path.join(d, name))
+        os.chmod(os.path.join(d, name), 0o755)
+    return d
+
+
 def py(script):
     """argv running a Python script with the real interpreter."""
     return [PYTHON, "-c", script]

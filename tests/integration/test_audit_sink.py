@@ -21,7 +21,8 @@ import termios
 import threading
 import time
 
-from harness import SECCELL, SeccellTestCase, errtext, load_json_lines, proc_stat, descendants, read_line, wait_for
+from harness import (SECCELL, SeccellTestCase, binaries_for_anyone, errtext, load_json_lines, proc_stat, descendants,
+                     read_line, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYS_PYTHON = "/usr/bin/python3"
@@ -136,8 +137,13 @@ class AuditSink(SeccellTestCase):
 
     def nobody_run(self, d, audit, script):
         """`seccell run --broker d --audit audit -- /bin/sh -c script` as
-        nobody, not waited for."""
-        return self.popen([SECCELL, "run", "--broker", d, "--audit", audit, "--", "/bin/sh", "-c", script],
+        nobody (the client copied where nobody can reach it), not waited
+        for."""
+        if not getattr(self, "nobody_bin", None):
+            self.nobody_bin = binaries_for_anyone(("seccell",))
+            self.addCleanup(shutil.rmtree, self.nobody_bin, True)
+        client = os.path.join(self.nobody_bin, "seccell")
+        return self.popen([client, "run", "--broker", d, "--audit", audit, "--", "/bin/sh", "-c", script],
                           cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, preexec_fn=as_nobody)
 

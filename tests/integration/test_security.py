@@ -16,8 +16,8 @@ import textwrap
 import time
 import unittest
 
-from harness import (SECCELL, PYTHON, SeccellTestCase, alive_with_marker, descendants, errtext, live_descendants,
-                     proc_stat, read_line, status_fields, wait_for)
+from harness import (SECCELL, PYTHON, SeccellTestCase, alive_with_marker, binaries_for_anyone, descendants, errtext,
+                     live_descendants, proc_stat, read_line, status_fields, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # the system's interpreter: readable by nobody, and with Debian's modules
@@ -1202,12 +1202,7 @@ class Unprivileged(SeccellTestCase, FdProbeMixin):
             raise unittest.SkipTest("needs root to switch to uid %d" % NOBODY)
         if not shutil.which("setpriv"):
             raise unittest.SkipTest("setpriv missing")
-        cls.bindir = tempfile.mkdtemp(prefix="seccell-bin-")
-        os.chmod(cls.bindir, 0o755)
-        src = os.path.dirname(os.path.abspath(SECCELL))
-        for name in ("seccell", "seccell-broker", "seccell-tracer"):
-            shutil.copy2(os.path.join(src, name), os.path.join(cls.bindir, name))
-            os.chmod(os.path.join(cls.bindir, name), 0o755)
+        cls.bindir = binaries_for_anyone()
         cls.tmp = tempfile.mkdtemp(prefix="seccell-nobody-")
         os.chown(cls.tmp, NOBODY, NOBODY)
         os.chmod(cls.tmp, 0o700)
