@@ -135,15 +135,18 @@ class AuditSink(SeccellTestCase):
         self.addCleanup(os.close, rd)
         return path, rd
 
-    def nobody_run(self, d, audit, script):
-        """`seccell run --broker d --audit audit -- /bin/sh -c script` as
-        nobody (the client copied where nobody can reach it), not waited
-        for."""
+    def nobody_client(self):
+        """The seccell client, copied where nobody can reach it (the build
+        tree may sit in a directory only root may enter)."""
         if not getattr(self, "nobody_bin", None):
             self.nobody_bin = binaries_for_anyone(("seccell",))
             self.addCleanup(shutil.rmtree, self.nobody_bin, True)
-        client = os.path.join(self.nobody_bin, "seccell")
-        return self.popen([client, "run", "--broker", d, "--audit", audit, "--", "/bin/sh", "-c", script],
+        return os.path.join(self.nobody_bin, "seccell")
+
+    def nobody_run(self, d, audit, script):
+        """`seccell run --broker d --audit audit -- /bin/sh -c script` as
+        nobody, not waited for."""
+        return self.popen([self.nobody_client(), "run", "--broker", d, "--audit", audit, "--", "/bin/sh", "-c", script],
                           cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, preexec_fn=as_nobody)
 
@@ -300,7 +303,7 @@ class AuditSink(SeccellTestCase):
         rc, err = self.finished(refused, "the refused run")
         self.assertEqual(rc, 125, err)
         self.assertIn(b"audit file does not take their last events", err)
-        plain = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/true"], cwd=self.dir,
+        plain = self.popen([self.nobody_client(), "run", "--broker", d, "--", "/bin/true"], cwd=self.dir,
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            preexec_fn=as_nobody)
         rc, err = self.finished(plain, "a run without --audit")
