@@ -25,9 +25,10 @@
  * sharing (mem_limit_vfork_done). Neither its creator's VFORK_DONE (sent
  * before the exec switches address spaces) nor kcmp(2) (which waits for an
  * exec's exec_update_lock, held across a close-on-exec flush that a stalled
- * file system can hold) tells as much without waiting. A signal stop is passed on;
- * any other stop, a thread, or a fork of its own ends that trace (the child
- * then stands alone while its exec is pending: the safe side). Every ptrace
+ * file system can hold) tells as much without waiting. A signal stop is
+ * passed on, and so is SIGCONT's trap; a group stop, a thread, or a fork
+ * of its own ends that trace (the child then stands alone while its exec
+ * is pending: the safe side). Every ptrace
  * request is made by the tracer's only thread, the one that seized. */
 #pragma once
 #include <stdint.h>

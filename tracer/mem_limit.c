@@ -460,6 +460,15 @@ static bool fd_not_dev_zero(pid_t tid, int fd)
         return !(S_ISCHR(stx.stx_mode) && stx.stx_rdev_major == 1 && stx.stx_rdev_minor == 5);
 }
 
+/* Close maps reader `m` of a request's own lookup, adding the mappings it
+ * examined to `w`. Returns procfs_maps_close()'s result. */
+static int lookup_close(struct procfs_maps *m, struct mem_work *w)
+{
+        int r = procfs_maps_close(m);
+        w->mappings += m->examined;
+        return r;
+}
+
 /* Heap pieces read_brk() follows at most: each is one PROCMAP_QUERY. */
 #define HEAP_PIECES_MAX 1024
 
@@ -485,9 +494,7 @@ static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
                 end = v.end;
                 pieces++;
         }
-        int r = procfs_maps_close(&m);
-        w->mappings += m.examined;
-        if (r < 0 || pieces > HEAP_PIECES_MAX)
+        if (lookup_close(&m, w) < 0 || pieces > HEAP_PIECES_MAX)
                 return 0; /* not read: unknown */
         return end ? end : PAGE_UP(st.start_brk);
 }
@@ -504,9 +511,7 @@ static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr, struct mem_work 
         procfs_maps_open(&m, tgid, tid, addr, 0);
         if (procfs_maps_next(&m, &v))
                 in = v.start <= addr && !strcmp(v.name, "[stack]");
-        int r = procfs_maps_close(&m);
-        w->mappings += m.examined;
-        return r < 0 || in;
+        return lookup_close(&m, w) < 0 || in;
 }
 
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
@@ -568,10 +573,10 @@ static bool kcmp_vm(struct tsandbox *sb, pid_t a, pid_t b)
  * other process, 2 us each, made each request of a sandbox of 3,000
  * processes cost 55 ms under the tracer's one lock, and each exact
  * re-read a kcmp of every pair). A process whose exec is pending stands
- * alone - unless it is a vfork child whose vfork has not ended (its exec
- * has not replaced the address space yet: found in review, counted alone
- * it counted its creator's memory a second time, and programs spawning
- * from threads were killed near twice their size). */
+ * alone - unless it is a vfork child still traced to its exec's event
+ * (until then the address space is its creator's: found in review,
+ * counted alone it counted its creator's memory a second time, and
+ * programs spawning from threads were killed near twice their size). */
 static bool same_address_space(const struct proc_entry *a, const struct proc_entry *b)
 {
         return (!a->exec_tid || a->vfork_child) && (!b->exec_tid || b->vfork_child) && a->as_id == b->as_id;
@@ -783,9 +788,7 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 } else
                         *convertible += ov;
         }
-        int r = procfs_maps_close(&m);
-        w->mappings += m.examined;
-        return r == 0 && any;
+        return lookup_close(&m, w) == 0 && any;
 }
 
 /* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
@@ -1137,16 +1140,16 @@ void mem_limit_vfork_done(struct tsandbox *sb, pid_t child, bool replaced)
         if (!e || !e->vfork_child)
                 return;
         e->vfork_child = false;
-        if (!replaced)
-                sb->mem_work.vfork_let_go++;
         if (replaced) {
                 /* its exec is over: the address space is its new image's */
                 e->as_id = ++sb->as_ids;
                 e->judged = 0;
                 e->data = entry_statm(e, 0);
-        } else if (e->exec_tid) {
-                e->as_id = ++sb->as_ids; /* cannot be told: alone, the safe side */
+                return;
         }
+        sb->mem_work.vfork_let_go++;
+        if (e->exec_tid)
+                e->as_id = ++sb->as_ids; /* cannot be told: alone, the safe side */
 }
 
 uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *n, uint64_t *copy_out,

@@ -93,7 +93,7 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
  * (mem_limit_register with `vfork`) is known to be its own now or no longer
  * followed. `replaced`: its exec's PTRACE_EVENT_EXEC stop was seen - the
  * exec has installed the new image, which is read now and judged from
- * here on. Else the trace that would tell was let go (a signal stop, a
+ * here on. Else the trace that would tell was let go (a group stop, a
  * thread, a fork of its own): while its exec is pending it stands alone
  * (counted on its own, the safe side), as any other process. */
 void mem_limit_vfork_done(struct tsandbox *sb, pid_t child, bool replaced);
