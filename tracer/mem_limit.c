@@ -1056,16 +1056,18 @@ void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid, uint64_t copy)
         sb->fork_copy_bytes += copy;
 }
 
-void mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
+uint64_t mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
 {
         for (struct fork_copy **pp = &sb->fork_copies; *pp; pp = &(*pp)->next)
                 if ((*pp)->tid == tid) {
                         struct fork_copy *c = *pp;
+                        uint64_t bytes = c->bytes;
                         *pp = c->next;
-                        sb->fork_copy_bytes -= c->bytes;
+                        sb->fork_copy_bytes -= bytes;
                         free(c);
-                        return;
+                        return bytes;
                 }
+        return 0;
 }
 
 /* A call of thread `tid` of `e` is parked in its notification: an exec let
@@ -1243,7 +1245,7 @@ static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
         return true;
 }
 
-void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork)
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork, uint64_t copy)
 {
         /* a forked child starts with a copy of its parent's commitment */
         if (!sb->max_memory || e->exited)
@@ -1267,8 +1269,18 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
          * judgement (blessing what the address space holds now would pass
          * their unjudged growth as judged; mem_limit_sweep judges a shared
          * address space by the most any of its processes was let have) */
-        if (!inherit_judgement(sb, e))
+        bool copied_more = false;
+        if (!inherit_judgement(sb, e)) {
                 bless(e, 0);
+                /* found in review: a thread of the parent let map X after
+                 * the fork was judged, before the kernel copied the parent
+                 * - judged on the child having `copy` - gave the child X
+                 * too, blessed here: 2x the limit held, no kill */
+                if (copy && e->judged > copy) {
+                        e->judged = copy;
+                        copied_more = true;
+                }
+        }
         uint64_t ledger = ledger_sum(sb, false, 0);
         /* the peak is the highest ledger judged within the limit; growth
          * past it that nobody asked for is the sweep's (memory_kill with
@@ -1279,6 +1291,11 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
                 bless_all(sb);
                 sb->mem_peak = ledger;
         }
+        /* what it copied past its judgement, over the limit: the sweep
+         * kills it (the most unjudged first) while it is still stopped at
+         * birth, before it runs */
+        if (copied_more && ledger > sb->max_memory)
+                mem_limit_sweep(sb);
 }
 
 json_object *mem_work_json(const struct mem_work *w)

@@ -79,15 +79,19 @@ void mem_limit_retry(struct tsandbox *sb);
 void mem_limit_fork_reserve(struct tsandbox *sb, pid_t tid, uint64_t copy);
 
 /* The fork of `tid` is over (its child registered, or none was created):
- * drop its reservation. */
-void mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
+ * drop its reservation. Returns the bytes it reserved (0: none). */
+uint64_t mem_limit_fork_over(struct tsandbox *sb, pid_t tid);
 
 /* A process was registered (the root, or a child at birth, made by thread
  * `parent_tid`, stopped in its fork event; 0 for the root): read what its
  * address space already holds, and whose it is (one kcmp(2) KCMP_VM with
  * its creator). `vfork`: made by a vfork, and kept traced until its exec
- * (mem_limit_vfork_done() follows). */
-void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork);
+ * (mem_limit_vfork_done() follows). `copy`: the bytes judged for it at its
+ * fork (mem_limit_fork_over(); 0: none), all it is let have of what it
+ * copied - another thread of its parent may have been let map more before
+ * the kernel copied the parent, counting on the child having `copy` only;
+ * what it has above that, over the limit, kills it before it runs. */
+void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_tid, bool vfork, uint64_t copy);
 
 /* The address space `child` shared with its creator since its vfork
  * (mem_limit_register with `vfork`) is known to be its own now or no longer

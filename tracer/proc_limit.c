@@ -41,10 +41,12 @@ static void on_reap(struct proc_entry *e, void *ud)
 }
 
 /* Register `pid` (made by thread `parent_tid`, by a traced vfork if
- * `vfork`; 0: the root) with a pidfd.
+ * `vfork`; 0: the root) with a pidfd. `copy`: the bytes of its parent's
+ * memory judged at its fork (0: none judged).
  * Returns 0 (*out set), -ESRCH when it is
  * gone, or another -errno (out of descriptors or memory). */
-static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, bool vfork, struct proc_entry **out)
+static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, bool vfork, uint64_t copy,
+                        struct proc_entry **out)
 {
         int pidfd = (int)syscall(__NR_pidfd_open, pid, 0);
         if (pidfd < 0)
@@ -58,7 +60,7 @@ static int register_pid(struct tsandbox *sb, pid_t pid, pid_t parent_tid, bool v
                 log_debug("cannot watch process %d: %s", pid, strerror(errno));
                 e->watch_reap = true;
         }
-        mem_limit_register(sb, e, parent_tid, vfork);
+        mem_limit_register(sb, e, parent_tid, vfork, copy);
         *out = e;
         return 0;
 }
@@ -68,7 +70,7 @@ int proc_limit_start(struct tsandbox *sb)
         if (!sb->tracked)
                 return 0;
         struct proc_entry *e = NULL;
-        int r = register_pid(sb, sb->root, 0, false, &e);
+        int r = register_pid(sb, sb->root, 0, false, 0, &e);
         if (r < 0)
                 return r;
         sb->procs.peak = 1;
@@ -134,9 +136,9 @@ int proc_limit_child_born(struct tsandbox *sb, pid_t parent_tid, pid_t child, bo
                 }
         }
         /* the child's own measure replaces its creator's reservation */
-        mem_limit_fork_over(sb, parent_tid);
+        uint64_t copy = mem_limit_fork_over(sb, parent_tid);
         struct proc_entry *e = NULL;
-        int r = register_pid(sb, child, parent_tid, vfork, &e);
+        int r = register_pid(sb, child, parent_tid, vfork, copy, &e);
         if (r == -ESRCH) {
                 /* gone before we could look: nothing to count */
                 log_debug("child %d of %d: gone before registration", child, parent_tid);

@@ -841,6 +841,121 @@ static int cmd_procrace(int argc, char **argv)
         return 0;
 }
 
+/* forkmap: another thread maps while the main thread forks */
+struct forkmap {
+        uint64_t len;
+        long delay_ns;
+        void *p;
+        int go, mapped, stop; /* __atomic */
+};
+
+static long now_ns(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+static void *forkmap_thread(void *arg)
+{
+        struct forkmap *f = arg;
+        for (;;) {
+                while (!__atomic_load_n(&f->go, __ATOMIC_SEQ_CST))
+                        if (__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST))
+                                return NULL;
+                __atomic_store_n(&f->go, 0, __ATOMIC_SEQ_CST);
+                for (long end = now_ns() + f->delay_ns; now_ns() < end;)
+                        ;
+                char *p = mmap(NULL, f->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+                p[0] = 1; /* its grant settles */
+                f->p = p;
+                __atomic_store_n(&f->mapped, 1, __ATOMIC_SEQ_CST);
+        }
+}
+
+/* forkmap MIB TRIES KILLS: found in review. In each try a second thread
+ * maps MIB (private, one page touched) 0-100 us after the main thread
+ * starts a fork(), so that in some tries the mapping is let in after the
+ * fork was judged and before the kernel copies the parent: the child then
+ * holds a copy nobody judged. The child reports its measure; one that has
+ * the mapping's copy waits (up to 20 s) for the limit to kill it, the
+ * others exit at once; the parent keeps its mapping until the child is
+ * gone. Each try is one of: the fork refused (ENOMEM); the child killed
+ * before it reports (at birth); killed after it reported the copy (late);
+ * the copy held (not killed in 20 s: the defect); plain (no copy). Stops
+ * after KILLS kills, a copy held, or TRIES tries, and prints the counts. */
+static int cmd_forkmap(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        struct forkmap f = { .len = num(argv[0]) * MIB };
+        uint64_t tries = num(argv[1]), want = num(argv[2]), t;
+        uint64_t refused = 0, killed = 0, late = 0, held = 0, plain = 0;
+        pthread_t th;
+        start_thread(&th, forkmap_thread, &f);
+        srand((unsigned)getpid());
+        for (t = 0; t < tries && killed + late < want && !held; t++) {
+                int fds[2];
+                if (pipe2(fds, O_CLOEXEC))
+                        fail("pipe");
+                f.delay_ns = rand() % 100000;
+                __atomic_store_n(&f.mapped, 0, __ATOMIC_SEQ_CST);
+                __atomic_store_n(&f.go, 1, __ATOMIC_SEQ_CST);
+                pid_t pid = fork();
+                if (pid == 0) {
+                        uint64_t d = data_now();
+                        (void)!write(fds[1], &d, sizeof(d));
+                        struct timespec ts = { 20, 0 };
+                        while (d >= f.len && nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                                ;
+                        _exit(0);
+                }
+                int e = errno;
+                close(fds[1]);
+                while (!__atomic_load_n(&f.mapped, __ATOMIC_SEQ_CST))
+                        ;
+                if (pid < 0) {
+                        munmap(f.p, f.len);
+                        close(fds[0]);
+                        if (e != ENOMEM) {
+                                errno = e;
+                                fail("fork");
+                        }
+                        refused++;
+                        continue;
+                }
+                uint64_t d = 0;
+                ssize_t got = read(fds[0], &d, sizeof(d));
+                close(fds[0]);
+                int st = wait_child(pid);
+                munmap(f.p, f.len);
+                bool sigkill = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+                bool copy = got == sizeof(d) && d >= f.len;
+                if (sigkill && got <= 0) {
+                        killed++;
+                        say("killed pid %d", pid);
+                } else if (sigkill && copy) {
+                        late++;
+                        say("late pid %d data %" PRIu64, pid, d);
+                } else if (copy) {
+                        held++;
+                        say("held pid %d data %" PRIu64, pid, d);
+                } else if (got == sizeof(d) && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+                        plain++;
+                } else {
+                        print_status("odd", (int)t, pid, st);
+                }
+        }
+        __atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST);
+        if ((errno = pthread_join(th, NULL)))
+                fail("pthread_join");
+        say("tries %" PRIu64 " refused %" PRIu64 " killed %" PRIu64 " late %" PRIu64 " held %" PRIu64
+            " plain %" PRIu64, t, refused, killed, late, held, plain);
+        return 0;
+}
+
 /* phantom: A's allocation is over (its grant must not keep counting)
  * while A runs on or sleeps, and B asks for memory that fits only
  * without it. `done` (shared) ends A's spin or wait. */
@@ -2374,7 +2489,7 @@ int main(int argc, char **argv)
                 { "map", cmd_map },           { "reserve", cmd_reserve },   { "mremap", cmd_mremap },
                 { "dontunmap", cmd_dontunmap }, { "brk", cmd_brk },           { "brkblocked", cmd_brkblocked },         { "execchain", cmd_execchain },
                 { "forkexec", cmd_forkexec }, { "seq", cmd_seq },           { "offender", cmd_offender },
-                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "spawnloop", cmd_spawnloop }, { "vforkwatch", cmd_vforkwatch }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
+                { "threadmap", cmd_threadmap }, { "threadexec", cmd_threadexec }, { "brkexec", cmd_brkexec }, { "spawnloop", cmd_spawnloop }, { "vforkwatch", cmd_vforkwatch }, { "threadrace", cmd_threadrace }, { "procrace", cmd_procrace }, { "forkmap", cmd_forkmap }, { "phantom", cmd_phantom }, { "growsdown", cmd_growsdown }, { "longpath", cmd_longpath }, { "stackcopy", cmd_stackcopy },
                 { "sharedmaps", cmd_sharedmaps }, { "vforkmap", cmd_vforkmap }, { "shm", cmd_shm },
                 { "shmkey", cmd_shmkey },     { "shmcycle", cmd_shmcycle }, { "shmpair", cmd_shmpair }, { "shmkids", cmd_shmkids }, { "shmhuge", cmd_shmhuge },
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },

@@ -749,6 +749,34 @@ class TestProcesses(MemTestBase):
             self.assertEqual(got, ["exit 0", "signal 9"], "round %d\n%s" % (i + 1, d))
         self.assertAudit(r, limit, kills=n)
 
+    def test_fork_copies_no_more_than_was_judged(self):
+        # Found in review: a fork is judged on the parent's size, and its
+        # copy reserved; another thread is then let map 56 MiB at 64M
+        # (parent + copy + 56 fit). Mapped before the kernel copies the
+        # parent, the child got it too, and was blessed at birth with it:
+        # 112 MiB held, no kill, the peak shown as 56.8 MiB. The child may
+        # keep only what was judged at its fork; the rest, over the limit,
+        # is its unjudged growth. The race is hit by chance: tries go on
+        # until 3 children got the copy (1-80 tries each here).
+        limit = 64 * MIB
+        r = self.helper(limit, "forkmap", 56, 3000, 3, timeout=200)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        m = re.search(r"(?m)^tries (\d+) refused (\d+) killed (\d+) late (\d+) held (\d+) plain (\d+)$", r.out)
+        self.assertIsNotNone(m, d)
+        tries, refused, killed, late, held, plain = (int(x) for x in m.groups())
+        self.assertEqual(held, 0, "a child kept a copy of memory nobody judged past the limit\n" + d)
+        self.assertNotIn("odd", r.out, d)
+        self.assertEqual(killed + late, 3, "the race was not hit in %d tries\n%s" % (tries, d))
+        self.assertEqual(refused + killed + late + plain, tries, d)
+        self.assertAudit(r, limit, kills=3)
+        victims = {int(x) for x in re.findall(r"(?m)^(?:killed|late) pid (\d+)", r.out)}
+        self.assertEqual({k["pid"] for k in r.of("memory_kill")}, victims, d)
+        for k in r.of("memory_kill"):
+            # the copy of the mapping, unjudged: killed for no request
+            self.assertEqual(k["requested"], 0, d)
+            self.assertGreaterEqual(k["unjudged"], 56 * MIB, d)
+
     def test_clone_vm_child_is_one_address_space(self):
         # clone(CLONE_VM | SIGCHLD): a second process in the same address
         # space (the ledger is per address space; DESIGN: threads share
