@@ -134,6 +134,9 @@ static int cmd_run(int argc, char **argv)
                         break;
                 case 'm':
                         r = parse_size(optarg, &o.max_memory);
+                        if (r == -EDOM)
+                                return bad_value("--max-memory", optarg, r,
+                                                 "not a whole number of bytes (1.5G is; 0.1G is not)");
                         if (r < 0)
                                 return bad_value("--max-memory", optarg, r,
                                                  "expected bytes with an optional binary suffix: 512K, 64M, 1.5G, 2GiB");

@@ -44,13 +44,14 @@ static int split_number(const char **p, uint64_t *ip, uint64_t *frac, uint64_t *
         return 0;
 }
 
-/* v * num / den exactly, refusing overflow and inexact results. */
+/* v * num / den exactly, refusing overflow (-ERANGE) and a result that is
+ * not whole (-EDOM). */
 static int scale_exact(uint64_t ip, uint64_t frac, uint64_t den, uint64_t mult, uint64_t *out)
 {
         unsigned __int128 whole = (unsigned __int128)ip * mult;
         unsigned __int128 part = (unsigned __int128)frac * mult;
         if (part % den)
-                return -EINVAL;
+                return -EDOM;
         whole += part / den;
         if (whole > UINT64_MAX)
                 return -ERANGE;

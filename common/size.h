@@ -10,7 +10,8 @@
  * letter, B for bytes). Powers of 1024. The result must be a whole number of
  * bytes in 1..UINT64_MAX.
  * Returns 0 and sets *out; -EINVAL for malformed text or unknown suffixes
- * ("12Q", "-1", "1KB"), -ERANGE for 0 or values above UINT64_MAX ("16E"). */
+ * ("12Q", "-1", "1KB"), -EDOM for a fraction of a byte ("0.1G", "1.3"),
+ * -ERANGE for 0 or values above UINT64_MAX ("16E"). */
 int parse_size(const char *s, uint64_t *out);
 
 /* Parse a duration in seconds, as timeout(1) does: a decimal number with an

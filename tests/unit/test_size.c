@@ -147,10 +147,10 @@ static void size_malformed(void **state)
                 { "1\n", -EINVAL, 0 },
                 { "0x10", -EINVAL, 0 },
                 { "1e3", -EINVAL, 0 },
-                { "1.3B", -EINVAL, 0 },  /* not a whole number of bytes */
-                { "1.3", -EINVAL, 0 },
-                { "0.5", -EINVAL, 0 },
-                { "0.1K", -EINVAL, 0 },  /* 102.4 bytes */
+                { "1.3B", -EDOM, 0 },  /* not a whole number of bytes */
+                { "1.3", -EDOM, 0 },
+                { "0.5", -EDOM, 0 },
+                { "0.1K", -EDOM, 0 },  /* 102.4 bytes */
                 { "1.0000000000000000000K", -EINVAL, 0 }, /* 19 fraction digits */
                 { "\xff", -EINVAL, 0 },
         };
