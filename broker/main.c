@@ -283,18 +283,24 @@ int main(int argc, char **argv)
 
         broker.epfd = epoll_create1(EPOLL_CLOEXEC);
         r = tracer_link_start(&broker.tracer, tracer_path, tdir, user, embedded, events);
-        if (r < 0)
+        if (r < 0) {
+                remove_runtime_dir(dir, embedded);
                 return 125;
+        }
         /* the tracer starts while we open our endpoints */
         int wake_fd, fd_listen;
         r = server_open(&broker.srv, dir, embedded ? 0600 : mode, &wake_fd, &fd_listen);
-        if (r < 0) {
+        if (r < 0)
                 log_errno(r, "cannot listen in %s", dir);
+        if (r < 0 || tracer_link_connect(&broker.tracer) < 0) {
+                /* found in review: a broker whose tracer could not start
+                 * left its sockets, lock and tracer/ behind */
+                if (r == 0)
+                        server_close(broker.srv);
                 tracer_link_stop(&broker.tracer);
+                remove_runtime_dir(dir, embedded);
                 return 125;
         }
-        if (tracer_link_connect(&broker.tracer) < 0)
-                return 125;
         log_debug("tracer ready");
         struct watch w_req = { on_requests, &broker, wake_fd };
         struct watch w_fd = { on_fd_listen, &broker, fd_listen };

@@ -130,7 +130,8 @@ int tracer_link_connect(struct tracer_link *t)
         while (r < 0 && errno == EINTR);
         if (r <= 0 || read(t->ready_fd, &c, 1) != 1) {
                 tracer_link_stop(t);
-                return log_errno(-ECHILD, "the tracer did not start");
+                log_msg("the tracer did not start (see its message above)");
+                return -ECHILD;
         }
         closep(&t->ready_fd);
         t->ready_fd = -1;

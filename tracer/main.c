@@ -617,7 +617,14 @@ int main(int argc, char **argv)
         if (rv == 0)
                 rv = nng_socket_get_int(T.rep, NNG_OPT_RECVFD, &recv_fd);
         if (rv != 0) {
-                log_msg("cannot listen on %s: %s", url, nng_strerror(rv));
+                /* found in review: a --dir under a 0700 directory (mktemp
+                 * -d) that root made, which this user cannot traverse */
+                if (access(dir, W_OK | X_OK) < 0 && errno == EACCES)
+                        log_msg("cannot listen on %s: %s: uid %u (the tracer's user) cannot reach %s; each "
+                                "directory above it must be searchable by that user (mktemp -d makes 0700 ones)",
+                                url, nng_strerror(rv), getuid(), dir);
+                else
+                        log_msg("cannot listen on %s: %s", url, nng_strerror(rv));
                 return 125;
         }
 

@@ -975,6 +975,27 @@ except OSError as e:
                          timeout=60)
         self.assertEqual((r.returncode, r.stdout), (0, b"still\n"), r.stderr)
 
+    @unittest.skipUnless(os.geteuid() == 0, "the tracer runs as another user only when the broker is root")
+    def test_directory_the_tracer_cannot_reach_is_named_and_left_clean(self):
+        # Found in review: --dir under a 0700 directory (mktemp -d) failed
+        # "the tracer did not start: No child processes" and left its
+        # sockets, lock and tracer/ behind
+        top = tempfile.mkdtemp(prefix="seccell-closed-")
+        self.addCleanup(shutil.rmtree, top, True)
+        os.chmod(top, 0o700)
+        d = os.path.join(top, "bdir")
+        broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
+        for attempt in (1, 2):
+            r = subprocess.run([broker, "--dir", d], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 125, r.stderr)
+            self.assertIn(b"cannot reach %s/tracer; each directory above it must be searchable" % d.encode(),
+                          r.stderr)
+            self.assertIn(b"the tracer did not start (see its message above)", r.stderr)
+            self.assertNotIn(b"No child processes", r.stderr)
+            self.assertEqual(os.listdir(d), [], "attempt %d left files behind" % attempt)
+        gone = self.seccell(["run", "--broker", d, "--", "/bin/true"], timeout=60)
+        self.assertEqual(gone.returncode, 125, gone.stderr)
+
     def test_killed_daemon_directory_served_again(self):
         # the lock goes with its holder; the stale sockets are replaced
         d = self.start_daemon()
