@@ -870,11 +870,22 @@ static void grants_settle_grown(struct proc_entry *e)
 
 /* `e`'s statm as it is now was let in: judged (with the ledger within the
  * limit). `brk`: its start_brk now (from a stat read anyway; 0: read it).
- * Not while an exec it was let run is not seen over. */
+ * While an exec it was let run is not seen over, only lowered to it. */
 static void bless(struct proc_entry *e, uint64_t brk)
 {
-        if (e->exec_tid)
-                return; /* its stat can wait on the exec: judged after it */
+        if (e->exec_tid) {
+                /* its stat can wait on the exec, and the statm may be the
+                 * new image's: nothing is raised until the exec is seen
+                 * over. But lowered: each grant that ends adds its bytes
+                 * (grant_drop), so a process that maps and unmaps while
+                 * another thread's exec stays pending (found in review: it
+                 * failed, and the thread slept on) was judged 8 MiB more
+                 * per cycle, and its unnotified stack growth was never
+                 * blamed: 294 MiB held at 64M, no kill. */
+                if (e->data < e->judged)
+                        e->judged = e->data;
+                return;
+        }
         if (!brk) {
                 struct proc_stat st;
                 if (thread_stat(e, e->pid, &st) == 0)

@@ -2028,13 +2028,45 @@ static int await_fit(const pid_t *kids, uint64_t n, uint64_t want, uint64_t limi
         return 0;
 }
 
+static void *failed_exec_thread(void *arg)
+{
+        execl("/nonexistent/seccell-mem-helper", "seccell-mem-helper", (char *)NULL);
+        __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+        for (;;)
+                pause(); /* the exec stays "pending" for the tracer */
+        return NULL;
+}
+
+/* A thread's exec fails and the thread sleeps on; then the main thread
+ * maps and unmaps 8 MiB 20 times, and one page. */
+static void exec_pending_cycles(void)
+{
+        int failed = 0;
+        pthread_t th;
+        start_thread(&th, failed_exec_thread, &failed);
+        while (!__atomic_load_n(&failed, __ATOMIC_SEQ_CST)) {
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        for (int k = 0; k < 21; k++) {
+                uint64_t len = k < 20 ? 8 * MIB : PAGE;
+                char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+                p[0] = 1;
+                if (k < 20)
+                        munmap(p, len);
+        }
+}
+
 /* growkids N HOW MIB LIMIT: N children, each growing by MIB with no
  * request once all exist, then holding it: HOW "stack" grows the main
  * stack (page faults), "stackfork" does so and then asks for a fork (which
  * the grown sandbox refuses: a refusal must not pass the growth as
  * judged), "vmstack" does so beside a peer of its own that shares its
  * address space (clone(CLONE_VM), the peer only waits: the sweep must kill
- * the child with its peer), anything else is a program to exec whose image
+ * the child with its peer), "execstack" does so after
+ * exec_pending_cycles(), anything else is a program to exec whose image
  * holds MIB (seccell-mem-freebss). The parent makes no request either:
  * await_fit(). */
 static int cmd_growkids(int argc, char **argv)
@@ -2046,8 +2078,8 @@ static int cmd_growkids(int argc, char **argv)
         const char *how = argv[1];
         if (n == 0 || n > MAX_KIDS)
                 usage();
-        int go[2];
-        if (pipe2(go, O_CLOEXEC))
+        int go[2], cycled[2];
+        if (pipe2(go, O_CLOEXEC) || pipe2(cycled, O_CLOEXEC))
                 fail("pipe");
         pid_t kids[MAX_KIDS];
         for (uint64_t i = 0; i < n; i++) {
@@ -2056,6 +2088,7 @@ static int cmd_growkids(int argc, char **argv)
                         fail("fork");
                 if (kids[i] == 0) {
                         close(go[1]);
+                        close(cycled[0]);
                         if (!strcmp(how, "vmstack")) {
                                 pid_t peer = clone(vmpeer, vmpeer_stack + sizeof(vmpeer_stack), CLONE_VM | SIGCHLD,
                                                    NULL);
@@ -2063,10 +2096,16 @@ static int cmd_growkids(int argc, char **argv)
                                         fail("clone");
                                 say("child %" PRIu64 " pid %d peer %d", i + 1, (int)getpid(), (int)peer);
                         }
+                        bool stack = !strcmp(how, "stack") || !strcmp(how, "stackfork") || !strcmp(how, "vmstack");
+                        if (!strcmp(how, "execstack")) {
+                                exec_pending_cycles();
+                                send_byte(cycled[1]);
+                                stack = true;
+                        }
                         char c;
                         while (read(go[0], &c, 1) < 0 && errno == EINTR)
                                 ;
-                        if (strcmp(how, "stack") != 0 && strcmp(how, "stackfork") != 0 && strcmp(how, "vmstack") != 0) {
+                        if (!stack) {
                                 execl(how, how, (char *)NULL);
                                 _exit(127);
                         }
@@ -2081,7 +2120,13 @@ static int cmd_growkids(int argc, char **argv)
                         for (;;)
                                 pause();
                 }
+                /* one child's 8 MiB cycles at a time: together they would
+                 * cross the limit */
+                if (!strcmp(how, "execstack"))
+                        await_byte(cycled[0], "cycles");
         }
+        close(cycled[0]);
+        close(cycled[1]);
         close(go[0]);
         close(go[1]); /* go */
         return await_fit(kids, n, mib * MIB, limit);

@@ -623,6 +623,15 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         survivors = self.assertSwept(self.helper(64 * MIB, "growkids", 40, "stackfork", 7, 64), 64 * MIB, 40)
         self.assertLessEqual(survivors, 64 // 7)
 
+    def test_stack_growth_swept_beside_a_failed_exec(self):
+        # Found in review: a thread's exec failed and the thread slept on,
+        # so the exec stayed pending for the tracer, which then never
+        # re-based the process's judgement on its measure while each ended
+        # grant still added to it: 20 x (map, unmap 8 MiB) made it 160 MiB,
+        # and 40 such children held 294 MiB of stack at 64M with no kill.
+        survivors = self.assertSwept(self.helper(64 * MIB, "growkids", 12, "execstack", 7, 64), 64 * MIB, 12)
+        self.assertLessEqual(survivors, 64 // 7)
+
     def test_vfork_images_are_swept(self):
         # Found in review: a vfork child was registered with its parent's
         # address space as its own judged measure, so an image without
