@@ -378,6 +378,21 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
         return unknown && !v ? e->data : v;
 }
 
+/* A fresh reading of `e`'s measure into e->data (entry_statm). What it was
+ * let have comes down with it: memory it gave back (munmap, which is not
+ * notified) is no longer its to grow into unjudged, once the ledger has
+ * seen the room (found in review: children judged with 8 MiB each
+ * unmapped it, a fork's exact re-read showed the room, the parent was let
+ * have it, and the children grew their stacks back into their old
+ * judgement: 101 MiB held at 64M, the sweep blaming no one). Growth past
+ * it is blamed by the sweep; its grants still count on top. */
+static void entry_read(struct proc_entry *e, pid_t tid)
+{
+        e->data = entry_statm(e, tid);
+        if (e->data && e->data < e->judged)
+                e->judged = e->data;
+}
+
 /* Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero mapped
  * shared): a shmem file that maps list as "/dev/zero (deleted)". */
 static bool vma_anon_shared(const struct proc_vma *v)
@@ -870,22 +885,18 @@ static void grants_settle_grown(struct proc_entry *e)
 
 /* `e`'s statm as it is now was let in: judged (with the ledger within the
  * limit). `brk`: its start_brk now (from a stat read anyway; 0: read it).
- * While an exec it was let run is not seen over, only lowered to it. */
+ * Not while an exec it was let run is not seen over. */
 static void bless(struct proc_entry *e, uint64_t brk)
 {
-        if (e->exec_tid) {
-                /* its stat can wait on the exec, and the statm may be the
-                 * new image's: nothing is raised until the exec is seen
-                 * over. But lowered: each grant that ends adds its bytes
-                 * (grant_drop), so a process that maps and unmaps while
-                 * another thread's exec stays pending (found in review: it
-                 * failed, and the thread slept on) was judged 8 MiB more
-                 * per cycle, and its unnotified stack growth was never
-                 * blamed: 294 MiB held at 64M, no kill. */
-                if (e->data < e->judged)
-                        e->judged = e->data;
+        /* its stat can wait on the exec, and the statm may be the new
+         * image's: nothing is raised until the exec is seen over, only
+         * lowered by each reading (entry_read) - else each grant that
+         * ends, adding its bytes (grant_drop), raised it for good (found
+         * in review: a failed exec whose thread slept on, then 20 x (map,
+         * unmap 8 MiB): judged 160 MiB, and its stack growth never
+         * blamed, 294 MiB held at 64M) */
+        if (e->exec_tid)
                 return;
-        }
         if (!brk) {
                 struct proc_stat st;
                 if (thread_stat(e, e->pid, &st) == 0)
@@ -922,7 +933,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * image is never held against the old judgement */
                         if (e->exec_tid)
                                 exec_settle(e, false);
-                        e->data = entry_statm(e, 0);
+                        entry_read(e, 0);
                 }
         }
         uint64_t sum = sb->shm_bytes + sb->fork_copy_bytes + sb->mem_unsettled;
@@ -1157,7 +1168,7 @@ void mem_limit_vfork_done(struct tsandbox *sb, pid_t child, bool replaced)
                 /* its exec is over: the address space is its new image's */
                 e->as_id = ++sb->as_ids;
                 e->judged = 0;
-                e->data = entry_statm(e, 0);
+                entry_read(e, 0);
                 return;
         }
         sb->mem_work.vfork_let_go++;
@@ -1190,7 +1201,7 @@ uint64_t mem_limit_fork_growth(struct tsandbox *sb, const struct seccomp_notif *
         uint64_t copy;
         if (e) {
                 grants_settle(e, (pid_t)n->pid, false); /* its last call is over */
-                e->data = entry_statm(e, n->pid);
+                entry_read(e, n->pid);
                 /* the child copies what other threads' calls add first */
                 copy = e->data + proc_entry_grants(e);
         } else {
@@ -1273,7 +1284,7 @@ void mem_limit_register(struct tsandbox *sb, struct proc_entry *e, pid_t parent_
         } else {
                 e->as_id = ++sb->as_ids;
         }
-        e->data = entry_statm(e, 0);
+        entry_read(e, 0);
         /* its copy was judged at the fork; a child sharing its parent's
          * address space (CLONE_VM, vfork) brought nothing of its own and
          * nothing was judged at its fork: it takes over its sharers'
@@ -1582,7 +1593,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
         /* the requester's own measure is always fresh, and its last call
          * is over (a thread makes one call at a time) */
         grants_settle(e, (pid_t)n->pid, false);
-        e->data = entry_statm(e, n->pid);
+        entry_read(e, n->pid);
         /* the requester's faults so far (see thread_past_calls), and
          * whether it is alone - which stays true until this call is over:
          * only its thread could end it */

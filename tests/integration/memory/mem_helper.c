@@ -2132,6 +2132,71 @@ static int cmd_growkids(int argc, char **argv)
         return await_fit(kids, n, mib * MIB, limit);
 }
 
+static char *map_touched(uint64_t len)
+{
+        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                fail("mmap");
+        touch(p, len);
+        return p;
+}
+
+/* stalejudge N LIMIT: found in review. N children each map and touch
+ * 8 MiB; a page mapped by the parent then sets a new peak (an exact
+ * re-read: each child judged with its 8 MiB); the children unmap it (not
+ * notified); a fork's registration re-reads every process and finds the
+ * room; the parent maps and touches (N - 1) x 8 MiB of it; then each child
+ * grows its main stack by 7 MiB with no request - back into what it was
+ * judged to have before its munmap. await_fit(). */
+static int cmd_stalejudge(int argc, char **argv)
+{
+        enum { MAX_KIDS = 64 };
+        if (argc != 2)
+                usage();
+        uint64_t n = num(argv[0]), limit = num(argv[1]) * MIB;
+        if (n == 0 || n > MAX_KIDS)
+                usage();
+        int go1[2], go2[2], done[2];
+        if (pipe2(go1, O_CLOEXEC) || pipe2(go2, O_CLOEXEC) || pipe2(done, O_CLOEXEC))
+                fail("pipe");
+        pid_t kids[MAX_KIDS];
+        for (uint64_t i = 0; i < n; i++) {
+                if ((kids[i] = fork()) < 0)
+                        fail("fork");
+                if (kids[i] == 0) {
+                        char *p = map_touched(8 * MIB);
+                        send_byte(done[1]);
+                        await_byte(go1[0], "go1");
+                        munmap(p, 8 * MIB);
+                        send_byte(done[1]);
+                        await_byte(go2[0], "go2");
+                        grow_stack(7);
+                        for (;;)
+                                pause();
+                }
+        }
+        for (uint64_t i = 0; i < n; i++)
+                await_byte(done[0], "mapped");
+        map_touched(PAGE); /* a new peak: the exact ledger */
+        for (uint64_t i = 0; i < n; i++)
+                send_byte(go1[1]);
+        for (uint64_t i = 0; i < n; i++)
+                await_byte(done[0], "unmapped");
+        pid_t s = fork();
+        if (s < 0)
+                fail("fork");
+        if (s == 0)
+                _exit(0);
+        if (!WIFEXITED(wait_child(s)))
+                fail("short child");
+        for (uint64_t i = 0; i + 1 < n; i++)
+                map_touched(8 * MIB);
+        say("parent mapped %" PRIu64 " MiB data %" PRIu64, 8 * (n - 1), data_now());
+        for (uint64_t i = 0; i < n; i++)
+                send_byte(go2[1]);
+        return await_fit(kids, n, 7 * MIB, limit);
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -2540,7 +2605,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

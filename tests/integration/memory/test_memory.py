@@ -632,6 +632,18 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         survivors = self.assertSwept(self.helper(64 * MIB, "growkids", 12, "execstack", 7, 64), 64 * MIB, 12)
         self.assertLessEqual(survivors, 64 // 7)
 
+    def test_memory_given_back_is_no_longer_judged(self):
+        # Found in review: what a process was let have never came down when
+        # it unmapped (not notified). 7 children judged with 8 MiB each
+        # unmapped it, a fork's re-read showed the room, the parent took
+        # 48 MiB of it, and the children grew 7 MiB of stack each back into
+        # their old judgement: 101 MiB held at 64M, the sweep blaming no
+        # one. Each reading now lowers the judgement to the measure.
+        r = self.helper(64 * MIB, "stalejudge", 7, 64)
+        self.assertIn("parent mapped 48 MiB", r.out, r.describe())
+        survivors = self.assertSwept(r, 64 * MIB, 7)
+        self.assertLessEqual(survivors, 2, r.describe())
+
     def test_vfork_images_are_swept(self):
         # Found in review: a vfork child was registered with its parent's
         # address space as its own judged measure, so an image without
