@@ -848,10 +848,23 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
         struct mem_grant *g = *pp;
         if (g->shared)
                 e->shared += g->bytes; /* see grants_settle */
-        else
+        else if (!g->in_judged)
                 e->judged += g->bytes; /* what it let in was judged */
         *pp = g->next;
         free(g);
+}
+
+/* What `e` was let have on top of its judgement, in its statm (data): its
+ * private grants that no judgement holds yet. Anonymous shared grants
+ * never show in statm: counted as room for private growth they let a
+ * stack grow that far unjudged. */
+static uint64_t grants_allowed(const struct proc_entry *e)
+{
+        uint64_t sum = e->grants_kept;
+        for (const struct mem_grant *g = e->grants; g; g = g->next)
+                if (!g->shared && !g->in_judged)
+                        sum += g->bytes;
+        return sum;
 }
 
 /* Drop the grants of `e` that are surely over: thread `tid`'s, which asks
@@ -904,6 +917,19 @@ static void bless(struct proc_entry *e, uint64_t brk)
         }
         e->judged = e->data;
         e->judged_brk = brk;
+        /* a grant's call may have run by now, and this reading hold it:
+         * counted again when it ends, or as room on top meanwhile, it let
+         * as much growth go unjudged (found in review: a thread that maps
+         * G and spins, another thread's request taken as the judgement,
+         * then G of stack growth never blamed - 72 MiB held at 64M). One
+         * alone in its address space whose growth the reading does not
+         * show has surely not run (no other thread could have grown it
+         * back): it is added when it ends. Another may not have run yet:
+         * then its growth is unjudged until the next judgement (its
+         * thread's next request, say) - the safe side. */
+        for (struct mem_grant *g = e->grants; g; g = g->next)
+                if (!g->alone || e->data >= g->base + g->bytes)
+                        g->in_judged = true;
 }
 
 /* After an exact re-read that kept the ledger within the limit: every
@@ -1244,7 +1270,8 @@ static uint64_t judged_now(struct proc_entry *e)
 
 /* A child registered sharing its address space with other processes (its
  * parent and theirs, found with kcmp) takes the most any of them is judged
- * to have, with its start_brk now. Returns false when it shares with none. */
+ * to have, at most its reading, with its start_brk now. Returns false when
+ * it shares with none. */
 static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
 {
         bool shared = false;
@@ -1261,6 +1288,13 @@ static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
         }
         if (!shared)
                 return false;
+        /* no more than the address space holds now (its fresh reading):
+         * a sharer not re-read since it gave memory back still holds its
+         * old judgement (found in review: a CLONE_VM child took over its
+         * parent's 40 MiB, unmapped, the parent exec'd, and the child grew
+         * the old main stack into it: 82 MiB held at 64M) */
+        if (e->data && judged > e->data)
+                judged = e->data;
         struct proc_stat st;
         e->judged = judged;
         e->judged_brk = thread_stat(e, e->pid, &st) == 0 ? st.start_brk : 0;
@@ -1460,7 +1494,7 @@ void mem_limit_sweep(struct tsandbox *sb)
                         continue;
                 struct cand *x = &c[k++];
                 *x = (struct cand){ e, (e->vm_dup ? 0 : e->data) + e->shared, 0, judged_now(e),
-                                    proc_entry_grants(e), x };
+                                    grants_allowed(e), x };
                 for (size_t i = 0; sb->vm_clones && !e->exec_tid && i + 1 < k && x->as == x; i++)
                         if (c[i].as == &c[i] && same_address_space(c[i].e, e))
                                 x->as = &c[i];

@@ -2197,6 +2197,198 @@ static int cmd_stalejudge(int argc, char **argv)
         return await_fit(kids, n, 7 * MIB, limit);
 }
 
+/* grantjudged: found in review. One process, P: its main thread T1 maps
+ * G (a grant made alone: one thread) and spins - running, no page faults,
+ * so the tracer cannot tell its call is over. A second thread T2, made by
+ * a raw clone (CLONE_THREAD is not notified; no libc in it), maps a page:
+ * P's reading, which holds G, is taken as its judgement while G's grant is
+ * still counted on top. T2 then forks (refused: ENOMEM at the exact
+ * ledger), touches G, grows P's main stack by G - 1 MiB (page faults, no
+ * request), and lets the child F map and touch FILL in the room the
+ * ledger sees. */
+static struct gj {
+        uint64_t g_len;
+        char *g;
+        uintptr_t stack_lo;
+        int to_f, from_f;
+        int stop; /* __atomic */
+} gj;
+
+static void __attribute__((noinline)) gj_spin(void)
+{
+        while (!__atomic_load_n(&gj.stop, __ATOMIC_SEQ_CST))
+                __asm__ volatile("" ::: "memory");
+}
+
+/* raw system calls only: this thread has no TLS of its own */
+static int gj_t2(void *arg)
+{
+        (void)arg;
+        char c = 1;
+        if ((long)syscall(SYS_mmap, 0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) < 0)
+                goto out;
+        long r = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+        if (r == 0)
+                syscall(SYS_exit_group, 0);
+        if (r > 0)
+                syscall(SYS_wait4, r, 0, 0, 0);
+        for (uint64_t off = 0; off < gj.g_len; off += PAGE)
+                gj.g[off] = 1;
+        for (uintptr_t a = gj.stack_lo - PAGE; a >= gj.stack_lo - (gj.g_len - MIB); a -= PAGE)
+                *(volatile char *)a = 1;
+        if (syscall(SYS_write, gj.to_f, &c, 1) != 1 || syscall(SYS_read, gj.from_f, &c, 1) != 1)
+                goto out;
+        struct timespec ts = { 3, 0 }; /* over the limit: time for the sweep */
+        syscall(SYS_nanosleep, &ts, 0);
+out:
+        __atomic_store_n(&gj.stop, 1, __ATOMIC_SEQ_CST);
+        syscall(SYS_exit, 0);
+        return 0;
+}
+
+/* grantjudged PEAK G FILL HOLD (MiB): see above; PEAK is mapped and
+ * unmapped first (a peak near the limit: F's request is judged on last
+ * readings), HOLD held. Prints "survived" if P is not killed. */
+static int cmd_grantjudged(int argc, char **argv)
+{
+        if (argc != 4)
+                usage();
+        uint64_t peak = num(argv[0]) * MIB, fill = num(argv[2]) * MIB, hold = num(argv[3]) * MIB;
+        gj.g_len = num(argv[1]) * MIB;
+        int fp[2], fb[2];
+        if (pipe2(fp, O_CLOEXEC) || pipe2(fb, O_CLOEXEC))
+                fail("pipe");
+        pid_t f = fork();
+        if (f < 0)
+                fail("fork");
+        if (f == 0) {
+                await_byte(fp[0], "go");
+                say("filling"); /* before: filled, the sandbox may end at once */
+                map_touched(fill);
+                send_byte(fb[1]);
+                for (;;)
+                        pause();
+        }
+        gj.to_f = fp[1];
+        gj.from_f = fb[0];
+        FILE *m = fopen("/proc/self/maps", "r");
+        char line[512];
+        while (m && fgets(line, sizeof(line), m))
+                if (strstr(line, "[stack]"))
+                        sscanf(line, "%" SCNxPTR, &gj.stack_lo);
+        if (m)
+                fclose(m);
+        if (!gj.stack_lo)
+                fail("no [stack]");
+        __atomic_store_n(&gj.stop, 1, __ATOMIC_SEQ_CST);
+        gj_spin(); /* its code faulted in */
+        __atomic_store_n(&gj.stop, 0, __ATOMIC_SEQ_CST);
+        munmap(map_touched(peak), peak);
+        map_touched(hold);
+        char *stk = map_touched(256 * 1024);
+        gj.g = mmap(NULL, gj.g_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (gj.g == MAP_FAILED)
+                fail("mmap");
+        if (clone(gj_t2, stk + 256 * 1024,
+                  CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM, NULL) < 0)
+                fail("clone");
+        gj_spin();
+        say("survived");
+        kill(f, SIGKILL);
+        waitpid(f, NULL, 0);
+        return 0;
+}
+
+/* inheritstale: found in review. P holds HOLD (judged), unmaps it (not
+ * notified: P's reading and judgement are stale), then clone(CLONE_VM)s a
+ * child C that takes over the address space's judgement, and execs
+ * itself ("inheritstale2"): its stale reading leaves the ledger. C, alone
+ * in the old address space, grows its main stack by GROW (page faults, no
+ * request; raw system calls only) while the new image maps and touches
+ * FILL in the room the ledger sees. */
+static uintptr_t is_stack_lo;
+static uint64_t is_grow;
+static int is_go, is_done;
+
+static int is_child(void *arg)
+{
+        (void)arg;
+        char c;
+        if (syscall(SYS_read, is_go, &c, 1) != 1)
+                syscall(SYS_exit, 1);
+        for (uintptr_t a = is_stack_lo - PAGE; a >= is_stack_lo - is_grow; a -= PAGE)
+                *(volatile char *)a = 1;
+        syscall(SYS_write, is_done, &c, 1);
+        for (;;)
+                syscall(SYS_pause);
+        return 0;
+}
+
+/* inheritstale PEAK HOLD GROW FILL (MiB): see above. The new image
+ * reports whether C was killed within 10 s. */
+static int cmd_inheritstale(int argc, char **argv)
+{
+        if (argc != 4)
+                usage();
+        uint64_t peak = num(argv[0]) * MIB, hold = num(argv[1]) * MIB;
+        is_grow = num(argv[2]) * MIB;
+        int go[2], done[2];
+        if (pipe(go) || pipe(done)) /* kept across the exec */
+                fail("pipe");
+        is_go = go[0];
+        is_done = done[1];
+        FILE *m = fopen("/proc/self/maps", "r");
+        char line[512];
+        while (m && fgets(line, sizeof(line), m))
+                if (strstr(line, "[stack]"))
+                        sscanf(line, "%" SCNxPTR, &is_stack_lo);
+        if (m)
+                fclose(m);
+        if (!is_stack_lo)
+                fail("no [stack]");
+        char *stk = map_touched(256 * 1024);
+        munmap(map_touched(peak), peak); /* the peak */
+        char *p = map_touched(hold);
+        map_touched(PAGE); /* the hold's call is over: judged */
+        munmap(p, hold);   /* given back, not notified */
+        pid_t c = clone(is_child, stk + 256 * 1024, CLONE_VM | SIGCHLD, NULL);
+        if (c < 0)
+                fail("clone");
+        char a1[16], a2[16], a3[16];
+        snprintf(a1, sizeof(a1), "%d", go[1]);
+        snprintf(a2, sizeof(a2), "%d", done[0]);
+        snprintf(a3, sizeof(a3), "%d", (int)c);
+        execl(self_path, self_path, "inheritstale2", a1, a2, a3, argv[3], (char *)NULL);
+        fail("exec");
+}
+
+static int cmd_inheritstale2(int argc, char **argv)
+{
+        if (argc != 4)
+                usage();
+        int go = (int)num(argv[0]), done = (int)num(argv[1]);
+        pid_t c = (pid_t)num(argv[2]);
+        uint64_t fill = num(argv[3]) * MIB;
+        say("new image, child %d", (int)c);
+        send_byte(go);
+        await_byte(done, "grown");
+        map_touched(fill);
+        for (int i = 0; i < 10000; i++) {
+                int st;
+                pid_t r = waitpid(c, &st, WNOHANG);
+                if (r == c) {
+                        say(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL ? "child killed" : "child ended");
+                        return 0;
+                }
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        say("child survived");
+        kill(c, SIGKILL);
+        waitpid(c, NULL, 0);
+        return 0;
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -2605,7 +2797,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

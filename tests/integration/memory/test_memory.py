@@ -644,6 +644,46 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         survivors = self.assertSwept(r, 64 * MIB, 7)
         self.assertLessEqual(survivors, 2, r.describe())
 
+    UNLIMITED_STACK = ["prlimit", "--stack=unlimited:unlimited", "--"]  # seccell caps it at the limit
+
+    def test_grant_in_the_judgement_is_not_counted_again(self):
+        # Found in review: a thread maps 16 MiB and spins (its call cannot
+        # be told over); another thread's request takes the process's
+        # reading, which holds the 16 MiB, as its judgement, while the
+        # grant still counted on top - and was added again when it ended.
+        # The process then grew 15 MiB of main stack, unblamed, while a
+        # child took the room: 72 MiB held at 64M. The stack grower is killed.
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) is not installed")
+        r = self.helper(64 * MIB, "grantjudged", 60, 16, 24, 17, prefix=self.UNLIMITED_STACK)
+        d = r.describe()
+        self.assertIn("filling", r.out, d)
+        self.assertNotIn("survived", r.out, "72 MiB held at 64M\n" + d)
+        self.assertEqual(r.rc, 137, d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["requested"]), (r.root, 0), d)
+        self.assertGreaterEqual(k["unjudged"], 14 * MIB, d)
+
+    def test_clone_vm_child_inherits_no_more_than_the_space_holds(self):
+        # Found in review: a CLONE_VM child took over its parent's
+        # judgement of 40 MiB the parent had unmapped (not notified, not
+        # re-read); the parent exec'd, and the child grew the old main
+        # stack 38 MiB into it, unblamed, while the new image took the
+        # room: 82 MiB held at 64M. The child is killed.
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) is not installed")
+        r = self.helper(64 * MIB, "inheritstale", 50, 40, 38, 44, prefix=self.UNLIMITED_STACK)
+        d = r.describe()
+        m = re.search(r"(?m)^new image, child (\d+)$", r.out)
+        self.assertIsNotNone(m, d)
+        self.assertIn("child killed", r.out, d)
+        self.assertEqual(r.rc, 0, d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["requested"]), (int(m.group(1)), 0), d)
+        self.assertGreaterEqual(k["unjudged"], 37 * MIB, d)
+
     def test_vfork_images_are_swept(self):
         # Found in review: a vfork child was registered with its parent's
         # address space as its own judged measure, so an image without
