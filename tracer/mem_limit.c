@@ -848,21 +848,20 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
         struct mem_grant *g = *pp;
         if (g->shared)
                 e->shared += g->bytes; /* see grants_settle */
-        else if (!g->in_judged)
+        else
                 e->judged += g->bytes; /* what it let in was judged */
         *pp = g->next;
         free(g);
 }
 
 /* What `e` was let have on top of its judgement, in its statm (data): its
- * private grants that no judgement holds yet. Anonymous shared grants
- * never show in statm: counted as room for private growth they let a
- * stack grow that far unjudged. */
+ * private grants. Anonymous shared grants never show in statm: counted as
+ * room for private growth they would let a stack grow that far unjudged. */
 static uint64_t grants_allowed(const struct proc_entry *e)
 {
         uint64_t sum = e->grants_kept;
         for (const struct mem_grant *g = e->grants; g; g = g->next)
-                if (!g->shared && !g->in_judged)
+                if (!g->shared)
                         sum += g->bytes;
         return sum;
 }
@@ -917,19 +916,6 @@ static void bless(struct proc_entry *e, uint64_t brk)
         }
         e->judged = e->data;
         e->judged_brk = brk;
-        /* a grant's call may have run by now, and this reading hold it:
-         * counted again when it ends, or as room on top meanwhile, it let
-         * as much growth go unjudged (found in review: a thread that maps
-         * G and spins, another thread's request taken as the judgement,
-         * then G of stack growth never blamed - 72 MiB held at 64M). One
-         * alone in its address space whose growth the reading does not
-         * show has surely not run (no other thread could have grown it
-         * back): it is added when it ends. Another may not have run yet:
-         * then its growth is unjudged until the next judgement (its
-         * thread's next request, say) - the safe side. */
-        for (struct mem_grant *g = e->grants; g; g = g->next)
-                if (!g->alone || e->data >= g->base + g->bytes)
-                        g->in_judged = true;
 }
 
 /* After an exact re-read that kept the ledger within the limit: every
@@ -979,6 +965,20 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         if (!e->exec_tid) /* else as last read */
                                 e->shared = shared_anon(e->pid, e->view_tid, &seen, e->shared);
                         grants_settle_grown(e);
+                        /* never above this reading. The invariant: after
+                         * every reading judged <= data, and a grant is in
+                         * the ledger until it ends - so what the sweep lets
+                         * a process have is never more than the ledger's
+                         * share for it, and a measure over the limit always
+                         * finds someone grown past it. A grant taken as
+                         * grown here may already be in a judgement taken
+                         * from a reading that held it (another thread's
+                         * request: 72 MiB held at 64M, found in review), or
+                         * have failed while another thread grew the stack
+                         * (91 MiB held at 64M): added on top, each let that
+                         * much grow unblamed. */
+                        if (e->data && e->judged > e->data)
+                                e->judged = e->data;
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
         }

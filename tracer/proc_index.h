@@ -26,9 +26,6 @@ struct mem_grant {
         uint64_t faults;          /* its thread's page faults then (UINT64_MAX: unknown) */
         bool shared;              /* anonymous MAP_SHARED: never in statm */
         bool alone;               /* its thread was alone in the address space */
-        bool in_judged;           /* a reading taken as its process's judgement
-                                   * (bless) may hold it already: it is not
-                                   * added to that again when it ends */
         struct mem_grant *next;
 };
 

@@ -2389,6 +2389,113 @@ static int cmd_inheritstale2(int argc, char **argv)
         return 0;
 }
 
+/* innocent: found in review. The root forks P, and P forks Q. P's thread
+ * C keeps mmap_lock busy (MADV_POPULATE_READ over 512 MiB of read-only
+ * memory), so that P's 40 MiB mmap, allowed, waits for the lock after its
+ * answer, while P's thread B asks for pages in a loop (each allowed, each
+ * failing EBADF): P is judged again and again while the 40 MiB has not run.
+ * Then Q grows its main stack by 30 MiB with no request: the sandbox is
+ * over the limit, and Q - not P, which holds only what it was let have -
+ * must be killed. The root reports both. */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+static char *inn_ro;
+static int inn_stop; /* __atomic */
+
+static void *inn_c(void *arg)
+{
+        while (!__atomic_load_n(&inn_stop, __ATOMIC_SEQ_CST)) {
+                madvise(inn_ro, 512 * MIB, MADV_POPULATE_READ);
+                madvise(inn_ro, 512 * MIB, MADV_DONTNEED);
+        }
+        return arg;
+}
+
+static void *inn_b(void *arg)
+{
+        while (!__atomic_load_n(&inn_stop, __ATOMIC_SEQ_CST)) {
+                syscall(SYS_mmap, 0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1, 0);
+                struct timespec ts = { 0, 200000 };
+                nanosleep(&ts, NULL);
+        }
+        return arg;
+}
+
+static int cmd_innocent(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        int rep[2];
+        if (pipe2(rep, O_CLOEXEC))
+                fail("pipe");
+        pid_t p = fork();
+        if (p < 0)
+                fail("fork");
+        if (p == 0) {
+                int go[2];
+                if (pipe2(go, O_CLOEXEC))
+                        fail("pipe");
+                pid_t q = fork();
+                if (q < 0)
+                        fail("fork");
+                if (q == 0) {
+                        uintptr_t lo = 0;
+                        FILE *m = fopen("/proc/self/maps", "r");
+                        char line[512];
+                        while (m && fgets(line, sizeof(line), m))
+                                if (strstr(line, "[stack]"))
+                                        sscanf(line, "%" SCNxPTR, &lo);
+                        if (m)
+                                fclose(m);
+                        await_byte(go[0], "go");
+                        *(volatile char *)(lo - 30 * MIB) = 1;
+                        for (;;)
+                                pause();
+                }
+                (void)!write(rep[1], &q, sizeof(q));
+                inn_ro = mmap(NULL, 512 * MIB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (inn_ro == MAP_FAILED)
+                        fail("mmap");
+                pthread_t b, c;
+                start_thread(&c, inn_c, NULL);
+                start_thread(&b, inn_b, NULL);
+                struct timespec ts = { 0, 50000000 };
+                nanosleep(&ts, NULL);
+                char *a = mmap(NULL, 40 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (a == MAP_FAILED)
+                        fail("mmap");
+                a[0] = 1;
+                __atomic_store_n(&inn_stop, 1, __ATOMIC_SEQ_CST);
+                pthread_join(b, NULL);
+                pthread_join(c, NULL);
+                say("p mapped 40 MiB data %" PRIu64, data_now());
+                send_byte(go[1]);
+                /* until the limit kills Q (or this process); then some
+                 * time for a wrong second kill */
+                for (int i = 0; i < 20000 && kill(q, 0) == 0 && waitpid(q, NULL, WNOHANG) == 0; i++) {
+                        struct timespec t = { 0, 1000000 };
+                        nanosleep(&t, NULL);
+                }
+                struct timespec t = { 0, 300000000 };
+                nanosleep(&t, NULL);
+                _exit(0);
+        }
+        pid_t q = 0;
+        if (read(rep[0], &q, sizeof(q)) != sizeof(q))
+                fail("no Q");
+        int st = wait_child(p);
+        print_status("p", 1, p, st);
+        char qs[24];
+        snprintf(qs, sizeof(qs), "%d", (int)q);
+        say("q %d data %" PRIu64, (int)q, statm_data_of(qs)); /* 0: killed (a zombie) */
+        kill(q, SIGKILL);
+        while (wait(NULL) > 0 || errno == EINTR)
+                ;
+        return 0;
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -2797,7 +2904,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

@@ -665,6 +665,30 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertEqual((k["pid"], k["requested"]), (r.root, 0), d)
         self.assertGreaterEqual(k["unjudged"], 14 * MIB, d)
 
+    def test_sweep_kills_the_grower_not_a_process_whose_call_waits(self):
+        # Found in review: P's 40 MiB mmap, allowed, waited for mmap_lock
+        # (another thread's MADV_POPULATE_READ) while a third thread's
+        # requests re-judged P from readings without it; a rule that took
+        # every grant of another thread as already in such a reading made
+        # the 40 MiB unjudged once it ran. Q then grew 30 MiB of stack with
+        # no request: the sweep killed P, 12 runs of 12, and Q lived. A
+        # grant counts as allowed on top of the judgement until it ends.
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) is not installed")
+        r = self.helper(64 * MIB, "innocent", prefix=self.UNLIMITED_STACK)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        p = re.search(r"(?m)^p 1 pid (\d+) (.*)$", r.out)
+        q = re.search(r"(?m)^q (\d+) data (\d+)$", r.out)
+        self.assertIsNotNone(p, d)
+        self.assertIsNotNone(q, d)
+        self.assertEqual(p.group(2), "exit 0", "P, within what it was let have, was killed\n" + d)
+        self.assertEqual(q.group(2), "0", "the grower lived\n" + d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["requested"]), (int(q.group(1)), 0), d)
+        self.assertGreaterEqual(k["unjudged"], 29 * MIB, d)
+
     def test_clone_vm_child_inherits_no_more_than_the_space_holds(self):
         # Found in review: a CLONE_VM child took over its parent's
         # judgement of 40 MiB the parent had unmapped (not notified, not
