@@ -262,6 +262,8 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
         free(l);
 }
 
+static void shared_known_free(struct tsandbox *sb);
+
 void mem_limit_end(struct tsandbox *sb)
 {
         while (sb->mem_held) {
@@ -278,6 +280,7 @@ void mem_limit_end(struct tsandbox *sb)
                 free(g);
         }
         sb->shm_bytes = 0;
+        shared_known_free(sb);
 }
 
 /* The address space's measure through thread `tid` of `tgid` (any live
@@ -727,6 +730,49 @@ static bool inode_set_grow(struct inode_set *s)
         return true;
 }
 
+static void shared_known_free(struct tsandbox *sb)
+{
+        if (sb->shared_known) {
+                free(sb->shared_known->v);
+                free(sb->shared_known);
+                sb->shared_known = NULL;
+        }
+}
+
+/* The extent the set holds for object `ino`, or 0 when it has none. */
+static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
+{
+        if (!s || !s->cap)
+                return 0;
+        uint64_t probes = s->probes; /* mem_work counts the adds' probes */
+        size_t i = inode_slot(s, ino);
+        s->probes = probes;
+        return s->v[i].used ? s->v[i].extent : 0;
+}
+
+/* The size to count for object `ino`, first met in this exact re-read at
+ * `extent` in process `e`: an object never shrinks (its pages stay while
+ * any mapping of it lives, however little of it is still mapped), so at
+ * least what the last exact re-read counted for it, or - new since then -
+ * the size of the smallest object `e` was let create that is as large
+ * (taken: found in review, objects touched and then unmapped but for
+ * their first page counted 4 KiB each, 192 MiB held at 64M). */
+static uint64_t object_size(struct inode_set *known, struct proc_entry *e, unsigned long ino, uint64_t extent)
+{
+        uint64_t k = inode_extent_of(known, ino);
+        if (k)
+                return k > extent ? k : extent;
+        unsigned best = CREATED_MAX;
+        for (unsigned i = 0; i < e->ncreated; i++)
+                if (e->created[i] >= extent && (best == CREATED_MAX || e->created[i] < e->created[best]))
+                        best = i;
+        if (best == CREATED_MAX)
+                return extent;
+        uint64_t size = e->created[best];
+        e->created[best] = e->created[--e->ncreated];
+        return size;
+}
+
 /* What `extent` bytes of object `ino` add to what the set has seen. */
 static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent)
 {
@@ -753,20 +799,24 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
  * `known` when its maps cannot be read whole (out of descriptors...), but
  * none once its address space is gone (an exit not seen yet: what it
  * mapped is counted through its sharers, if any). */
-static uint64_t shared_anon(pid_t pid, pid_t tid, struct inode_set *seen, uint64_t known)
+static uint64_t shared_anon(struct proc_entry *e, struct inode_set *seen, struct inode_set *objects)
 {
         struct procfs_maps m;
         struct proc_vma v;
         uint64_t sum = 0;
-        procfs_maps_open(&m, pid, tid, 0, PROCFS_MAPS_SHARED);
+        procfs_maps_open(&m, e->pid, e->view_tid, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
-                if (vma_anon_shared(&v))
-                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start));
+                if (vma_anon_shared(&v)) {
+                        uint64_t extent = v.offset + (v.end - v.start);
+                        if (!inode_extent_of(seen, v.inode))
+                                extent = object_size(objects, e, v.inode, extent);
+                        sum += inode_extent_add(seen, v.inode, extent);
+                }
         int r = procfs_maps_close(&m);
         /* -ENOENT through the leader (entry_statm found no other thread
          * with an address space): none left to read */
-        if (r < 0 && (r != -ENOENT || tid) && sum < known)
-                return known; /* not read whole: never less than before */
+        if (r < 0 && (r != -ENOENT || e->view_tid) && sum < e->shared)
+                return e->shared; /* not read whole: never less than before */
         return sum;
 }
 
@@ -846,8 +896,22 @@ static void grant_add(struct proc_entry *e, pid_t tid, uint64_t bytes, uint64_t 
 static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
 {
         struct mem_grant *g = *pp;
-        if (g->shared)
+        if (g->shared) {
                 e->shared += g->bytes; /* see grants_settle */
+                /* the object it made, for the next exact re-read */
+                if (e->ncreated < CREATED_MAX) {
+                        e->created[e->ncreated++] = g->bytes;
+                } else {
+                        /* no room: the smallest size goes, the largest
+                         * stays (the safe side) */
+                        unsigned s = 0;
+                        for (unsigned i = 1; i < CREATED_MAX; i++)
+                                if (e->created[i] < e->created[s])
+                                        s = i;
+                        if (g->bytes > e->created[s])
+                                e->created[s] = g->bytes;
+                }
+        }
         else
                 e->judged += g->bytes; /* what it let in was judged */
         *pp = g->next;
@@ -963,7 +1027,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * (seen), and one whose exit is not seen yet
                          * reads none */
                         if (!e->exec_tid) /* else as last read */
-                                e->shared = shared_anon(e->pid, e->view_tid, &seen, e->shared);
+                                e->shared = shared_anon(e, &seen, sb->shared_known);
                         grants_settle_grown(e);
                         /* never above this reading. The invariant: after
                          * every reading judged <= data, and a grant is in
@@ -984,7 +1048,22 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         }
         sb->mem_work.objects += seen.lookups;
         sb->mem_work.object_probes += seen.probes;
-        free(seen.v);
+        if (!exact) {
+                free(seen.v);
+                return sum;
+        }
+        /* the objects and sizes seen are what the next re-read holds them
+         * to; an object made since this one and not seen in it is gone */
+        struct inode_set *known = sb->shared_known ? sb->shared_known : calloc(1, sizeof(*known));
+        if (known) {
+                free(known->v);
+                *known = seen;
+                sb->shared_known = known;
+        } else {
+                free(seen.v);
+        }
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                e->ncreated = 0;
         return sum;
 }
 

@@ -80,6 +80,11 @@ struct proc_entry {
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
                                    * statm field 6), counted once per shared
                                    * object across the sandbox */
+#define CREATED_MAX 8
+        uint64_t created[CREATED_MAX]; /* sizes of the anonymous shared objects
+                                   * its calls made since the last exact
+                                   * re-read (mem_limit.c: shared_anon) */
+        unsigned ncreated;
         struct tsandbox *sb;
         struct proc_entry *next;
 };

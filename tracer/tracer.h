@@ -72,6 +72,8 @@ struct tsandbox {
         uint64_t max_memory;      /* bytes; 0: no memory limit */
         bool tracked;             /* processes registered at birth (either limit) */
         uint64_t shm_bytes;       /* SysV segments created and still there */
+        struct inode_set *shared_known; /* anonymous shared objects and their
+                                   * sizes, as of the last exact re-read */
         struct shm_seg *shm_segs; /* those segments (mem_limit.c) */
         struct fork_copy *fork_copies; /* forks allowed, child not registered:
                                         * their copies, in the ledger */

@@ -2496,6 +2496,29 @@ static int cmd_innocent(int argc, char **argv)
         return 0;
 }
 
+/* shmtail N MIB KEEP: N times, an anonymous shared object of MIB, touched,
+ * then unmapped but for its first page (KEEP "head") or its last
+ * ("tail"): its pages stay while that page is mapped. Found in review:
+ * counted by the furthest byte still mapped, "head" objects counted 4 KiB
+ * each. */
+static int cmd_shmtail(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t n = num(argv[0]), len = num(argv[1]) * MIB;
+        bool head = !strcmp(argv[2], "head");
+        for (uint64_t i = 0; i < n; i++) {
+                char *p = map_anon(len, MAP_SHARED);
+                if (head)
+                        munmap(p + PAGE, len - PAGE);
+                else
+                        munmap(p, len - PAGE);
+                say("object %" PRIu64 " held", i + 1);
+        }
+        say("done");
+        return 0;
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -2904,7 +2927,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

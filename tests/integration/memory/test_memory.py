@@ -689,6 +689,24 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertEqual((k["pid"], k["requested"]), (int(q.group(1)), 0), d)
         self.assertGreaterEqual(k["unjudged"], 29 * MIB, d)
 
+    def test_shared_object_counts_whole_with_its_tail_unmapped(self):
+        # Found in review: an anonymous shared object counted by the
+        # furthest byte still mapped; touched, then unmapped but for its
+        # first page, it kept its pages and counted 4 KiB - 4 x 48 MiB held
+        # at 64M. An object counts at least its size as created (or as last
+        # counted): the second is killed at its mmap, either way round.
+        for keep in ("head", "tail"):
+            with self.subTest(keep=keep):
+                r = self.helper(64 * MIB, "shmtail", 4, 48, keep)
+                d = r.describe()
+                self.assertEqual(r.rc, 137, d)
+                self.assertIn("object 1 held", r.out, d)
+                self.assertNotIn("object 2 held", r.out, d)
+                self.assertAudit(r, 64 * MIB, kills=1)
+                (k,) = r.of("memory_kill")
+                self.assertEqual((k["pid"], k["syscall"]), (r.root, 9), d)
+                self.assertGreaterEqual(k["ledger"], 48 * MIB, "the first object not counted whole\n" + d)
+
     def test_clone_vm_child_inherits_no_more_than_the_space_holds(self):
         # Found in review: a CLONE_VM child took over its parent's
         # judgement of 40 MiB the parent had unmapped (not notified, not
