@@ -348,6 +348,14 @@ static void statm_open(struct proc_entry *e)
 
 /* /proc stat of thread `tid` of `e`, through the kept descriptor when it
  * is the leader. 0 or -errno (-ENOENT: gone). */
+/* The thread through which `e`'s address space was last read: its leader,
+ * or once the leader has exited (a zombie's stat shows start_brk 0) the
+ * thread entry_statm found. Found in review: start_brk judged through the
+ * requesting thread and compared through the zombie leader never matched,
+ * so the process was taken as a new image and all its memory as unjudged -
+ * the sweep killed it in place of a stack grower. */
+static pid_t view_of(const struct proc_entry *e) { return e->view_tid ? e->view_tid : e->pid; }
+
 static int thread_stat(struct proc_entry *e, pid_t tid, struct proc_stat *st)
 {
         statm_open(e);
@@ -615,7 +623,7 @@ static void as_refresh(struct tsandbox *sb, struct proc_entry *e, pid_t tid)
 {
         for (struct proc_entry *o = sb->procs.head; o; o = o->next)
                 if (o != e && !o->exited && !o->exec_tid && o->as_id == e->as_id) {
-                        if (kcmp_vm(sb, o->view_tid ? o->view_tid : o->pid, tid))
+                        if (kcmp_vm(sb, view_of(o), tid))
                                 return;
                         break;
                 }
@@ -751,25 +759,31 @@ static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
 }
 
 /* The size to count for object `ino`, first met in this exact re-read at
- * `extent` in process `e`: an object never shrinks (its pages stay while
- * any mapping of it lives, however little of it is still mapped), so at
- * least what the last exact re-read counted for it, or - new since then -
- * the size of the smallest object `e` was let create that is as large
- * (taken: found in review, objects touched and then unmapped but for
- * their first page counted 4 KiB each, 192 MiB held at 64M). */
-static uint64_t object_size(struct inode_set *known, struct proc_entry *e, unsigned long ino, uint64_t extent)
+ * `extent`: an object never shrinks (its pages stay while any mapping of
+ * it lives, however little of it is still mapped), so at least what the
+ * last exact re-read counted for it, or - new since then - the size of the
+ * smallest object a process of the sandbox was let create since then that
+ * is as large (taken; any process's: the creator's address space may be
+ * read through a sharer, the object through a fork child). Found in
+ * review: objects touched and then unmapped but for their first page
+ * counted 4 KiB each, 192 MiB held at 64M. */
+static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t extent)
 {
-        uint64_t k = inode_extent_of(known, ino);
+        uint64_t k = inode_extent_of(sb->shared_known, ino);
         if (k)
                 return k > extent ? k : extent;
-        unsigned best = CREATED_MAX;
-        for (unsigned i = 0; i < e->ncreated; i++)
-                if (e->created[i] >= extent && (best == CREATED_MAX || e->created[i] < e->created[best]))
-                        best = i;
-        if (best == CREATED_MAX)
+        struct proc_entry *owner = NULL;
+        unsigned best = 0;
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                for (unsigned i = 0; i < e->ncreated; i++)
+                        if (e->created[i] >= extent && (!owner || e->created[i] < owner->created[best])) {
+                                owner = e;
+                                best = i;
+                        }
+        if (!owner)
                 return extent;
-        uint64_t size = e->created[best];
-        e->created[best] = e->created[--e->ncreated];
+        uint64_t size = owner->created[best];
+        owner->created[best] = owner->created[--owner->ncreated];
         return size;
 }
 
@@ -793,13 +807,14 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
         return more;
 }
 
-/* The anonymous shared memory of `pid` not seen yet, through its thread
- * `tid` (0: the leader; once the leader has exited its view has no address
- * space - found in review: its shared memory was never counted); at least
- * `known` when its maps cannot be read whole (out of descriptors...), but
- * none once its address space is gone (an exit not seen yet: what it
+/* The anonymous shared memory of process `e` of `sb` not seen yet, each
+ * object at its object_size(), through its thread e->view_tid (0: the
+ * leader; once the leader has exited its view has no address space -
+ * found in review: its shared memory was never counted); at least
+ * e->shared when its maps cannot be read whole (out of descriptors...),
+ * but none once its address space is gone (an exit not seen yet: what it
  * mapped is counted through its sharers, if any). */
-static uint64_t shared_anon(struct proc_entry *e, struct inode_set *seen, struct inode_set *objects)
+static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct inode_set *seen)
 {
         struct procfs_maps m;
         struct proc_vma v;
@@ -809,7 +824,7 @@ static uint64_t shared_anon(struct proc_entry *e, struct inode_set *seen, struct
                 if (vma_anon_shared(&v)) {
                         uint64_t extent = v.offset + (v.end - v.start);
                         if (!inode_extent_of(seen, v.inode))
-                                extent = object_size(objects, e, v.inode, extent);
+                                extent = object_size(sb, v.inode, extent);
                         sum += inode_extent_add(seen, v.inode, extent);
                 }
         int r = procfs_maps_close(&m);
@@ -975,7 +990,7 @@ static void bless(struct proc_entry *e, uint64_t brk)
                 return;
         if (!brk) {
                 struct proc_stat st;
-                if (thread_stat(e, e->pid, &st) == 0)
+                if (thread_stat(e, view_of(e), &st) == 0)
                         brk = st.start_brk;
         }
         e->judged = e->data;
@@ -1027,7 +1042,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * (seen), and one whose exit is not seen yet
                          * reads none */
                         if (!e->exec_tid) /* else as last read */
-                                e->shared = shared_anon(e, &seen, sb->shared_known);
+                                e->shared = shared_anon(sb, e, &seen);
                         grants_settle_grown(e);
                         /* never above this reading. The invariant: after
                          * every reading judged <= data, and a grant is in
@@ -1343,7 +1358,7 @@ static uint64_t judged_now(struct proc_entry *e)
         struct proc_stat st;
         /* an exec let run and not seen over: its stat can wait on it, and
          * judged holds while its image is not seen replaced (exec_settle) */
-        bool same_image = e->exec_tid || thread_stat(e, e->pid, &st) != 0 || st.start_brk == e->judged_brk;
+        bool same_image = e->exec_tid || thread_stat(e, view_of(e), &st) != 0 || st.start_brk == e->judged_brk;
         return same_image ? e->judged : 0;
 }
 
@@ -1376,7 +1391,7 @@ static bool inherit_judgement(struct tsandbox *sb, struct proc_entry *e)
                 judged = e->data;
         struct proc_stat st;
         e->judged = judged;
-        e->judged_brk = thread_stat(e, e->pid, &st) == 0 ? st.start_brk : 0;
+        e->judged_brk = thread_stat(e, view_of(e), &st) == 0 ? st.start_brk : 0;
         return true;
 }
 

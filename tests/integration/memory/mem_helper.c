@@ -2519,6 +2519,56 @@ static int cmd_shmtail(int argc, char **argv)
         return 0;
 }
 
+/* zombieleader: found in review. The root forks Q and P. P's leader
+ * exits (pthread_exit) while its thread T maps 40 MiB, unmaps it and maps
+ * 40 MiB again (allowed on last readings), touched, then sleeps: never more
+ * than it was let have. Q then grows its main stack by 30 MiB with no
+ * request. The root reports how each ended. */
+static int zl_go[2];
+
+static void *zl_t(void *arg)
+{
+        (void)arg;
+        struct timespec ts = { 0, 200000000 }; /* the leader has exited */
+        nanosleep(&ts, NULL);
+        munmap(map_touched(40 * MIB), 40 * MIB);
+        map_touched(40 * MIB);
+        send_byte(zl_go[1]);
+        ts = (struct timespec){ 4, 0 };
+        nanosleep(&ts, NULL);
+        exit(0);
+}
+
+static int cmd_zombieleader(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        if (pipe2(zl_go, O_CLOEXEC))
+                fail("pipe");
+        pid_t q = fork();
+        if (q < 0)
+                fail("fork");
+        if (q == 0) {
+                await_byte(zl_go[0], "go");
+                grow_stack(30);
+                struct timespec ts = { 3, 0 };
+                nanosleep(&ts, NULL);
+                _exit(0);
+        }
+        pid_t p = fork();
+        if (p < 0)
+                fail("fork");
+        if (p == 0) {
+                pthread_t t;
+                start_thread(&t, zl_t, NULL);
+                pthread_exit(NULL);
+        }
+        print_status("grower", 1, q, wait_child(q));
+        print_status("asked", 2, p, wait_child(p));
+        return 0;
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -2927,7 +2977,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

@@ -707,6 +707,27 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
                 self.assertEqual((k["pid"], k["syscall"]), (r.root, 9), d)
                 self.assertGreaterEqual(k["ledger"], 48 * MIB, "the first object not counted whole\n" + d)
 
+    def test_process_whose_leader_exited_keeps_its_judgement(self):
+        # Found in review: P's leader exited; its thread mapped 40 MiB,
+        # allowed. The judgement took start_brk through the requesting
+        # thread and compared it through the zombie leader (whose stat
+        # shows 0): P was taken as a new image, all of it unjudged, and the
+        # sweep killed P in place of Q, which grew 30 MiB of stack with no
+        # request (10 of 10).
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) is not installed")
+        r = self.helper(64 * MIB, "zombieleader", prefix=self.UNLIMITED_STACK)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        grower = re.search(r"(?m)^grower 1 pid (\d+) (.*)$", r.out)
+        asked = re.search(r"(?m)^asked 2 pid (\d+) (.*)$", r.out)
+        self.assertIsNotNone(grower, d)
+        self.assertIsNotNone(asked, d)
+        self.assertEqual(asked.group(2), "exit 0", d)
+        self.assertEqual(grower.group(2), "signal 9", d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        self.assertEqual(r.of("memory_kill")[0]["pid"], int(grower.group(1)), d)
+
     def test_clone_vm_child_inherits_no_more_than_the_space_holds(self):
         # Found in review: a CLONE_VM child took over its parent's
         # judgement of 40 MiB the parent had unmapped (not notified, not
