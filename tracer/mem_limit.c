@@ -1357,8 +1357,14 @@ static uint64_t judged_now(struct proc_entry *e)
 {
         struct proc_stat st;
         /* an exec let run and not seen over: its stat can wait on it, and
-         * judged holds while its image is not seen replaced (exec_settle) */
-        bool same_image = e->exec_tid || thread_stat(e, view_of(e), &st) != 0 || st.start_brk == e->judged_brk;
+         * judged holds while its image is not seen replaced (exec_settle).
+         * A start_brk of 0 is unknown, not a new image: the stat hides it
+         * without ptrace read access - a process made non-dumpable, seen
+         * by an unprivileged tracer (found in review: taken as a new
+         * image, it was killed in place of a stack grower) - and a thread
+         * that has exited shows none */
+        bool same_image = e->exec_tid || thread_stat(e, view_of(e), &st) != 0 || !st.start_brk || !e->judged_brk ||
+                          st.start_brk == e->judged_brk;
         return same_image ? e->judged : 0;
 }
 

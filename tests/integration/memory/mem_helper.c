@@ -2569,6 +2569,47 @@ static int cmd_zombieleader(int argc, char **argv)
         return 0;
 }
 
+/* nodump: found in review. The root forks I and Q. I maps and touches
+ * 40 MiB (judged), then makes itself non-dumpable (its stat then hides
+ * start_brk from a tracer without CAP_SYS_PTRACE) and sleeps. Q then grows
+ * its main stack by 30 MiB with no request. The root reports both. */
+static int cmd_nodump(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t q = fork();
+        if (q < 0)
+                fail("fork");
+        if (q == 0) {
+                await_byte(go[0], "go");
+                grow_stack(30);
+                struct timespec ts = { 3, 0 };
+                nanosleep(&ts, NULL);
+                _exit(0);
+        }
+        pid_t i = fork();
+        if (i < 0)
+                fail("fork");
+        if (i == 0) {
+                map_touched(40 * MIB);
+                struct timespec ts = { 0, 400000000 }; /* a sweep judges it */
+                nanosleep(&ts, NULL);
+                if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+                        fail("prctl");
+                send_byte(go[1]);
+                ts = (struct timespec){ 4, 0 };
+                nanosleep(&ts, NULL);
+                _exit(0);
+        }
+        print_status("grower", 1, q, wait_child(q));
+        print_status("asked", 2, i, wait_child(i));
+        return 0;
+}
+
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a
  * judged request), then N times vfork and exec PROG (an image of its own
  * memory, no libc: seccell-mem-freebss) - a vfork child shares this
@@ -2977,7 +3018,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

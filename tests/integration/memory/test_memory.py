@@ -48,7 +48,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from harness import _reap_all_children as reap_children  # noqa: E402
 from harness import kill_all_descendants as kill_descendants  # noqa: E402
-from harness import read_line, wait_for  # noqa: E402
+from harness import binaries_for_anyone, read_line, wait_for  # noqa: E402
 
 SECCELL = os.environ.get("SECCELL", "")
 HELPER = os.environ.get("MEM_HELPER", "")
@@ -727,6 +727,41 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertEqual(grower.group(2), "signal 9", d)
         self.assertAudit(r, 64 * MIB, kills=1)
         self.assertEqual(r.of("memory_kill")[0]["pid"], int(grower.group(1)), d)
+
+    @unittest.skipUnless(os.geteuid() == 0, "runs the sandbox as nobody")
+    def test_non_dumpable_process_keeps_its_judgement_unprivileged(self):
+        # Found in review: run by an unprivileged user, the tracer has no
+        # CAP_SYS_PTRACE, and a non-dumpable process's stat shows start_brk
+        # 0: I was taken as a new image, all unjudged, and killed in place
+        # of Q, which grew 30 MiB of stack with no request (5 of 5).
+        for tool in ("prlimit", "setpriv"):
+            if not shutil.which(tool):
+                self.skipTest(tool + " is not installed")
+        bins = binaries_for_anyone()
+        self.addCleanup(shutil.rmtree, bins, True)
+        shutil.copy2(HELPER, os.path.join(bins, "helper"))
+        os.chmod(os.path.join(bins, "helper"), 0o755)
+        out = tempfile.mkdtemp(prefix="seccell-nobody-")
+        self.addCleanup(shutil.rmtree, out, True)
+        os.chmod(out, 0o777)
+        audit = os.path.join(out, "audit.jsonl")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=" + out, "TMPDIR=" + out,
+               "prlimit", "--stack=unlimited:unlimited", "--", os.path.join(bins, "seccell"), "run",
+               "--max-memory", "64M", "--audit", audit, "--", os.path.join(bins, "helper"), "nodump"]
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=out,
+                           timeout=HARD_TIMEOUT, env=private_env())
+        events = [json.loads(l) for l in open(audit)] if os.path.exists(audit) else []
+        d = "rc %d\nstdout:\n%s\nstderr:\n%s\naudit:\n%s" % (p.returncode, p.stdout, p.stderr[-2000:],
+                                                           "\n".join(json.dumps(e) for e in events[-8:]))
+        self.assertEqual(p.returncode, 0, d)
+        grower = re.search(r"(?m)^grower 1 pid (\d+) (.*)$", p.stdout)
+        asked = re.search(r"(?m)^asked 2 pid (\d+) (.*)$", p.stdout)
+        self.assertIsNotNone(grower, d)
+        self.assertIsNotNone(asked, d)
+        self.assertEqual(asked.group(2), "exit 0", d)
+        self.assertEqual(grower.group(2), "signal 9", d)
+        kills = [e for e in events if e.get("event") == "memory_kill"]
+        self.assertEqual([k["pid"] for k in kills], [int(grower.group(1))], d)
 
     def test_clone_vm_child_inherits_no_more_than_the_space_holds(self):
         # Found in review: a CLONE_VM child took over its parent's
