@@ -1157,22 +1157,30 @@ static int cmd_growsdown(int argc, char **argv)
  * (MREMAP_DONTUNMAP) and moved; then prctl(PR_SET_MM, PR_SET_MM_MAP_SIZE).
  * Prints
  * "WHAT ok" or "WHAT errno N" for each. */
-static int cmd_stackcopy(int argc, char **argv)
+/* The lowest address of this process's main stack ("[stack]" in its
+ * maps), where it grows down from; fails without one. */
+static uintptr_t main_stack_low(void)
 {
-        (void)argv;
-        if (argc != 0)
-                usage();
         char line[512];
-        unsigned long lo = 0, hi = 0;
+        uintptr_t lo = 0;
         FILE *f = fopen("/proc/self/maps", "re");
         if (!f)
                 fail("maps");
         while (fgets(line, sizeof(line), f))
                 if (strstr(line, "[stack]"))
-                        sscanf(line, "%lx-%lx", &lo, &hi);
+                        sscanf(line, "%" SCNxPTR, &lo);
         fclose(f);
         if (!lo)
                 fail("no [stack]");
+        return lo;
+}
+
+static int cmd_stackcopy(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        uintptr_t lo = main_stack_low();
         static const struct { const char *name; int flags; } v[] = {
                 { "dontunmap", MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP },
                 { "move", MREMAP_MAYMOVE | MREMAP_FIXED } };
@@ -2271,15 +2279,7 @@ static int cmd_grantjudged(int argc, char **argv)
         }
         gj.to_f = fp[1];
         gj.from_f = fb[0];
-        FILE *m = fopen("/proc/self/maps", "r");
-        char line[512];
-        while (m && fgets(line, sizeof(line), m))
-                if (strstr(line, "[stack]"))
-                        sscanf(line, "%" SCNxPTR, &gj.stack_lo);
-        if (m)
-                fclose(m);
-        if (!gj.stack_lo)
-                fail("no [stack]");
+        gj.stack_lo = main_stack_low();
         __atomic_store_n(&gj.stop, 1, __ATOMIC_SEQ_CST);
         gj_spin(); /* its code faulted in */
         __atomic_store_n(&gj.stop, 0, __ATOMIC_SEQ_CST);
@@ -2337,15 +2337,7 @@ static int cmd_inheritstale(int argc, char **argv)
                 fail("pipe");
         is_go = go[0];
         is_done = done[1];
-        FILE *m = fopen("/proc/self/maps", "r");
-        char line[512];
-        while (m && fgets(line, sizeof(line), m))
-                if (strstr(line, "[stack]"))
-                        sscanf(line, "%" SCNxPTR, &is_stack_lo);
-        if (m)
-                fclose(m);
-        if (!is_stack_lo)
-                fail("no [stack]");
+        is_stack_lo = main_stack_low();
         char *stk = map_touched(256 * 1024);
         munmap(map_touched(peak), peak); /* the peak */
         char *p = map_touched(hold);
@@ -2441,14 +2433,7 @@ static int cmd_innocent(int argc, char **argv)
                 if (q < 0)
                         fail("fork");
                 if (q == 0) {
-                        uintptr_t lo = 0;
-                        FILE *m = fopen("/proc/self/maps", "r");
-                        char line[512];
-                        while (m && fgets(line, sizeof(line), m))
-                                if (strstr(line, "[stack]"))
-                                        sscanf(line, "%" SCNxPTR, &lo);
-                        if (m)
-                                fclose(m);
+                        uintptr_t lo = main_stack_low();
                         await_byte(go[0], "go");
                         *(volatile char *)(lo - 30 * MIB) = 1;
                         for (;;)
@@ -2519,65 +2504,13 @@ static int cmd_shmtail(int argc, char **argv)
         return 0;
 }
 
-/* zombieleader: found in review. The root forks Q and P. P's leader
- * exits (pthread_exit) while its thread T maps 40 MiB, unmaps it and maps
- * 40 MiB again (allowed on last readings), touched, then sleeps: never more
- * than it was let have. Q then grows its main stack by 30 MiB with no
- * request. The root reports how each ended. */
-static int zl_go[2];
-
-static void *zl_t(void *arg)
+/* A grower beside an asker, for the sweep's choice of victim: the root
+ * forks Q, which waits for a byte on its pipe and then grows its main
+ * stack by 30 MiB with no request, and the asker, which runs asker(fd)
+ * with the pipe's write end: it stays within what it is let have and
+ * sends the byte. The root reports how each ended ("grower", "asked"). */
+static int grower_beside(void (*asker)(int go))
 {
-        (void)arg;
-        struct timespec ts = { 0, 200000000 }; /* the leader has exited */
-        nanosleep(&ts, NULL);
-        munmap(map_touched(40 * MIB), 40 * MIB);
-        map_touched(40 * MIB);
-        send_byte(zl_go[1]);
-        ts = (struct timespec){ 4, 0 };
-        nanosleep(&ts, NULL);
-        exit(0);
-}
-
-static int cmd_zombieleader(int argc, char **argv)
-{
-        (void)argv;
-        if (argc != 0)
-                usage();
-        if (pipe2(zl_go, O_CLOEXEC))
-                fail("pipe");
-        pid_t q = fork();
-        if (q < 0)
-                fail("fork");
-        if (q == 0) {
-                await_byte(zl_go[0], "go");
-                grow_stack(30);
-                struct timespec ts = { 3, 0 };
-                nanosleep(&ts, NULL);
-                _exit(0);
-        }
-        pid_t p = fork();
-        if (p < 0)
-                fail("fork");
-        if (p == 0) {
-                pthread_t t;
-                start_thread(&t, zl_t, NULL);
-                pthread_exit(NULL);
-        }
-        print_status("grower", 1, q, wait_child(q));
-        print_status("asked", 2, p, wait_child(p));
-        return 0;
-}
-
-/* nodump: found in review. The root forks I and Q. I maps and touches
- * 40 MiB (judged), then makes itself non-dumpable (its stat then hides
- * start_brk from a tracer without CAP_SYS_PTRACE) and sleeps. Q then grows
- * its main stack by 30 MiB with no request. The root reports both. */
-static int cmd_nodump(int argc, char **argv)
-{
-        (void)argv;
-        if (argc != 0)
-                usage();
         int go[2];
         if (pipe2(go, O_CLOEXEC))
                 fail("pipe");
@@ -2591,23 +2524,74 @@ static int cmd_nodump(int argc, char **argv)
                 nanosleep(&ts, NULL);
                 _exit(0);
         }
-        pid_t i = fork();
-        if (i < 0)
+        pid_t p = fork();
+        if (p < 0)
                 fail("fork");
-        if (i == 0) {
-                map_touched(40 * MIB);
-                struct timespec ts = { 0, 400000000 }; /* a sweep judges it */
-                nanosleep(&ts, NULL);
-                if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
-                        fail("prctl");
-                send_byte(go[1]);
-                ts = (struct timespec){ 4, 0 };
-                nanosleep(&ts, NULL);
+        if (p == 0) {
+                asker(go[1]);
                 _exit(0);
         }
         print_status("grower", 1, q, wait_child(q));
-        print_status("asked", 2, i, wait_child(i));
+        print_status("asked", 2, p, wait_child(p));
         return 0;
+}
+
+/* zombieleader: found in review. The asker's leader exits (pthread_exit)
+ * while its thread T maps 40 MiB, unmaps it and maps 40 MiB again (allowed
+ * on last readings), touched, then sleeps: never more than it was let
+ * have. */
+static int zl_go;
+
+static void *zl_t(void *arg)
+{
+        (void)arg;
+        struct timespec ts = { 0, 200000000 }; /* the leader has exited */
+        nanosleep(&ts, NULL);
+        munmap(map_touched(40 * MIB), 40 * MIB);
+        map_touched(40 * MIB);
+        send_byte(zl_go);
+        ts = (struct timespec){ 4, 0 };
+        nanosleep(&ts, NULL);
+        exit(0);
+}
+
+static void zl_asker(int go)
+{
+        zl_go = go;
+        pthread_t t;
+        start_thread(&t, zl_t, NULL);
+        pthread_exit(NULL);
+}
+
+static int cmd_zombieleader(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        return grower_beside(zl_asker);
+}
+
+/* nodump: found in review. The asker maps and touches 40 MiB (judged),
+ * then makes itself non-dumpable (its stat then hides start_brk from a
+ * tracer without CAP_SYS_PTRACE) and sleeps. */
+static void nodump_asker(int go)
+{
+        map_touched(40 * MIB);
+        struct timespec ts = { 0, 400000000 }; /* a sweep judges it */
+        nanosleep(&ts, NULL);
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+                fail("prctl");
+        send_byte(go);
+        ts = (struct timespec){ 4, 0 };
+        nanosleep(&ts, NULL);
+}
+
+static int cmd_nodump(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        return grower_beside(nodump_asker);
 }
 
 /* vforkimages N HOLD PROG LIMIT: hold HOLD MiB (mapped and touched: a

@@ -707,6 +707,17 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
                 self.assertEqual((k["pid"], k["syscall"]), (r.root, 9), d)
                 self.assertGreaterEqual(k["ledger"], 48 * MIB, "the first object not counted whole\n" + d)
 
+    def assertGrowerKilled(self, out, kills, d):
+        """grower_beside in the helper: the asker, within what it was let
+        have, exited 0; the grower alone was killed, by the sweep."""
+        grower = re.search(r"(?m)^grower 1 pid (\d+) (.*)$", out)
+        asked = re.search(r"(?m)^asked 2 pid (\d+) (.*)$", out)
+        self.assertIsNotNone(grower, d)
+        self.assertIsNotNone(asked, d)
+        self.assertEqual(asked.group(2), "exit 0", d)
+        self.assertEqual(grower.group(2), "signal 9", d)
+        self.assertEqual([k["pid"] for k in kills], [int(grower.group(1))], d)
+
     def test_process_whose_leader_exited_keeps_its_judgement(self):
         # Found in review: P's leader exited; its thread mapped 40 MiB,
         # allowed. The judgement took start_brk through the requesting
@@ -719,14 +730,8 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         r = self.helper(64 * MIB, "zombieleader", prefix=self.UNLIMITED_STACK)
         d = r.describe()
         self.assertEqual(r.rc, 0, d)
-        grower = re.search(r"(?m)^grower 1 pid (\d+) (.*)$", r.out)
-        asked = re.search(r"(?m)^asked 2 pid (\d+) (.*)$", r.out)
-        self.assertIsNotNone(grower, d)
-        self.assertIsNotNone(asked, d)
-        self.assertEqual(asked.group(2), "exit 0", d)
-        self.assertEqual(grower.group(2), "signal 9", d)
         self.assertAudit(r, 64 * MIB, kills=1)
-        self.assertEqual(r.of("memory_kill")[0]["pid"], int(grower.group(1)), d)
+        self.assertGrowerKilled(r.out, r.of("memory_kill"), d)
 
     @unittest.skipUnless(os.geteuid() == 0, "runs the sandbox as nobody")
     def test_non_dumpable_process_keeps_its_judgement_unprivileged(self):
@@ -754,14 +759,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         d = "rc %d\nstdout:\n%s\nstderr:\n%s\naudit:\n%s" % (p.returncode, p.stdout, p.stderr[-2000:],
                                                            "\n".join(json.dumps(e) for e in events[-8:]))
         self.assertEqual(p.returncode, 0, d)
-        grower = re.search(r"(?m)^grower 1 pid (\d+) (.*)$", p.stdout)
-        asked = re.search(r"(?m)^asked 2 pid (\d+) (.*)$", p.stdout)
-        self.assertIsNotNone(grower, d)
-        self.assertIsNotNone(asked, d)
-        self.assertEqual(asked.group(2), "exit 0", d)
-        self.assertEqual(grower.group(2), "signal 9", d)
-        kills = [e for e in events if e.get("event") == "memory_kill"]
-        self.assertEqual([k["pid"] for k in kills], [int(grower.group(1))], d)
+        self.assertGrowerKilled(p.stdout, [e for e in events if e.get("event") == "memory_kill"], d)
 
     def test_clone_vm_child_inherits_no_more_than_the_space_holds(self):
         # Found in review: a CLONE_VM child took over its parent's
