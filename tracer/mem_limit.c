@@ -389,6 +389,14 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
         return unknown && !v ? e->data : v;
 }
 
+/* What `e` was let have is never above its last reading (the invariant
+ * the sweep's blame rests on: ledger_sum); a reading of 0 is none. */
+static void judged_within_reading(struct proc_entry *e)
+{
+        if (e->data && e->data < e->judged)
+                e->judged = e->data;
+}
+
 /* A fresh reading of `e`'s measure into e->data (entry_statm). What it was
  * let have comes down with it: memory it gave back (munmap, which is not
  * notified) is no longer its to grow into unjudged, once the ledger has
@@ -400,8 +408,7 @@ static uint64_t entry_statm(struct proc_entry *e, pid_t tid)
 static void entry_read(struct proc_entry *e, pid_t tid)
 {
         e->data = entry_statm(e, tid);
-        if (e->data && e->data < e->judged)
-                e->judged = e->data;
+        judged_within_reading(e);
 }
 
 /* Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, or /dev/zero mapped
@@ -752,9 +759,7 @@ static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
 {
         if (!s || !s->cap)
                 return 0;
-        uint64_t probes = s->probes; /* mem_work counts the adds' probes */
         size_t i = inode_slot(s, ino);
-        s->probes = probes;
         return s->v[i].used ? s->v[i].extent : 0;
 }
 
@@ -774,6 +779,8 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
                 return k > extent ? k : extent;
         struct proc_entry *owner = NULL;
         unsigned best = 0;
+        if (!sb->shared_created)
+                return extent; /* no scan of every process per object met */
         for (struct proc_entry *e = sb->procs.head; e; e = e->next)
                 for (unsigned i = 0; i < e->ncreated; i++)
                         if (e->created[i] >= extent && (!owner || e->created[i] < owner->created[best])) {
@@ -784,16 +791,19 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
                 return extent;
         uint64_t size = owner->created[best];
         owner->created[best] = owner->created[--owner->ncreated];
+        sb->shared_created--;
         return size;
 }
 
-/* What `extent` bytes of object `ino` add to what the set has seen. */
-static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent)
+/* What `extent` bytes of object `ino` add to what the set has seen; an
+ * object first met counts its object_size() in `sb`. */
+static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent, struct tsandbox *sb)
 {
         bool room = inode_set_grow(s);
         s->lookups++;
         size_t i = s->cap ? inode_slot(s, ino) : 0;
         if (!s->cap || !s->v[i].used) {
+                extent = object_size(sb, ino, extent);
                 if (!room)
                         return extent; /* out of memory: may count twice, never less */
                 s->v[i].used = true;
@@ -821,12 +831,8 @@ static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct in
         uint64_t sum = 0;
         procfs_maps_open(&m, e->pid, e->view_tid, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
-                if (vma_anon_shared(&v)) {
-                        uint64_t extent = v.offset + (v.end - v.start);
-                        if (!inode_extent_of(seen, v.inode))
-                                extent = object_size(sb, v.inode, extent);
-                        sum += inode_extent_add(seen, v.inode, extent);
-                }
+                if (vma_anon_shared(&v))
+                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start), sb);
         int r = procfs_maps_close(&m);
         /* -ENOENT through the leader (entry_statm found no other thread
          * with an address space): none left to read */
@@ -916,6 +922,8 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
                 /* the object it made, for the next exact re-read */
                 if (e->ncreated < CREATED_MAX) {
                         e->created[e->ncreated++] = g->bytes;
+                        if (e->sb)
+                                e->sb->shared_created++;
                 } else {
                         /* no room: the smallest size goes, the largest
                          * stays (the safe side) */
@@ -1056,8 +1064,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * have failed while another thread grew the stack
                          * (91 MiB held at 64M): added on top, each let that
                          * much grow unblamed. */
-                        if (e->data && e->judged > e->data)
-                                e->judged = e->data;
+                        judged_within_reading(e);
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
         }
@@ -1079,6 +1086,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         }
         for (struct proc_entry *e = sb->procs.head; e; e = e->next)
                 e->ncreated = 0;
+        sb->shared_created = 0;
         return sum;
 }
 

@@ -74,6 +74,8 @@ struct tsandbox {
         uint64_t shm_bytes;       /* SysV segments created and still there */
         struct inode_set *shared_known; /* anonymous shared objects and their
                                    * sizes, as of the last exact re-read */
+        unsigned shared_created;  /* sizes held in proc_entry.created, all
+                                   * processes together */
         struct shm_seg *shm_segs; /* those segments (mem_limit.c) */
         struct fork_copy *fork_copies; /* forks allowed, child not registered:
                                         * their copies, in the ledger */
