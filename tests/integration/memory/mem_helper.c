@@ -2393,19 +2393,21 @@ static int cmd_inheritstale2(int argc, char **argv)
 #define MADV_POPULATE_READ 22
 #endif
 static char *inn_ro;
-static int inn_stop; /* __atomic */
+static int inn_stop, inn_b_started, inn_c_rounds; /* __atomic */
 
 static void *inn_c(void *arg)
 {
         while (!__atomic_load_n(&inn_stop, __ATOMIC_SEQ_CST)) {
                 madvise(inn_ro, 512 * MIB, MADV_POPULATE_READ);
                 madvise(inn_ro, 512 * MIB, MADV_DONTNEED);
+                __atomic_add_fetch(&inn_c_rounds, 1, __ATOMIC_SEQ_CST);
         }
         return arg;
 }
 
 static void *inn_b(void *arg)
 {
+        __atomic_store_n(&inn_b_started, 1, __ATOMIC_SEQ_CST);
         while (!__atomic_load_n(&inn_stop, __ATOMIC_SEQ_CST)) {
                 syscall(SYS_mmap, 0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, -1, 0);
                 struct timespec ts = { 0, 200000 };
@@ -2446,8 +2448,13 @@ static int cmd_innocent(int argc, char **argv)
                 pthread_t b, c;
                 start_thread(&c, inn_c, NULL);
                 start_thread(&b, inn_b, NULL);
-                struct timespec ts = { 0, 50000000 };
-                nanosleep(&ts, NULL);
+                /* C's loop under way (its populate holds mmap_lock most
+                 * of the time), B's requests too */
+                while (__atomic_load_n(&inn_c_rounds, __ATOMIC_SEQ_CST) < 2 ||
+                       !__atomic_load_n(&inn_b_started, __ATOMIC_SEQ_CST)) {
+                        struct timespec ts = { 0, 1000000 };
+                        nanosleep(&ts, NULL);
+                }
                 char *a = mmap(NULL, 40 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
                 if (a == MAP_FAILED)
                         fail("mmap");
@@ -2537,20 +2544,19 @@ static int grower_beside(void (*asker)(int go))
 }
 
 /* zombieleader: found in review. The asker's leader exits (pthread_exit)
- * while its thread T maps 40 MiB, unmaps it and maps 40 MiB again (allowed
- * on last readings), touched, then sleeps: never more than it was let
- * have. */
+ * and, once it is a zombie, its thread T maps 40 MiB, unmaps it and maps
+ * 40 MiB again (allowed on last readings), touched, then sleeps: never
+ * more than it was let have. */
 static int zl_go;
 
 static void *zl_t(void *arg)
 {
         (void)arg;
-        struct timespec ts = { 0, 200000000 }; /* the leader has exited */
-        nanosleep(&ts, NULL);
+        await_zombie_leader(getpid());
         munmap(map_touched(40 * MIB), 40 * MIB);
         map_touched(40 * MIB);
         send_byte(zl_go);
-        ts = (struct timespec){ 4, 0 };
+        struct timespec ts = { 4, 0 };
         nanosleep(&ts, NULL);
         exit(0);
 }
@@ -2576,13 +2582,11 @@ static int cmd_zombieleader(int argc, char **argv)
  * tracer without CAP_SYS_PTRACE) and sleeps. */
 static void nodump_asker(int go)
 {
-        map_touched(40 * MIB);
-        struct timespec ts = { 0, 400000000 }; /* a sweep judges it */
-        nanosleep(&ts, NULL);
+        map_touched(40 * MIB); /* judged at its request, while dumpable */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
                 fail("prctl");
         send_byte(go);
-        ts = (struct timespec){ 4, 0 };
+        struct timespec ts = { 4, 0 };
         nanosleep(&ts, NULL);
 }
 
