@@ -2246,7 +2246,7 @@ static int gj_t2(void *arg)
                 *(volatile char *)a = 1;
         if (syscall(SYS_write, gj.to_f, &c, 1) != 1 || syscall(SYS_read, gj.from_f, &c, 1) != 1)
                 goto out;
-        struct timespec ts = { 3, 0 }; /* over the limit: time for the sweep */
+        struct timespec ts = { 20, 0 }; /* over the limit: a deadline for the sweep's kill */
         syscall(SYS_nanosleep, &ts, 0);
 out:
         __atomic_store_n(&gj.stop, 1, __ATOMIC_SEQ_CST);
@@ -2514,11 +2514,19 @@ static int cmd_shmtail(int argc, char **argv)
 /* A grower beside an asker, for the sweep's choice of victim: the root
  * forks Q, which waits for a byte on its pipe and then grows its main
  * stack by 30 MiB with no request, and the asker, which runs asker(fd)
- * with the pipe's write end: it stays within what it is let have and
- * sends the byte. The root reports how each ended ("grower", "asked"). */
+ * with the pipe's write end: it stays within what it is let have, sends
+ * the byte and waits in await_grower_gone() until Q has ended. The root
+ * reports how each ended ("grower", "asked"). */
+static int gb_gone = -1; /* the asker's: a byte (or EOF) once Q has ended */
+
+static void await_grower_gone(void)
+{
+        await_byte(gb_gone, "the grower's end");
+}
+
 static int grower_beside(void (*asker)(int go))
 {
-        int go[2];
+        int go[2], gone[2];
         if (pipe2(go, O_CLOEXEC))
                 fail("pipe");
         pid_t q = fork();
@@ -2527,26 +2535,32 @@ static int grower_beside(void (*asker)(int go))
         if (q == 0) {
                 await_byte(go[0], "go");
                 grow_stack(30);
-                struct timespec ts = { 3, 0 };
+                struct timespec ts = { 20, 0 }; /* a deadline for the sweep's kill */
                 nanosleep(&ts, NULL);
                 _exit(0);
         }
+        if (pipe2(gone, O_CLOEXEC))
+                fail("pipe");
         pid_t p = fork();
         if (p < 0)
                 fail("fork");
         if (p == 0) {
+                close(gone[1]);
+                gb_gone = gone[0];
                 asker(go[1]);
                 _exit(0);
         }
+        close(gone[0]);
         print_status("grower", 1, q, wait_child(q));
+        close(gone[1]); /* the asker's await_grower_gone() returns */
         print_status("asked", 2, p, wait_child(p));
         return 0;
 }
 
 /* zombieleader: found in review. The asker's leader exits (pthread_exit)
  * and, once it is a zombie, its thread T maps 40 MiB, unmaps it and maps
- * 40 MiB again (allowed on last readings), touched, then sleeps: never
- * more than it was let have. */
+ * 40 MiB again (allowed on last readings), touched, then waits: never
+ * more than it was let have, until the grower has ended. */
 static int zl_go;
 
 static void *zl_t(void *arg)
@@ -2556,8 +2570,7 @@ static void *zl_t(void *arg)
         munmap(map_touched(40 * MIB), 40 * MIB);
         map_touched(40 * MIB);
         send_byte(zl_go);
-        struct timespec ts = { 4, 0 };
-        nanosleep(&ts, NULL);
+        await_grower_gone();
         exit(0);
 }
 
@@ -2579,15 +2592,14 @@ static int cmd_zombieleader(int argc, char **argv)
 
 /* nodump: found in review. The asker maps and touches 40 MiB (judged),
  * then makes itself non-dumpable (its stat then hides start_brk from a
- * tracer without CAP_SYS_PTRACE) and sleeps. */
+ * tracer without CAP_SYS_PTRACE) and waits for the grower's end. */
 static void nodump_asker(int go)
 {
         map_touched(40 * MIB); /* judged at its request, while dumpable */
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
                 fail("prctl");
         send_byte(go);
-        struct timespec ts = { 4, 0 };
-        nanosleep(&ts, NULL);
+        await_grower_gone();
 }
 
 static int cmd_nodump(int argc, char **argv)

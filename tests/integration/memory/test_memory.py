@@ -755,7 +755,10 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
                "--max-memory", "64M", "--audit", audit, "--", os.path.join(bins, "helper"), "nodump"]
         p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=out,
                            timeout=HARD_TIMEOUT, env=private_env())
-        events = [json.loads(l) for l in open(audit)] if os.path.exists(audit) else []
+        events = []
+        if os.path.exists(audit):
+            with open(audit) as f:
+                events = [json.loads(l) for l in f]
         d = "rc %d\nstdout:\n%s\nstderr:\n%s\naudit:\n%s" % (p.returncode, p.stdout, p.stderr[-2000:],
                                                            "\n".join(json.dumps(e) for e in events[-8:]))
         self.assertEqual(p.returncode, 0, d)
