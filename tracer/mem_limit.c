@@ -552,6 +552,16 @@ uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bo
         *need_brk = false;
         switch (nr) {
         case SYS_mmap:
+                /* /dev/zero mapped shared (a file mapping, not
+                 * MAP_ANONYMOUS) keeps its file offset, and an object
+                 * counts to the furthest byte its mappings reach
+                 * (inode_extent_add): charged so (found in review: 4 KiB
+                 * mapped at offset 1 GiB, charged 4 KiB, counted 1 GiB at
+                 * the next exact re-read, and innocent requests were
+                 * killed). Past the end the kernel fails it (EOVERFLOW). */
+                if ((args[3] & MAP_TYPE) != MAP_PRIVATE && !(args[3] & MAP_ANONYMOUS))
+                        return PAGE_UP(args[1]) + args[5] < args[5] ? UINT64_MAX / 4 : PAGE_UP(args[1]) + args[5];
+                return PAGE_UP(args[1]);
         case SYS_mprotect:
         case SYS_pkey_mprotect:
                 return PAGE_UP(args[1]);
@@ -754,6 +764,22 @@ static void shared_known_free(struct tsandbox *sb)
         }
 }
 
+/* Add to `s` the objects of `old` it does not hold, at their extents in
+ * `old` (remembered sizes: nothing is counted). Out of memory, some are
+ * left out. */
+static void inode_set_keep(struct inode_set *s, const struct inode_set *old)
+{
+        for (size_t i = 0; i < old->cap; i++) {
+                if (!old->v[i].used || !inode_set_grow(s))
+                        continue;
+                size_t j = inode_slot(s, old->v[i].ino);
+                if (!s->v[j].used) {
+                        s->v[j] = old->v[i];
+                        s->n++;
+                }
+        }
+}
+
 /* The extent the set holds for object `ino`, or 0 when it has none. */
 static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
 {
@@ -767,11 +793,14 @@ static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
  * `extent`: an object never shrinks (its pages stay while any mapping of
  * it lives, however little of it is still mapped), so at least what the
  * last exact re-read counted for it, or - new since then - the size of the
- * smallest object a process of the sandbox was let create since then that
- * is as large (taken; any process's: the creator's address space may be
- * read through a sharer, the object through a fork child). Found in
- * review: objects touched and then unmapped but for their first page
- * counted 4 KiB each, 192 MiB held at 64M. */
+ * largest object a process of the sandbox was let create since then
+ * (taken; any process's: the creator's address space may be read through
+ * a sharer, the object through a fork child). Found in review: objects
+ * touched and then unmapped but for their first page counted 4 KiB each,
+ * 192 MiB held at 64M. Which creation made which object cannot be told
+ * from the maps, and the smallest one as large as the extent was the
+ * size of a tiny object already gone (found in review: 252 MiB held at
+ * 64M): the largest errs towards more, never less. */
 static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t extent)
 {
         uint64_t k = inode_extent_of(sb->shared_known, ino);
@@ -783,7 +812,7 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
                 return extent; /* no scan of every process per object met */
         for (struct proc_entry *e = sb->procs.head; e; e = e->next)
                 for (unsigned i = 0; i < e->ncreated; i++)
-                        if (e->created[i] >= extent && (!owner || e->created[i] < owner->created[best])) {
+                        if (e->created[i] >= extent && (!owner || e->created[i] > owner->created[best])) {
                                 owner = e;
                                 best = i;
                         }
@@ -821,10 +850,11 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
  * object at its object_size(), through its thread e->view_tid (0: the
  * leader; once the leader has exited its view has no address space -
  * found in review: its shared memory was never counted); at least
- * e->shared when its maps cannot be read whole (out of descriptors...),
- * but none once its address space is gone (an exit not seen yet: what it
- * mapped is counted through its sharers, if any). */
-static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct inode_set *seen)
+ * e->shared when its maps cannot be read whole (out of descriptors...:
+ * *whole is then cleared), but none once its address space is gone (an
+ * exit not seen yet: what it mapped is counted through its sharers, if
+ * any). */
+static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct inode_set *seen, bool *whole)
 {
         struct procfs_maps m;
         struct proc_vma v;
@@ -836,8 +866,11 @@ static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct in
         int r = procfs_maps_close(&m);
         /* -ENOENT through the leader (entry_statm found no other thread
          * with an address space): none left to read */
-        if (r < 0 && (r != -ENOENT || e->view_tid) && sum < e->shared)
-                return e->shared; /* not read whole: never less than before */
+        if (r < 0 && (r != -ENOENT || e->view_tid)) {
+                *whole = false;
+                if (sum < e->shared)
+                        return e->shared; /* not read whole: never less than before */
+        }
         return sum;
 }
 
@@ -1019,6 +1052,7 @@ static void bless_all(struct tsandbox *sb)
 static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
 {
         struct inode_set seen = { 0 };
+        bool whole = true; /* every holder's maps were read */
         if (exact) {
                 shm_refresh(sb, tid);
                 sb->mem_unsettled = 0; /* what it stood for is re-read below */
@@ -1050,7 +1084,9 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                          * (seen), and one whose exit is not seen yet
                          * reads none */
                         if (!e->exec_tid) /* else as last read */
-                                e->shared = shared_anon(sb, e, &seen);
+                                e->shared = shared_anon(sb, e, &seen, &whole);
+                        else
+                                whole = false;
                         grants_settle_grown(e);
                         /* never above this reading. The invariant: after
                          * every reading judged <= data, and a grant is in
@@ -1075,7 +1111,14 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                 return sum;
         }
         /* the objects and sizes seen are what the next re-read holds them
-         * to; an object made since this one and not seen in it is gone */
+         * to; an object made since this one and not seen in it is gone -
+         * when every holder was read. Else (a process whose exec is not
+         * seen over is not read: its maps may wait on the exec) the known
+         * sizes and the creations stay too (found in review: an object
+         * held only by such a process, cut to a page, was forgotten and
+         * counted 4 KiB at the next re-read, 292 MiB held at 64M). */
+        if (!whole && sb->shared_known)
+                inode_set_keep(&seen, sb->shared_known);
         struct inode_set *known = sb->shared_known ? sb->shared_known : calloc(1, sizeof(*known));
         if (known) {
                 free(known->v);
@@ -1084,9 +1127,11 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         } else {
                 free(seen.v);
         }
-        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
-                e->ncreated = 0;
-        sb->shared_created = 0;
+        if (whole) {
+                for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                        e->ncreated = 0;
+                sb->shared_created = 0;
+        }
         return sum;
 }
 
@@ -1563,9 +1608,10 @@ void mem_limit_sweep(struct tsandbox *sb)
         if (!sb->max_memory || sb->ended)
                 return;
         /* The cheap look: statm afresh, shared memory and segments as last
-         * read. Address spaces shared by CLONE_VM count twice here, which
-         * only sends more sweeps to the exact look. */
-        uint64_t measure = sb->shm_bytes;
+         * read, and what exited processes may have left in others since.
+         * Address spaces shared by CLONE_VM count twice here, which only
+         * sends more sweeps to the exact look. */
+        uint64_t measure = sb->shm_bytes + sb->mem_unsettled;
         size_t n = 0;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
                 if (e->exited || e->mem_killed || e->pidfd < 0)

@@ -82,14 +82,30 @@ uint64_t proc_entry_grants(const struct proc_entry *e)
         return sum;
 }
 
+/* The bytes of `e`'s grants of anonymous shared memory. */
+static uint64_t shared_grants(const struct proc_entry *e)
+{
+        uint64_t sum = 0;
+        for (const struct mem_grant *g = e->grants; g; g = g->next)
+                if (g->shared)
+                        sum += g->bytes;
+        return sum;
+}
+
 void proc_entry_exited(struct proc_entry *e)
 {
         close_proc_files(e);
-        /* An address space it may have shared (vfork, CLONE_VM) lives on
-         * in another process, whose last reading need not show what this
-         * one added: that counts until the next exact re-read. */
+        /* What may live on in other processes counts until the next exact
+         * re-read: an address space it may have shared (vfork, CLONE_VM),
+         * whose other holders' last readings need not show what this one
+         * added, and - whatever its sharing - the anonymous shared objects
+         * counted under it (one object counts under one holder only: found
+         * in review, a fork child's exit took its parent's 60 MiB object
+         * out of the ledger, and the parent was let map as much again). */
         if (e->sb && e->sb->vm_clones)
                 e->sb->mem_unsettled += e->data + e->shared + proc_entry_grants(e);
+        else if (e->sb)
+                e->sb->mem_unsettled += e->shared + shared_grants(e);
         drop_grants(e);
         e->exited = true;
 }

@@ -111,8 +111,9 @@ struct proc_entry *proc_index_find(struct proc_index *ix, pid_t pid);
 uint64_t proc_entry_grants(const struct proc_entry *e);
 
 /* The process exited (its pidfd was readable): close its statm and stat
- * descriptors and drop its memory grants (what a process sharing its
- * address space may still hold goes to the sandbox's mem_unsettled); the
+ * descriptors and drop its memory grants (what other processes may still
+ * hold of it - a shared address space, anonymous shared objects - goes to
+ * the sandbox's mem_unsettled until the next exact re-read); the
  * pidfd stays, to see the reap. The entry still counts until reaped. */
 void proc_entry_exited(struct proc_entry *e);
 

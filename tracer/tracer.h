@@ -84,8 +84,11 @@ struct tsandbox {
         uint64_t as_ids;          /* address-space ids given (proc_entry.as_id) */
         bool vm_clones;           /* a fork sharing the address space (vfork,
                                    * CLONE_VM) was allowed: entries may share one */
-        uint64_t mem_unsettled;   /* bytes of such entries that exited since the
-                                   * last exact re-read (proc_entry_exited) */
+        uint64_t mem_unsettled;   /* bytes that entries which exited since the
+                                   * last exact re-read may have left in other
+                                   * processes: such entries' address spaces,
+                                   * anonymous shared objects counted under
+                                   * any (proc_entry_exited) */
         uint64_t mem_kills;
         bool mem_budget_logged;   /* its user's exact re-reads were held back (said once) */
         struct mem_work mem_work;

@@ -2140,11 +2140,18 @@ static int cmd_growkids(int argc, char **argv)
         return await_fit(kids, n, mib * MIB, limit);
 }
 
-static char *map_touched(uint64_t len)
+/* An anonymous mapping (MAP_PRIVATE or MAP_SHARED), read-write, untouched. */
+static char *mmap_or_fail(uint64_t len, int type)
 {
-        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, type | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
                 fail("mmap");
+        return p;
+}
+
+static char *map_touched(uint64_t len)
+{
+        char *p = mmap_or_fail(len, MAP_PRIVATE);
         touch(p, len);
         return p;
 }
@@ -2508,6 +2515,142 @@ static int cmd_shmtail(int argc, char **argv)
                 say("object %" PRIu64 " held", i + 1);
         }
         say("done");
+        return 0;
+}
+
+/* sharedfork OBJ PRIV (MiB): found in review. An anonymous shared object
+ * of OBJ, touched; a fork child that exits at once (its registration is
+ * an exact re-read, at a new peak, which counted the object under the
+ * child: the newest process first); once it is reaped, PRIV of private
+ * memory, touched. "private mapped" if that was let in. */
+static int cmd_sharedfork(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t obj = num(argv[0]) * MIB, priv = num(argv[1]) * MIB;
+        map_anon(obj, MAP_SHARED);
+        pid_t c = fork();
+        if (c < 0)
+                fail("fork");
+        if (c == 0)
+                _exit(0);
+        print_status("child", 1, c, wait_child(c));
+        /* not needed for the outcome: lets the tracer see the exit before
+         * the request, as a build without the fix needs to show it */
+        struct timespec ts = { 0, 100000000 };
+        nanosleep(&ts, NULL);
+        map_touched(priv);
+        say("private mapped");
+        return 0;
+}
+
+/* sharedswap N OBJ BIG (MiB): found in review. N rounds, each below the
+ * peak (set first by a reservation of OBJ + 8 MiB, never touched, so no
+ * exact re-read falls between the creations and the first look): a 4 KiB
+ * anonymous shared object, then one of OBJ, touched and cut to its first
+ * page; the small one unmapped whole; a page mapped (the big one's grant
+ * ends). Then BIG private, touched. Counted by the small one's size, the
+ * big objects hid. "round K held" each; "private mapped" at the end. */
+static int cmd_sharedswap(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        uint64_t n = num(argv[0]), obj = num(argv[1]) * MIB, big = num(argv[2]) * MIB;
+        for (uint64_t r = 0; r < n; r++) {
+                uint64_t res = obj + 8 * MIB + r * 64 * 1024;
+                munmap(mmap_or_fail(res, MAP_PRIVATE), res);
+                char *tiny = mmap_or_fail(PAGE, MAP_SHARED);
+                char *o = map_anon(obj, MAP_SHARED);
+                munmap(o + PAGE, obj - PAGE);
+                munmap(tiny, PAGE);
+                munmap(mmap_or_fail(PAGE, MAP_PRIVATE), PAGE);
+                say("round %" PRIu64 " held", r + 1);
+        }
+        map_touched(big);
+        say("private mapped");
+        return 0;
+}
+
+/* execcut N OBJ BIG (MiB): found in review. N rounds: thread T maps an
+ * anonymous shared object of OBJ, touched, and cuts it to its first page;
+ * the main thread's exec fails (ENOENT) and it waits, its exec pending
+ * for the tracer (whose re-reads then skip its maps); T sets a new peak
+ * (an exact re-read); the main thread makes a notified call (its exec
+ * seen over). Then BIG private, touched. Forgotten at the re-read that
+ * skipped them, the objects counted a page each. */
+static int ec_to_main[2], ec_to_t[2];
+static uint64_t ec_n, ec_obj;
+
+static void *ec_t(void *arg)
+{
+        (void)arg;
+        for (uint64_t r = 0; r < ec_n; r++) {
+                char *o = map_anon(ec_obj, MAP_SHARED);
+                munmap(o + PAGE, ec_obj - PAGE);
+                send_byte(ec_to_main[1]); /* exec, failing */
+                await_byte(ec_to_t[0], "exec failed");
+                uint64_t peak = 8 * MIB + r * 64 * 1024;
+                munmap(mmap_or_fail(peak, MAP_PRIVATE), peak);
+                send_byte(ec_to_main[1]); /* a notified call */
+                await_byte(ec_to_t[0], "call made");
+                say("round %" PRIu64 " held", r + 1);
+        }
+        return NULL;
+}
+
+static int cmd_execcut(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        ec_n = num(argv[0]);
+        ec_obj = num(argv[1]) * MIB;
+        uint64_t big = num(argv[2]) * MIB;
+        if (pipe2(ec_to_main, O_CLOEXEC) || pipe2(ec_to_t, O_CLOEXEC))
+                fail("pipe");
+        pthread_t t;
+        start_thread(&t, ec_t, NULL);
+        for (uint64_t i = 0; i < 2 * ec_n; i++) {
+                await_byte(ec_to_main[0], "thread");
+                if (i % 2 == 0) {
+                        char *av[] = { "x", NULL };
+                        syscall(SYS_execve, "/nonexistent/seccell-execcut", av, environ);
+                } else {
+                        munmap(mmap_or_fail(PAGE, MAP_PRIVATE), PAGE);
+                }
+                send_byte(ec_to_t[1]);
+        }
+        pthread_join(t, NULL);
+        map_touched(big);
+        say("private mapped");
+        return 0;
+}
+
+/* zerooffset MIB: 4 KiB of /dev/zero mapped shared at file offset MIB:
+ * counted by the furthest byte it reaches. "mapped" if let in. */
+static int cmd_zerooffset(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        int fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                fail("open /dev/zero");
+        char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(num(argv[0]) * MIB));
+        if (p == MAP_FAILED)
+                fail("mmap");
+        say("mapped");
+        return 0;
+}
+
+/* remapfile: remap_file_pages(2) of a page of anonymous shared memory to
+ * file offset 1 GiB; prints "remap_file_pages errno N" (0: done). */
+static int cmd_remapfile(int argc, char **argv)
+{
+        (void)argv;
+        if (argc != 0)
+                usage();
+        char *p = mmap_or_fail(PAGE, MAP_SHARED);
+        long r = syscall(SYS_remap_file_pages, p, PAGE, 0, (1ul << 30) / PAGE, 0);
+        say("remap_file_pages errno %d", r == 0 ? 0 : errno);
         return 0;
 }
 
@@ -3018,7 +3161,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

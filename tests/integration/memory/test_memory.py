@@ -707,6 +707,78 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
                 self.assertEqual((k["pid"], k["syscall"]), (r.root, 9), d)
                 self.assertGreaterEqual(k["ledger"], 48 * MIB, "the first object not counted whole\n" + d)
 
+    def assertRootKilledAtMmap(self, r, before, d):
+        """The helper (the root) was killed at an mmap, once, and never
+        printed `before`."""
+        self.assertEqual(r.rc, 137, d)
+        self.assertNotIn(before, r.lines(), d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["syscall"]), (r.root, 9), d)
+        return k
+
+    def test_shared_object_outlives_the_child_it_was_counted_under(self):
+        # Found in review: an exact re-read counts an object under the
+        # first holder met, the newest process: a fork child. Its exit
+        # took the parent's 60 MiB object out of the ledger until the next
+        # exact re-read, and the parent was let map 59 MiB more (123 MiB
+        # held at 64M). What an exited process's objects stood for counts
+        # until that re-read.
+        r = self.helper(64 * MIB, "sharedfork", 60, 59)
+        d = r.describe()
+        self.assertRegex(r.out, r"(?m)^child 1 pid \d+ exit 0$", d)
+        k = self.assertRootKilledAtMmap(r, "private mapped", d)
+        self.assertEqual(k["requested"], 59 * MIB, d)
+        self.assertGreaterEqual(k["ledger"], 60 * MIB, d)
+
+    def test_shared_object_is_not_sized_by_a_smaller_one_gone(self):
+        # Found in review: an object first met cut to a page took the size
+        # of the smallest creation as large - a 4 KiB object already
+        # unmapped - and 5 x 40 MiB objects hid, 252 MiB held at 64M. A
+        # creation's size goes to the largest: the second round's 48 MiB
+        # reservation no longer fits beside the first 40 MiB object.
+        r = self.helper(64 * MIB, "sharedswap", 3, 40, 48)
+        d = r.describe()
+        self.assertIn("round 1 held", r.lines(), d)
+        k = self.assertRootKilledAtMmap(r, "round 2 held", d)
+        self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
+
+    def test_shared_object_beside_a_failed_exec_keeps_its_size(self):
+        # Found in review: an exact re-read skips the maps of a process
+        # whose exec is pending (they may wait on the exec), and dropped
+        # the known sizes of the objects only it holds; cut to a page, each
+        # then counted 4 KiB (292 MiB held at 64M). Such a re-read keeps
+        # them: the second 40 MiB object does not fit beside the first.
+        r = self.helper(64 * MIB, "execcut", 3, 40, 48)
+        d = r.describe()
+        self.assertIn("round 1 held", r.lines(), d)
+        k = self.assertRootKilledAtMmap(r, "round 2 held", d)
+        self.assertEqual(k["requested"], 40 * MIB, d)
+        self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
+
+    def test_dev_zero_shared_at_an_offset_charges_to_its_offset(self):
+        # Found in review: /dev/zero mapped shared keeps its file offset,
+        # and an object counts to the furthest byte its mappings reach: 4
+        # KiB at offset 1 GiB was charged 4 KiB and counted 1 GiB at the
+        # next exact re-read, so innocent requests were killed. Its request
+        # is charged as it will count.
+        r = self.helper(64 * MIB, "zerooffset", 1024)
+        d = r.describe()
+        k = self.assertRootKilledAtMmap(r, "mapped", d)
+        self.assertEqual(k["requested"], 1024 * MIB + 4096, d)
+
+    def test_remap_file_pages_is_unavailable(self):
+        # Found in review: it moves a shared mapping's offset with no mmap
+        # (4 KiB counted 1 GiB). Deprecated: ENOSYS under a memory limit,
+        # as on a kernel without it.
+        bare = subprocess.run([HELPER, "remapfile"], stdout=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(bare.stdout, "remap_file_pages errno 0\n")
+        r = self.helper(64 * MIB, "remapfile")
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertIn("remap_file_pages errno %d" % errno.ENOSYS, r.lines(), d)
+        self.assertAudit(r, 64 * MIB, kills=0)
+
     def assertGrowerKilled(self, out, kills, d):
         """grower_beside in the helper: the asker, within what it was let
         have, exited 0; the grower alone was killed, by the sweep."""
