@@ -126,6 +126,9 @@ int filter_rules(const struct filter_policy *p, struct filter_rule *rules, size_
                 ADD(.syscall = "brk", .action = FILTER_NOTIFY);
                 ADD(.syscall = "mremap", .action = FILTER_NOTIFY);
                 ADD(.syscall = "shmget", .action = FILTER_NOTIFY);
+                /* a segment made outside the sandbox is charged when
+                 * attached (one of its own was at its shmget) */
+                ADD(.syscall = "shmat", .action = FILTER_NOTIFY);
                 /* Secret memory is in no measure the tracer reads (not in
                  * statm, not in maps as anonymous shared memory), bounded
                  * only by RLIMIT_MEMLOCK per process: unavailable, as on a

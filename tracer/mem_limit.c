@@ -134,15 +134,46 @@ struct shm_seg {
         struct shm_seg *next;
 };
 
-static void shm_add(struct tsandbox *sb, key_t key, uint64_t size, uint64_t charge, pid_t tgid, pid_t tid,
-                    uint64_t faults)
+/* Record a segment charged `charge` bytes: one being created (shmid -1),
+ * or one made outside the sandbox and attached (its shmid). */
+static void shm_add(struct tsandbox *sb, int shmid, key_t key, uint64_t size, uint64_t charge, pid_t tgid,
+                    pid_t tid, uint64_t faults)
 {
         struct shm_seg *g = calloc(1, sizeof(*g));
         if (!g)
                 return; /* charged anyway (shm_bytes), never credited */
-        *g = (struct shm_seg){ .shmid = -1, .key = key, .size = size, .charge = charge, .tgid = tgid, .tid = tid,
+        *g = (struct shm_seg){ .shmid = shmid, .key = key, .size = size, .charge = charge, .tgid = tgid, .tid = tid,
                                .faults = faults, .next = sb->shm_segs };
         sb->shm_segs = g;
+}
+
+/* What shmat(shmid) by thread `tid` adds to the ledger: nothing for a
+ * segment the sandbox is charged for already (made by one of its
+ * processes, or attached before), else the whole segment: one made outside
+ * the sandbox (by the host, an earlier run, another sandbox) is memory its
+ * touches allocate, which no statm shows (found in review: a 100 MiB
+ * segment made outside, touched in full, plus 48 MiB held at 64M). Its
+ * size, from the kernel, in *size. UINT64_MAX / 4 when the segment cannot
+ * be looked at (fails closed: killed at any limit). */
+static uint64_t shm_attach_growth(struct tsandbox *sb, pid_t tid, int shmid, uint64_t *size)
+{
+        *size = 0;
+        for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
+                if (g->shmid >= 0 && g->shmid == shmid)
+                        return 0;
+        struct shm_listing seg;
+        int r = shm_find(tid, shmid, &seg);
+        if (r == -ENOENT)
+                return 0; /* none such: the call fails (EINVAL) */
+        if (r < 0)
+                return UINT64_MAX / 4;
+        /* made by a process of the sandbox, its shmget not yet matched to
+         * its id: charged at that shmget */
+        for (struct shm_seg *g = sb->shm_segs; g; g = g->next)
+                if (g->shmid < 0 && g->tgid == seg.cpid && g->size == seg.size)
+                        return 0;
+        *size = seg.size;
+        return shm_segment_bytes(seg.size, 0);
 }
 
 /* One line of /proc/sysvipc/shm (proc(5)). */
@@ -1762,6 +1793,9 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
         /* a huge-page segment takes whole huge pages */
         if (n->data.nr == SYS_shmget && growth)
                 growth = shm_segment_bytes(args[1], shm_huge_page_size((int)args[2]));
+        uint64_t attach_size = 0;
+        if (n->data.nr == SYS_shmat)
+                growth = shm_attach_growth(sb, (pid_t)n->pid, (int)args[0], &attach_size);
         if (n->data.nr == SYS_shmget && (key_t)args[0] != IPC_PRIVATE && (args[2] & IPC_CREAT)) {
                 /* a lookup if the key exists (the segment was charged when
                  * created), answered here: continued, it could create a
@@ -1828,7 +1862,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                 bless(e, known ? st.start_brk : 0);
         if (n->data.nr == SYS_shmget) {
                 sb->shm_bytes += growth;
-                shm_add(sb, (key_t)args[0], args[1], growth, e->pid, n->pid, faults);
+                shm_add(sb, -1, (key_t)args[0], args[1], growth, e->pid, n->pid, faults);
+        } else if (n->data.nr == SYS_shmat) {
+                sb->shm_bytes += growth;
+                shm_add(sb, (int)args[0], 0, attach_size, growth, e->pid, n->pid, faults);
         } else {
                 /* MAP_SHARED(_VALIDATE) anonymous memory is not in statm */
                 grant_add(e, (pid_t)n->pid, grant, faults, shared_map, alone);

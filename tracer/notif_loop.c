@@ -204,6 +204,7 @@ static int judge(struct tsandbox *sb, const struct seccomp_notif *n)
         case SYS_brk:
         case SYS_mremap:
         case SYS_shmget:
+        case SYS_shmat:
                 fork_trace_call_seen((pid_t)n->pid);
                 return mem_limit_notify(sb, n, MEM_FD_UNSEEN);
         case SYS_unshare:

@@ -158,6 +158,13 @@ int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result)
         return -EAGAIN;
 }
 
+int shm_find(pid_t tid, int shmid, struct shm_listing *out)
+{
+        if (!same_ipc_ns(tid))
+                return -EXDEV;
+        return shmid < 0 ? -ENOENT : shm_stat(shmid, out);
+}
+
 uint64_t shm_segment_bytes(uint64_t size, uint64_t huge)
 {
         uint64_t unit = huge > 4096 ? huge : 4096;

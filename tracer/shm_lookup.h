@@ -53,6 +53,13 @@ long shm_lookup_result(const struct shm_listing *seg, uint64_t size, int flags, 
  * judge the call as a creation. */
 int shm_lookup(pid_t tid, int key, uint64_t size, int flags, long *result);
 
+/* Segment `shmid` for thread `tid` (parked in its shmat notification), as
+ * the kernel holds it (shmctl(2) SHM_STAT_ANY: no read permission asked).
+ * Returns 0 with *out set, -ENOENT when there is no such segment (the
+ * call fails in the kernel), -EXDEV when `tid` is in another IPC
+ * namespace than the tracer's, or another -errno. */
+int shm_find(pid_t tid, int shmid, struct shm_listing *out);
+
 /* The size in bytes of the huge pages that shmget(size, shmflg) makes its
  * segment of (ipc/shm.c newseg(): with SHM_HUGETLB, the size that the bits
  * at SHM_HUGE_SHIFT encode, or the default huge page size, "Hugepagesize"

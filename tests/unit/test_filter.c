@@ -141,7 +141,7 @@ static void rules_common(const struct filter_rule *r, int n)
                 if (seccomp_syscall_resolve_name(r[i].syscall) == __NR_SCMP_ERROR)
                         fail_msg("rule %d: unknown syscall %s", i, r[i].syscall);
         /* a sandbox with no memory limit pays nothing for memory calls */
-        static const char *const mem[] = { "mmap", "munmap", "brk", "mremap", "mprotect", "shmget", "memfd_secret" };
+        static const char *const mem[] = { "mmap", "munmap", "brk", "mremap", "mprotect", "shmget", "shmat", "memfd_secret", "remap_file_pages" };
         for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
                 assert_int_equal(count_rules(r, n, mem[i]), 0);
         /* execs are never denied outright */
@@ -188,8 +188,11 @@ static void rules_memory_limit(void **state)
 
         assert_int_equal(plain_rule(r, n, "brk")->action, FILTER_NOTIFY);
         assert_int_equal(plain_rule(r, n, "shmget")->action, FILTER_NOTIFY);
+        assert_int_equal(plain_rule(r, n, "shmat")->action, FILTER_NOTIFY);
         /* memory no measure sees: as if the kernel had none */
         assert_errno_rule(plain_rule(r, n, "memfd_secret"), ENOSYS);
+        /* a shared mapping's offset moved with no mmap: likewise */
+        assert_errno_rule(plain_rule(r, n, "remap_file_pages"), ENOSYS);
         /* never routed: frees */
         assert_int_equal(count_rules(r, n, "munmap"), 0);
 }

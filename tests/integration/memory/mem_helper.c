@@ -2654,6 +2654,30 @@ static int cmd_remapfile(int argc, char **argv)
         return 0;
 }
 
+/* shmattach SHMID N PRIV: attach the SysV segment SHMID (made outside the
+ * sandbox) N times, touching all of it each time ("attached K"); then PRIV
+ * MiB private, touched ("private mapped"). */
+static int cmd_shmattach(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        int shmid = (int)snum(argv[0]);
+        uint64_t n = num(argv[1]), priv = num(argv[2]) * MIB;
+        struct shmid_ds ds;
+        if (shmctl(shmid, IPC_STAT, &ds) < 0)
+                fail("shmctl");
+        for (uint64_t i = 0; i < n; i++) {
+                char *p = shmat(shmid, NULL, 0);
+                if (p == (void *)-1)
+                        fail("shmat");
+                touch(p, ds.shm_segsz);
+                say("attached %" PRIu64, i + 1);
+        }
+        map_touched(priv);
+        say("private mapped");
+        return 0;
+}
+
 /* A grower beside an asker, for the sweep's choice of victim: the root
  * forks Q, which waits for a byte on its pipe and then grows its main
  * stack by 30 MiB with no request, and the asker, which runs asker(fd)
@@ -3161,7 +3185,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

@@ -1435,6 +1435,47 @@ class TestSysV(MemTestBase):
         self.assertEqual(r.lines()[-1], "used %d" % (40 * MIB), d)
         self.assertAudit(r, 64 * MIB, kills=0)
 
+    def outside_segment(self, n, mib):
+        """A segment of `mib` MiB made here, outside any sandbox; its id."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        shmid = libc.shmget(ctypes.c_int(self.key(n)), ctypes.c_size_t(mib * MIB), ctypes.c_int(0o1600))
+        self.assertGreaterEqual(shmid, 0, os.strerror(ctypes.get_errno()))
+        return shmid
+
+    def test_segment_made_outside_is_charged_when_attached(self):
+        # Found in review: a segment made outside the sandbox (by the host,
+        # an earlier run) cost nothing - 100 MiB of it touched plus 48 MiB
+        # held at 64M. Its attach charges it: 40 MiB attached and touched,
+        # then 40 MiB private is killed at its mmap.
+        r = self.helper(64 * MIB, "shmattach", self.outside_segment(5, 40), 1, 40)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertIn("attached 1", r.lines(), d)
+        self.assertNotIn("private mapped", r.lines(), d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["syscall"], k["requested"]), (r.root, 9, 40 * MIB), d)
+        self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
+
+    def test_segment_made_outside_is_charged_once(self):
+        # attached three times, by one process: charged once, so 16 MiB
+        # private beside it fits at 64M
+        r = self.helper(64 * MIB, "shmattach", self.outside_segment(6, 40), 3, 16)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertEqual(r.lines()[-2:], ["attached 3", "private mapped"], d)
+        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertGreaterEqual(r.end["peak_memory"], 56 * MIB, d)
+        self.assertLess(r.end["peak_memory"], 64 * MIB, d)
+
+    def test_segment_too_large_is_killed_at_its_attach(self):
+        r = self.helper(64 * MIB, "shmattach", self.outside_segment(7, 100), 1, 0)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertNotIn("attached 1", r.lines(), d)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["syscall"], k["requested"]), (r.root, 30, 100 * MIB), d)
+
     def test_shm_segment_is_in_the_ledger(self):
         # a 40 MiB segment, attached and touched, then 30 MiB of anonymous
         # memory at 64M: killed at the mmap, the segment in the ledger
