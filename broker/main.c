@@ -323,7 +323,8 @@ int main(int argc, char **argv)
 
         while (!stopping) {
                 struct epoll_event evs[32];
-                int k = epoll_wait(broker.epfd, evs, 32, -1);
+                /* pending fd-channel descriptors are looked at each second */
+                int k = epoll_wait(broker.epfd, evs, 32, server_sweep_fds(broker.srv) ? 1000 : -1);
                 if (k < 0 && errno != EINTR) {
                         log_errno(-errno, "epoll_wait");
                         break;

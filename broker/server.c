@@ -30,6 +30,8 @@
 #define MAX_PENDING_FDS 4096
 #define MAX_PENDING_FDS_PER_UID 256   /* as many as its connections */
 #define PENDING_EXPIRY_MS 30000
+/* How often the pending ones are looked at (server_sweep_fds). */
+#define FDS_SWEEP_MS 1000
 
 /* The request endpoint.
  *
@@ -99,6 +101,7 @@ struct server {
         struct server_request *head, *tail;   /* received, not yet handled */
         struct server_fds *fds;               /* received, not yet taken */
         size_t nfds_pending;
+        uint64_t fds_swept_ms;          /* last server_sweep_fds look (CLOCK_MONOTONIC) */
 };
 
 static void wake(struct server *s)
@@ -687,6 +690,26 @@ static int drop_fds_if(struct server *s, bool (*drop)(const struct server_fds *,
                 }
         }
         return dropped;
+}
+
+/* Whether pending connection `f` is to go: its client hung up (it keeps
+ * the connection open until its run request has claimed it) or it waited
+ * too long. */
+static bool fds_gone(const struct server_fds *f, uint64_t now_ms)
+{
+        return fds_expired(f, now_ms) || fds_hung_up(f, now_ms);
+}
+
+bool server_sweep_fds(struct server *s)
+{
+        if (!s->nfds_pending)
+                return false;
+        uint64_t now = mono_ns() / 1000000;
+        if (now - s->fds_swept_ms >= FDS_SWEEP_MS) {
+                s->fds_swept_ms = now;
+                drop_fds_if(s, fds_gone);
+        }
+        return s->nfds_pending > 0;
 }
 
 void server_accept_fds(struct server *s)

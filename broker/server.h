@@ -69,6 +69,14 @@ void server_drop(struct server_request *rq);
  * when the listening socket is readable and before looking up a token. */
 void server_accept_fds(struct server *s);
 
+/* Drop the pending fd-channel connections whose client hung up or that
+ * waited more than 30 s unclaimed, looking at most once a second (each
+ * holds the client's descriptors: its stdio, whose readers see no EOF
+ * while the broker holds them - found in review: after a run refused, a
+ * `| cat` waited for unrelated traffic). Returns whether any are still
+ * pending: the caller then calls again within a second. */
+bool server_sweep_fds(struct server *s);
+
 /* Take the descriptors sent under `token` by a connection of `uid`.
  * Returns NULL when there are none (or they belong to another uid).
  * The caller owns the result (server_fds_free). */

@@ -839,6 +839,28 @@ except OSError as e:
         self.assertEqual(self.wait_exit(cli, 60, "the client"), 137)
         self.assertNoSurvivors(m)
 
+    def test_unclaimed_descriptors_are_let_go_when_their_client_hangs_up(self):
+        # Found in review: descriptors sent on the fd channel and never
+        # claimed by a run request (a client that died in between, a run
+        # refused) were only let go at the next connection, however long
+        # that took: a reader of the client's stdout (a CI log pipe) saw no
+        # EOF. They go within a second of the client's hang-up.
+        import array, struct
+        d = self.start_daemon()
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        c.connect(os.path.join(d, "broker.fd"))
+        c.sendmsg([struct.pack("=IIQ", 0x53434644, 1, 0x5ecce11)],
+                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))])
+        os.close(w)
+        # held while the client is there
+        self.assertEqual(select.select([r], [], [], 1.5)[0], [], "let go while its client was there")
+        c.close()
+        wait_for(lambda: select.select([r], [], [], 0)[0], 20, "EOF once the client hung up")
+        self.assertEqual(os.read(r, 1), b"")
+        self.assert_daemon_serves(d)
+
     def test_out_of_descriptors_does_not_spin(self):
         # Found in review: with the broker out of descriptors, a connection
         # to its fd channel stayed queued and the listener readable, and the
