@@ -861,6 +861,48 @@ except OSError as e:
         self.assertEqual(os.read(r, 1), b"")
         self.assert_daemon_serves(d)
 
+    def test_requests_being_received_are_held_to_a_share_of_memory(self):
+        # Found in review: 64 connections each announcing an 8 MiB request
+        # and sending all of it but a byte took the broker to 541 MiB, for
+        # 10 s at a time, and a daemon's socket is open to every user. One
+        # uid's requests being received may hold three of the largest: a
+        # fourth connection's is closed, the first three are read on.
+        import struct
+        d = self.start_daemon()
+        big = 8 << 20
+        conns = []
+        self.addCleanup(lambda: [c.close() for c in conns])
+        for i in range(4):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(os.path.join(d, "broker.ipc"))
+            c.sendall(bytes([0, 83, 80, 0, 0, 0x30, 0, 0]) + b"\x01" + struct.pack(">Q", big))
+            c.settimeout(20)
+            try:
+                c.sendall(bytes(big - 1))
+            except OSError:
+                pass  # the fourth: closed under it
+            conns.append(c)
+        def closed(c, timeout):
+            """Whether the broker closed `c` within `timeout` s (its SP
+            handshake read past)."""
+            c.settimeout(timeout)
+            try:
+                while c.recv(4096):
+                    pass
+                return True
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+        # at once: within 5 s, well before the 10 s a message may take
+        self.assertTrue(closed(conns[3], 5), "the fourth 8 MiB request was read on")
+        # the first three wait for their last byte
+        self.assertFalse(any(closed(c, 0.2) for c in conns[:3]), "one of the first three was closed")
+        for c in conns:
+            c.close()
+        conns.clear()
+        self.assert_daemon_serves(d)
+
     def test_out_of_descriptors_does_not_spin(self):
         # Found in review: with the broker out of descriptors, a connection
         # to its fd channel stayed queued and the listener readable, and the
