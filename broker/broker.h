@@ -1,5 +1,6 @@
 /* State shared by the broker's modules: the main loop's watches. */
 #pragma once
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,7 +25,17 @@ struct broker {
         uint64_t next_id;
         struct sandbox *sandboxes;
         struct sandbox *graveyard;     /* freed after the current batch */
+        bool orphan_sweep;             /* processes other than the tracer and
+                                        * live reapers may be our children:
+                                        * look at the end of the batch */
 };
+
+/* A reaper ended other than by exiting 0 once it had killed and reaped all
+ * it had (reaper_kill_all), or is let go unreaped: its processes may have
+ * come to the broker (a subreaper too), and it may be left to reap. `si`:
+ * what waitid(2) gave (si_pid 0: not exited yet), or NULL when none was
+ * asked. The orphan sweep runs at the end of the batch. */
+void broker_reaper_ended(struct broker *b, const siginfo_t *si);
 
 /* Add/remove `w` (w->fd) to/from the main loop for `events`.
  * Returns 0 or -errno. */

@@ -112,15 +112,43 @@ static void on_fd_listen(void *obj, uint32_t ev)
 static bool stopping;
 static const char *stop_reason = "the broker is stopping";
 
+struct orphan_sweep {
+        struct broker *b;
+        unsigned found;
+};
+
 static void kill_orphan(pid_t pid, void *ud)
 {
-        struct broker *b = ud;
-        if (pid == b->tracer.pid || sandbox_is_reaper(b, pid))
+        struct orphan_sweep *o = ud;
+        if (pid == o->b->tracer.pid || sandbox_is_reaper(o->b, pid))
                 return;
         /* A sandbox process whose reaper died came to us (we are a
-         * subreaper too): it must not outlive its sandbox. */
+         * subreaper too): it must not outlive its sandbox. A reaper let
+         * go unreaped is reaped here. */
         kill(pid, SIGKILL);
         waitpid(pid, NULL, WNOHANG);
+        o->found++;
+}
+
+void broker_reaper_ended(struct broker *b, const siginfo_t *si)
+{
+        if (!si || si->si_pid == 0 || si->si_code != CLD_EXITED || si->si_status != 0)
+                b->orphan_sweep = true;
+}
+
+/* Kill and reap every child that is neither the tracer nor a reaper we
+ * know: a scan of all of /proc (this kernel has no task/<tid>/children),
+ * so only when one may be there (found in review: a scan at each SIGCHLD,
+ * each run's end, cost 5.8 ms of the broker's time at 113 processes on
+ * the host and 59 ms at 2,100). What it kills, and what they leave to us
+ * as they die, is looked for again at the end of the next batch. */
+static void orphan_sweep(struct broker *b)
+{
+        if (!b->orphan_sweep)
+                return;
+        struct orphan_sweep o = { .b = b };
+        if (procfs_for_each_child(getpid(), kill_orphan, &o) >= 0)
+                b->orphan_sweep = o.found > 0;
 }
 
 static void on_signal(void *obj, uint32_t ev)
@@ -130,7 +158,8 @@ static void on_signal(void *obj, uint32_t ev)
         (void)ev;
         while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGCHLD) {
-                        procfs_for_each_child(getpid(), kill_orphan, &broker);
+                        /* reapers are reaped by their pidfds; anything
+                         * else is swept (orphan_sweep) when one may be */
                 } else {
                         stopping = true;
                         stop_reason = si.ssi_signo == SIGTERM ? "the broker is stopping (SIGTERM)"
@@ -335,6 +364,7 @@ int main(int argc, char **argv)
                                 w->fn(w->obj, evs[i].events);
                 }
                 sandbox_free_ended(&broker);
+                orphan_sweep(&broker);
         }
         sandbox_kill_all(&broker, stop_reason);
         sandbox_free_ended(&broker);

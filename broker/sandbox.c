@@ -163,8 +163,11 @@ static void sandbox_finish(struct sandbox *sb)
 
         /* by pidfd: the pid may already be reaped by the orphan sweep; the
          * reaper exits right after its last report */
-        siginfo_t si;
-        waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | (sb->reaper_stuck ? WNOHANG : 0));
+        siginfo_t si = { 0 };
+        if (waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | (sb->reaper_stuck ? WNOHANG : 0)) < 0)
+                broker_reaper_ended(sb->b, NULL);
+        else
+                broker_reaper_ended(sb->b, &si);
         /* nothing more of the run to watch: its client's hang-up only
          * drops the request */
         sb->state = SB_ENDING;
@@ -179,9 +182,12 @@ static void sandbox_finish(struct sandbox *sb)
 static void on_reaped(void *obj, uint32_t events)
 {
         struct sandbox *sb = obj;
-        siginfo_t si;
+        siginfo_t si = { 0 };
         (void)events;
-        waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | WNOHANG);
+        if (waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | WNOHANG) < 0)
+                broker_reaper_ended(sb->b, NULL);
+        else
+                broker_reaper_ended(sb->b, &si);
         log_debug("sandbox %llu: reaper of an abandoned set-up reaped", (unsigned long long)sb->id);
         sandbox_free(sb);
 }
@@ -204,6 +210,7 @@ static void sandbox_abandon(struct sandbox *sb)
         if (broker_watch(b, &sb->w_reaped, EPOLLIN) < 0) {
                 /* cannot watch: the orphan sweep reaps it instead */
                 log_msg("sandbox %llu: cannot watch its reaper: %m", (unsigned long long)sb->id);
+                broker_reaper_ended(b, NULL);
                 sandbox_free(sb);
         }
 }
@@ -703,6 +710,7 @@ void sandbox_kill_all(struct broker *b, const char *why)
                          * what it started once its socket closes */
                         if (sb->rq)
                                 server_reply_error(steal_ptr(sb->rq), ECANCELED, "cannot start the sandbox: %s", why);
+                        broker_reaper_ended(b, NULL);
                         sandbox_free(sb);
                         continue;
                 }

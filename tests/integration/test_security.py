@@ -839,6 +839,27 @@ except OSError as e:
         self.assertEqual(self.wait_exit(cli, 60, "the client"), 137)
         self.assertNoSurvivors(m)
 
+    def test_processes_of_a_reaper_killed_from_outside_are_killed(self):
+        # A reaper killed from outside leaves its run's processes to the
+        # broker (a subreaper too), which kills them: looked for once a
+        # reaper ends other than by exiting 0, no longer at every SIGCHLD
+        # (found in review: a scan of every process on the host at each
+        # run's end).
+        d = self.start_daemon()
+        m = self.marker(1000)
+        cli = self.popen([SECCELL, "run", "--broker", d, "--", "sh", "-c", "sleep %s & sleep %s" % (m, m)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(lambda: len(alive_with_marker(m)) == 2, 60, "the run started")
+        root = proc_stat(alive_with_marker(m)[0])[2]
+        reaper = proc_stat(root)[2]
+        self.assertEqual(proc_stat(reaper)[2], self.daemon.pid)
+        os.kill(reaper, signal.SIGKILL)
+        self.assertEqual(self.wait_exit(cli, 60, "the client"), 125)
+        self.assertIn(b"reaper", cli.stderr.read())
+        self.assertNoSurvivors(m)
+        self.assert_reapers_reaped()
+        self.assert_daemon_serves(d)
+
     def test_unclaimed_descriptors_are_let_go_when_their_client_hangs_up(self):
         # Found in review: descriptors sent on the fd channel and never
         # claimed by a run request (a client that died in between, a run
