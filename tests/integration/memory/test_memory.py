@@ -717,6 +717,16 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertEqual((k["pid"], k["syscall"]), (r.root, 9), d)
         return k
 
+    def assertSecondObjectKilled(self, cmd):
+        """`cmd` 3 40 48 of the helper at 64M: its first round's 40 MiB
+        object counts whole, and the root is killed at an mmap of round 2."""
+        r = self.helper(64 * MIB, cmd, 3, 40, 48)
+        d = r.describe()
+        self.assertIn("round 1 held", r.lines(), d)
+        k = self.assertRootKilledAtMmap(r, "round 2 held", d)
+        self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
+        return k
+
     def test_shared_object_outlives_the_child_it_was_counted_under(self):
         # Found in review: an exact re-read counts an object under the
         # first holder met, the newest process: a fork child. Its exit
@@ -737,11 +747,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # unmapped - and 5 x 40 MiB objects hid, 252 MiB held at 64M. A
         # creation's size goes to the largest: the second round's 48 MiB
         # reservation no longer fits beside the first 40 MiB object.
-        r = self.helper(64 * MIB, "sharedswap", 3, 40, 48)
-        d = r.describe()
-        self.assertIn("round 1 held", r.lines(), d)
-        k = self.assertRootKilledAtMmap(r, "round 2 held", d)
-        self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
+        self.assertSecondObjectKilled("sharedswap")
 
     def test_shared_object_beside_a_failed_exec_keeps_its_size(self):
         # Found in review: an exact re-read skips the maps of a process
@@ -749,12 +755,8 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # the known sizes of the objects only it holds; cut to a page, each
         # then counted 4 KiB (292 MiB held at 64M). Such a re-read keeps
         # them: the second 40 MiB object does not fit beside the first.
-        r = self.helper(64 * MIB, "execcut", 3, 40, 48)
-        d = r.describe()
-        self.assertIn("round 1 held", r.lines(), d)
-        k = self.assertRootKilledAtMmap(r, "round 2 held", d)
-        self.assertEqual(k["requested"], 40 * MIB, d)
-        self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
+        k = self.assertSecondObjectKilled("execcut")
+        self.assertEqual(k["requested"], 40 * MIB)
 
     def test_dev_zero_shared_at_an_offset_charges_to_its_offset(self):
         # Found in review: /dev/zero mapped shared keeps its file offset,
