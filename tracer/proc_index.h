@@ -48,7 +48,10 @@ struct proc_entry {
                                    * (memory limit only); -1: not open */
         int stat_fd;              /* /proc/<pid>/task/<pid>/stat (the leader
                                    * thread's), likewise */
-        bool mem_killed;          /* SIGKILLed by the memory limit: counts no more */
+        bool mem_killed;          /* SIGKILLed by the memory limit: no more a
+                                   * candidate; its memory counts until its
+                                   * exit is seen */
+        uint64_t mem_killed_ns;   /* when (CLOCK_MONOTONIC) */
         uint64_t judged;          /* bytes of statm this address space was let
                                    * have (mem_limit_sweep blames growth above) */
         uint64_t judged_brk;      /* its start_brk then: another one means an

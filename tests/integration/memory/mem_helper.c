@@ -2678,6 +2678,47 @@ static int cmd_shmattach(int argc, char **argv)
         return 0;
 }
 
+/* racekill A B REQ N (MiB, MiB, MiB, rounds): two children hold A and B
+ * MiB, touched, then at once each maps REQ MiB (one page touched) and
+ * unmaps it, N times: at the limit, the first to ask past it is killed,
+ * and the other asks on while the victim dies. The root reports each
+ * ("a 1 ...", "b 2 ..."). */
+static int cmd_racekill(int argc, char **argv)
+{
+        if (argc != 4)
+                usage();
+        uint64_t hold[2] = { num(argv[0]) * MIB, num(argv[1]) * MIB }, req = num(argv[2]) * MIB;
+        uint64_t rounds = num(argv[3]);
+        int go[2], ready[2];
+        if (pipe2(go, O_CLOEXEC) || pipe2(ready, O_CLOEXEC))
+                fail("pipe");
+        pid_t kid[2];
+        for (int i = 0; i < 2; i++) {
+                kid[i] = fork();
+                if (kid[i] < 0)
+                        fail("fork");
+                if (kid[i] == 0) {
+                        map_touched(hold[i]);
+                        send_byte(ready[1]);
+                        await_byte(go[0], "go");
+                        for (uint64_t r = 0; r < rounds; r++) {
+                                char *p = mmap_or_fail(req, MAP_PRIVATE);
+                                p[0] = 1;
+                                munmap(p, req);
+                        }
+                        _exit(0);
+                }
+        }
+        await_byte(ready[0], "a ready");
+        await_byte(ready[0], "b ready");
+        char both[2] = { 1, 1 };
+        if (write(go[1], both, 2) != 2)
+                fail("write");
+        print_status("a", 1, kid[0], wait_child(kid[0]));
+        print_status("b", 2, kid[1], wait_child(kid[1]));
+        return 0;
+}
+
 /* A grower beside an asker, for the sweep's choice of victim: the root
  * forks Q, which waits for a byte on its pipe and then grows its main
  * stack by 30 MiB with no request, and the asker, which runs asker(fd)
@@ -3185,7 +3226,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

@@ -727,6 +727,26 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
         return k
 
+    def test_a_request_beside_a_dying_victim_waits_for_it(self):
+        # Found in review: a process the limit killed counts until its exit
+        # is seen, and another's request judged in between was judged on
+        # the victim's memory: of two programs growing side by side at 64M,
+        # both were killed in 13 runs of 40, the second 0.2-0.5 ms after the
+        # first on the same ledger. Such a request waits for the victim to
+        # go (the kernel frees its memory before its pidfd says it exited),
+        # as the kernel's OOM killer waits for its victim. Two children hold
+        # 38 and 22 MiB and each maps 4 MiB 3,000 times: the first to cross
+        # is killed, the other runs on - five runs (the unfixed build killed
+        # both in 5 runs of 8).
+        for run in range(5):
+            with self.subTest(run=run):
+                r = self.helper(64 * MIB, "racekill", 38, 22, 4, 3000)
+                d = r.describe()
+                self.assertEqual(r.rc, 0, d)
+                ends = sorted(re.findall(r"(?m)^[ab] \d pid \d+ (.*)$", r.out))
+                self.assertEqual(ends, ["exit 0", "signal 9"], d)
+                self.assertAudit(r, 64 * MIB, kills=1)
+
     def test_shared_object_outlives_the_child_it_was_counted_under(self):
         # Found in review: an exact re-read counts an object under the
         # first holder met, the newest process: a fork child. Its exit
