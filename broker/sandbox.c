@@ -1,9 +1,7 @@
 /* Sandboxes from request to reply: spawn, hand to the tracer, watch the
  * reaper, the client's connection and the timeout, and report the end. */
 #include <errno.h>
-#include <grp.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -307,18 +305,18 @@ static void on_timer(void *obj, uint32_t events)
         sandbox_kill(sb);
 }
 
-/* Supplementary groups of `uid`, as login would set them. */
-static int user_groups(uid_t uid, gid_t gid, gid_t *groups, int *n)
+/* The supplementary groups of the client that connected `conn` (its fd
+ * channel), as they were at connect(2): SO_PEERGROUPS (Linux 4.13). Not
+ * its user's groups in /etc/group (found in review: getgrouplist gave a
+ * client that had dropped a group (setpriv --clear-groups) that group
+ * back in the sandbox, and took away groups a client had been given (sg,
+ * a service manager)). At most *n; -E2BIG when it has more. */
+static int peer_groups(int conn, gid_t *groups, int *n)
 {
-        struct passwd pw, *res;
-        char buf[4096];
-        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res) {
-                groups[0] = gid;
-                *n = 1;
-                return 0;
-        }
-        if (getgrouplist(pw.pw_name, gid, groups, n) < 0)
-                return -E2BIG;
+        socklen_t len = (socklen_t)(*n * sizeof(gid_t));
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return errno == ERANGE ? -E2BIG : -errno;
+        *n = (int)(len / sizeof(gid_t));
         return 0;
 }
 
@@ -469,9 +467,12 @@ static void handle_run(struct broker *b, struct server_request *rq, Seccell__Req
                 server_fds_free(fds);
                 return;
         }
-        if (b->is_root && rq->peer_uid != 0 &&
-            user_groups(rq->peer_uid, rq->peer_gid, groups, &ngroups) < 0) {
-                server_reply_error(rq, E2BIG, "uid %llu has too many groups", (unsigned long long)rq->peer_uid);
+        if (b->is_root && (r = peer_groups(fds->conn, groups, &ngroups)) < 0) {
+                if (r == -E2BIG)
+                        server_reply_error(rq, E2BIG, "the client has more than %zu supplementary groups",
+                                           ARRAY_SIZE(groups));
+                else
+                        server_reply_error(rq, -r, "cannot read the client's supplementary groups: %s", strerror(-r));
                 goto out;
         }
 
@@ -507,7 +508,7 @@ static void handle_run(struct broker *b, struct server_request *rq, Seccell__Req
         struct spawn_request sr = {
                 .argv = argv, .envp = envp, .cwd = run->cwd,
                 .uid = rq->peer_uid, .gid = rq->peer_gid,
-                .groups = groups, .ngroups = b->is_root && rq->peer_uid != 0 ? (size_t)ngroups : 0,
+                .groups = groups, .ngroups = b->is_root ? (size_t)ngroups : 0,
                 .switch_user = b->is_root,
                 .stdio = { fds->fds[0], fds->fds[1], fds->fds[2] },
                 .filter = &prog,

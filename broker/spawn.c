@@ -264,11 +264,14 @@ static void root_main(void *ud)
          * the client's by then. Only ever lowered here. */
         if (rq->inherit)
                 (void)set_within_hard(RLIMIT_NPROC, rq->inherit->rlim[RLIMIT_NPROC]);
-        if (rq->switch_user && rq->uid != 0) {
+        if (rq->switch_user) {
+                /* the client's own groups and gid, a root client's too */
                 if (setgroups(rq->ngroups, rq->groups) < 0)
                         root_fail(ST_GROUPS, errno);
                 if (setresgid(rq->gid, rq->gid, rq->gid) < 0)
                         root_fail(ST_GID, errno);
+        }
+        if (rq->switch_user && rq->uid != 0) {
                 if (setresuid(rq->uid, rq->uid, rq->uid) < 0)
                         root_fail(ST_UID, errno);
         } else if (geteuid() == 0) {

@@ -32,7 +32,7 @@ struct spawn_request {
         const char *cwd;
         uid_t uid;                      /* the requesting client */
         gid_t gid;
-        const gid_t *groups;            /* supplementary groups of uid */
+        const gid_t *groups;            /* the client's supplementary groups */
         size_t ngroups;
         bool switch_user;               /* broker is root: become uid/gid */
         int stdio[3];                   /* borrowed; duplicated into the root */

@@ -386,6 +386,28 @@ print("served", served, flush=True)
 sys.stdin.read()
 """
 
+    def test_sandbox_has_the_clients_own_groups(self):
+        # Found in review: a daemon gave the sandbox its user's groups from
+        # /etc/group (getgrouplist), not the client's own: a client that
+        # had dropped a group got it back, one given groups (sg, setpriv, a
+        # service manager) lost them, and root clients kept the broker's.
+        # The sandbox has the groups the client had at connect(2).
+        if not shutil.which("setpriv"):
+            self.skipTest("setpriv missing")
+        d = self.start_daemon()
+        bindir = binaries_for_anyone(("seccell",))
+        self.addCleanup(shutil.rmtree, bindir, True)
+        cases = (("65534", ["--groups=4,24"], b"65534 4 24\n"),
+                 ("65534", ["--clear-groups"], b"65534\n"),
+                 ("0", ["--groups=4"], b"0 4\n"))
+        for uid, groups, want in cases:
+            with self.subTest(uid=uid, groups=groups):
+                cmd = (["setpriv", "--reuid=" + uid, "--regid=" + uid] + groups +
+                       ["--", os.path.join(bindir, "seccell"), "run", "--broker", d, "--", "id", "-G"])
+                r = subprocess.run(cmd, cwd="/", stdin=subprocess.DEVNULL, capture_output=True, timeout=60,
+                                   env={"PATH": "/usr/bin:/bin", "LANG": "C"})
+                self.assertEqual((r.returncode, r.stdout), (0, want), r.stderr)
+
     def test_one_user_cannot_take_every_connection(self):
         # A user holding connections open (each passed its handshake) gets
         # at most 256; others are still served.
