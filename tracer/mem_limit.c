@@ -23,6 +23,7 @@
 #include "log.h"
 #include "notif_loop.h"
 #include "proc_limit.h"
+#include "privs.h"
 #include "procfs.h"
 #include "read_budget.h"
 #include "shm_lookup.h"
@@ -754,7 +755,12 @@ static void exec_settle(struct proc_entry *e, bool over)
  * of a mapping unmapped from its middle is still the object's, and even a
  * read-only mapping allocates its pages when read. */
 struct inode_set {
-        struct { unsigned long ino; uint64_t extent; bool used; } *v;
+        struct {
+                unsigned long ino;
+                uint64_t extent;
+                bool used;
+                bool exact; /* extent is the object's size, from the kernel (object_real_size) */
+        } *v;
         size_t n, cap; /* cap: 0 or a power of two, at most half full */
         uint64_t lookups, probes; /* objects looked up, slots probed (mem_work) */
 };
@@ -816,13 +822,68 @@ static void inode_set_keep(struct inode_set *s, const struct inode_set *old)
         }
 }
 
-/* The extent the set holds for object `ino`, or 0 when it has none. */
-static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
+/* The extent the set holds for object `ino`, or 0 when it has none;
+ * *exact (may be NULL) says whether it is the object's size. */
+static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino, bool *exact)
 {
+        if (exact)
+                *exact = false;
         if (!s || !s->cap)
                 return 0;
         size_t i = inode_slot(s, ino);
-        return s->v[i].used ? s->v[i].extent : 0;
+        if (!s->v[i].used)
+                return 0;
+        if (exact)
+                *exact = s->v[i].exact;
+        return s->v[i].extent;
+}
+
+/* Whether /proc/<pid>/map_files cannot be followed (no
+ * CAP_CHECKPOINT_RESTORE: an unprivileged tracer): not tried again. */
+static bool map_files_denied;
+/* CAP_DAC_READ_SEARCH is effective in the thread of the re-read under way
+ * (each re-read runs under the tracer lock, on one thread). */
+static _Thread_local bool search_raised;
+
+static void search_lower(void)
+{
+        if (search_raised)
+                privs_search(false);
+        search_raised = false;
+}
+
+/* The size of the anonymous shared object mapped at `v` in the address
+ * space of thread `view` (a shmem file's i_size: the length it was made
+ * with, which no mapping of it can change; its pages lie within it), from
+ * stat(2) through /proc/<view>/map_files/<start>-<end> (proc(5): following
+ * the link needs CAP_CHECKPOINT_RESTORE and ptrace read access). 0 when it
+ * cannot be told: no such capability, the mapping changed since the maps
+ * were read (another inode there), or it is gone. */
+static uint64_t object_real_size(pid_t view, const struct proc_vma *v)
+{
+        if (map_files_denied)
+                return 0;
+        char path[96];
+        struct stat st;
+        snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)view, (unsigned long)v->start,
+                 (unsigned long)v->end);
+        /* the directory is 0500, its process's uid: entered with
+         * CAP_DAC_READ_SEARCH, which the tracer holds for this alone (an
+         * unprivileged tracer, of the sandbox's uid, needs none); raised
+         * once a re-read, lowered at its end (search_lower) */
+        if (!search_raised)
+                search_raised = privs_search(true) == 0;
+        if (stat(path, &st) < 0) {
+                if (errno == EPERM || errno == EACCES) {
+                        map_files_denied = true;
+                        log_debug("anonymous shared objects are sized by their mappings: %s: %s", path,
+                                  strerror(errno));
+                }
+                return 0;
+        }
+        if (st.st_ino != v->inode || st.st_size <= 0)
+                return 0;
+        return PAGE_UP((uint64_t)st.st_size);
 }
 
 /* The size to count for object `ino`, first met in this exact re-read at
@@ -837,11 +898,11 @@ static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino)
  * from the maps, and the smallest one as large as the extent was the
  * size of a tiny object already gone (found in review: 252 MiB held at
  * 64M): the largest errs towards more, never less. */
-static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t extent)
+static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t extent, bool *exact)
 {
-        uint64_t k = inode_extent_of(sb->shared_known, ino);
+        uint64_t k = inode_extent_of(sb->shared_known, ino, exact);
         if (k)
-                return k > extent ? k : extent;
+                return *exact || k > extent ? k : extent;
         struct proc_entry *owner = NULL;
         unsigned best = 0;
         if (!sb->shared_created)
@@ -860,23 +921,38 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
         return size;
 }
 
-/* What `extent` bytes of object `ino` add to what the set has seen; an
- * object first met counts its object_size() in `sb`. */
-static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent, struct tsandbox *sb)
+/* What `extent` bytes of object `ino`, mapped at `v` in the address space
+ * of thread `view`, add to what the set has seen: an object first met
+ * counts its size from the kernel (object_real_size) where that can be
+ * had, else its object_size() in `sb`; once its size is known, nothing
+ * more. */
+static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent, struct tsandbox *sb,
+                                 pid_t view, const struct proc_vma *v)
 {
         bool room = inode_set_grow(s);
         s->lookups++;
         size_t i = s->cap ? inode_slot(s, ino) : 0;
         if (!s->cap || !s->v[i].used) {
-                extent = object_size(sb, ino, extent);
+                bool exact = false;
+                uint64_t known = inode_extent_of(sb->shared_known, ino, &exact);
+                uint64_t real = known && exact ? known : object_real_size(view, v);
+                if (real) {
+                        exact = true;
+                        extent = real;
+                } else {
+                        extent = object_size(sb, ino, extent, &exact);
+                }
                 if (!room)
                         return extent; /* out of memory: may count twice, never less */
                 s->v[i].used = true;
                 s->v[i].ino = ino;
                 s->v[i].extent = extent;
+                s->v[i].exact = exact;
                 s->n++;
                 return extent;
         }
+        if (s->v[i].exact)
+                return 0;
         uint64_t more = extent > s->v[i].extent ? extent - s->v[i].extent : 0;
         s->v[i].extent += more;
         return more;
@@ -898,7 +974,8 @@ static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct in
         procfs_maps_open(&m, e->pid, e->view_tid, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
                 if (vma_anon_shared(&v))
-                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start), sb);
+                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start), sb,
+                                                e->view_tid ? e->view_tid : e->pid, &v);
         int r = procfs_maps_close(&m);
         /* -ENOENT through the leader (entry_statm found no other thread
          * with an address space): none left to read */
@@ -1140,6 +1217,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                 }
                 sum += (dup ? 0 : e->data) + e->shared + proc_entry_grants(e);
         }
+        search_lower();
         sb->mem_work.objects += seen.lookups;
         sb->mem_work.object_probes += seen.probes;
         if (!exact) {

@@ -30,8 +30,10 @@ def as_nobody():
     os.setgroups([])
     os.setuid(65534)
 
+CAP_DAC_READ_SEARCH = 2
 CAP_KILL = 5
 CAP_SYS_PTRACE = 19
+CAP_CHECKPOINT_RESTORE = 40
 
 X86_64 = platform.machine() == "x86_64"
 
@@ -1306,9 +1308,12 @@ class Privileges(SeccellTestCase):
         self.assertNotIn(0, uids, "tracer uids %r" % uids)
         self.assertNotIn(0, gids, "tracer gids %r" % gids)
         self.assertEqual(st["Groups"].strip(), "", "tracer kept supplementary groups")
-        want = (1 << CAP_SYS_PTRACE) | (1 << CAP_KILL)
+        # CAP_CHECKPOINT_RESTORE and (permitted only, raised around the
+        # look) CAP_DAC_READ_SEARCH size shared objects through map_files
+        want = (1 << CAP_SYS_PTRACE) | (1 << CAP_KILL) | (1 << CAP_CHECKPOINT_RESTORE)
         self.assertEqual(int(st["CapEff"], 16), want, "tracer CapEff %s" % st["CapEff"])
-        self.assertEqual(int(st["CapPrm"], 16) & ~want, 0, "tracer CapPrm %s" % st["CapPrm"])
+        self.assertEqual(int(st["CapPrm"], 16) & ~(want | (1 << CAP_DAC_READ_SEARCH)), 0,
+                         "tracer CapPrm %s" % st["CapPrm"])
         self.assertEqual(int(st["CapAmb"], 16), 0)
         # non-dumpable: the kernel then gives its /proc entries to root
         self.assertEqual(os.stat("/proc/%d/fd" % t).st_uid, 0, "tracer is dumpable")
