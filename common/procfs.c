@@ -94,10 +94,11 @@ int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *u
 {
         DIR *d = opendir("/proc");
         struct dirent *de;
-        int count = 0;
+        int count = 0, err = 0;
 
         if (!d)
                 return -errno;
+        errno = 0;
         while ((de = readdir(d))) {
                 if (!isdigit((unsigned char)de->d_name[0]))
                         continue;
@@ -105,13 +106,19 @@ int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *u
                 /* status, not stat: stat waits for a process's exec to
                  * end, and any user's exec can be held for good in a
                  * stalled file system (a FUSE mount of theirs) */
-                if (procfs_status_field(pid, "PPid") != parent)
-                        continue;
-                fn(pid, ud);
-                count++;
+                long ppid = procfs_status_field(pid, "PPid");
+                if (ppid < 0 && ppid != -ENOENT && ppid != -ESRCH && !err)
+                        err = (int)ppid; /* out of descriptors...: not looked at */
+                if (ppid == parent) {
+                        fn(pid, ud);
+                        count++;
+                }
+                errno = 0;
         }
+        if (errno && !err)
+                err = -errno;
         closedir(d);
-        return count;
+        return err ? err : count;
 }
 
 long procfs_status_field(pid_t tid, const char *name)

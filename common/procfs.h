@@ -38,7 +38,9 @@ int procfs_stat_pread(int fd, struct proc_stat *st);
  * /proc/<pid>/status - never stat (procfs_stat), whose read waits for an
  * exec under way in that process (exec_update_lock), which a user can
  * hold for good in a stalled file system. Returns the number of such
- * processes, or -errno if /proc cannot be read. */
+ * processes, or -errno if /proc, or a process's status (other than one
+ * gone meanwhile), could not be read: then some may have been missed (`fn`
+ * has still been called for those found). */
 int procfs_for_each_child(pid_t parent, void (*fn)(pid_t pid, void *ud), void *ud);
 
 /* Read up to len-1 bytes of the /proc file `path` into buf, NUL-terminated.
