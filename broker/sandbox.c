@@ -27,6 +27,9 @@
 /* Given-up set-ups still stuck that one uid may have before its runs are
  * refused. */
 #define MAX_STUCK_PER_UID 32
+/* A reaper told to end its run reports within this, or is SIGKILLed
+ * (sandbox_kill). */
+#define REAPER_KILL_MS 3000
 
 /* A sandbox is SPAWNING until its root is ready (the request, its audit
  * fd and a set-up deadline held meanwhile), RUNNING until its reaper reports
@@ -53,6 +56,7 @@ struct sandbox {
         uint64_t start_ns;
         bool timed_out, ended, client_gone;
         bool reaper_stuck;              /* it did not report in time: not waited for */
+        bool reaper_killed;             /* SIGKILLed: it did not end the run in time */
         const char *ended_by;           /* why seccell ended it early */
         int wait_status;
         struct sandbox *next;
@@ -213,12 +217,34 @@ static void sandbox_abandon(struct sandbox *sb)
         }
 }
 
+static int arm_timer(int fd, uint64_t ms);
+static void on_timer(void *obj, uint32_t events);
+
+/* End a running sandbox: its reaper kills and reaps all it started, then
+ * reports. One that has not reported within REAPER_KILL_MS is SIGKILLed
+ * (on_timer), and what it held comes to the broker's orphan sweep: the
+ * sandbox can stop its reaper when they share a uid (a root client's, or
+ * a broker's own user's), which then neither kills nor reports (found in
+ * review: a run stopped its reaper and outlived its --timeout and its
+ * client's signals). */
 static void sandbox_kill(struct sandbox *sb)
 {
         if (sb->ended)
                 return;
         sb->ended = true;
         reaper_send(sb->sp.reaper_sock, REAPER_KILL, 0);
+        if (sb->state != SB_RUNNING)
+                return;
+        if (sb->timer_fd < 0) {
+                sb->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+                sb->w_timer = (struct watch){ on_timer, sb, sb->timer_fd };
+                if (sb->timer_fd < 0 || broker_watch(sb->b, &sb->w_timer, EPOLLIN) < 0) {
+                        log_msg("sandbox %llu: cannot arm the deadline of its end: %m", (unsigned long long)sb->id);
+                        return;
+                }
+        }
+        if (arm_timer(sb->timer_fd, REAPER_KILL_MS) < 0)
+                log_msg("sandbox %llu: cannot arm the deadline of its end: %m", (unsigned long long)sb->id);
 }
 
 static void spawn_advance(struct sandbox *sb);
@@ -246,9 +272,17 @@ static void on_reaper(void *obj, uint32_t events)
         if (r < 0 || (events & (EPOLLHUP | EPOLLERR))) {
                 /* The reaper died without reporting: its children went to
                  * init; nothing more can be known about them. */
-                log_msg("sandbox %llu: its reaper died", (unsigned long long)sb->id);
                 sb->wait_status = 125 << 8;
-                sb->ended_by = "its reaper process died (killed from outside?); its other processes may live on";
+                if (sb->reaper_killed) {
+                        sb->wait_status = sb->timed_out ? 124 << 8 : SIGKILL;
+                        if (!sb->ended_by)
+                                sb->ended_by = "its reaper did not end it in time (stopped from the sandbox?): "
+                                               "it was killed, and every process of the run with it";
+                } else {
+                        log_msg("sandbox %llu: its reaper died", (unsigned long long)sb->id);
+                        sb->ended_by = "its reaper process died (killed from outside?); its other processes may "
+                                       "live on";
+                }
                 sandbox_finish(sb);
         }
 }
@@ -300,7 +334,16 @@ static void on_timer(void *obj, uint32_t events)
                 sandbox_abandon(sb);
                 return;
         }
-        broker_unwatch(sb->b, &sb->w_timer);
+        if (sb->ended) {
+                /* its reaper was told to end it and has not reported */
+                if (sb->state == SB_RUNNING && !sb->reaper_killed) {
+                        log_msg("sandbox %llu: its reaper did not end it within %d ms (stopped?); killed",
+                                (unsigned long long)sb->id, REAPER_KILL_MS);
+                        sb->reaper_killed = true;
+                        syscall(__NR_pidfd_send_signal, sb->sp.reaper_pidfd, SIGKILL, NULL, 0);
+                }
+                return;
+        }
         sb->timed_out = true;
         sandbox_kill(sb);
 }

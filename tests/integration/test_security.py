@@ -388,6 +388,22 @@ print("served", served, flush=True)
 sys.stdin.read()
 """
 
+    def test_sandbox_that_stops_its_reaper_still_times_out(self):
+        # Found in review: a sandbox of its reaper's uid (a root client's)
+        # could SIGSTOP the reaper, which then neither killed the run at its
+        # --timeout nor reported: the run outlived its timeout and its
+        # client. A reaper that has not ended its run within 3 s of being
+        # told is SIGKILLed, and the run's processes go with it.
+        d = self.start_daemon()
+        m = self.marker(1000)
+        r = self.seccell(["run", "--broker", d, "--timeout", "1", "--", "sh", "-c",
+                          "kill -STOP $PPID; sleep %s" % m], timeout=60)
+        self.assertEqual(r.returncode, 124, r.stderr)
+        self.assertIn(b"reaper did not end it in time", r.stderr)
+        self.assertNoSurvivors(m)
+        self.assert_reapers_reaped()
+        self.assert_daemon_serves(d)
+
     def test_sandbox_has_the_clients_own_groups(self):
         # Found in review: a daemon gave the sandbox its user's groups from
         # /etc/group (getgrouplist), not the client's own: a client that
