@@ -318,6 +318,9 @@ void mem_limit_end(struct tsandbox *sb)
         }
         sb->shm_bytes = 0;
         shared_known_free(sb);
+        free(sb->created);
+        sb->created = NULL;
+        sb->ncreated = sb->created_cap = 0;
 }
 
 /* The address space's measure through thread `tid` of `tgid` (any live
@@ -760,6 +763,7 @@ struct inode_set {
                 uint64_t extent;
                 bool used;
                 bool exact; /* extent is the object's size, from the kernel (object_real_size) */
+                bool unjudged; /* no creation the sandbox was let make stands for it */
         } *v;
         size_t n, cap; /* cap: 0 or a power of two, at most half full */
         uint64_t lookups, probes; /* objects looked up, slots probed (mem_work) */
@@ -838,6 +842,15 @@ static uint64_t inode_extent_of(struct inode_set *s, unsigned long ino, bool *ex
         return s->v[i].extent;
 }
 
+/* Whether the set holds object `ino` as one no creation stands for. */
+static bool inode_unjudged(struct inode_set *s, unsigned long ino)
+{
+        if (!s || !s->cap)
+                return false;
+        size_t i = inode_slot(s, ino);
+        return s->v[i].used && s->v[i].unjudged;
+}
+
 /* Whether /proc/<pid>/map_files cannot be followed (no
  * CAP_CHECKPOINT_RESTORE: an unprivileged tracer): not tried again. */
 static bool map_files_denied;
@@ -886,6 +899,44 @@ static uint64_t object_real_size(pid_t view, const struct proc_vma *v)
         return PAGE_UP((uint64_t)st.st_size);
 }
 
+/* Keep `bytes`, the size of an anonymous shared object `sb` was let make,
+ * until an exact re-read that reads every holder (sandbox-wide: the object
+ * may first be seen in another process, its creator gone). Found in
+ * review: 8 kept a process, the rest counted a page each once cut short
+ * (240 MiB held at 64M). */
+static void created_add(struct tsandbox *sb, uint64_t bytes)
+{
+        if (sb->ncreated == sb->created_cap) {
+                size_t cap = sb->created_cap ? 2 * sb->created_cap : 16;
+                uint64_t *v = realloc(sb->created, cap * sizeof(*v));
+                if (!v) {
+                        sb->created_lost = true; /* unjudged objects are not told (shared_unjudged) */
+                        return;
+                }
+                sb->created = v;
+                sb->created_cap = cap;
+        }
+        sb->created[sb->ncreated++] = bytes;
+}
+
+/* Take from `sb`'s creations the one to stand for an object: the largest
+ * (largest), else the smallest at least `at_least`. Returns its size, or
+ * 0 when none is as large. */
+static uint64_t created_take(struct tsandbox *sb, uint64_t at_least, bool largest)
+{
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < sb->ncreated; i++)
+                if (sb->created[i] >= at_least &&
+                    (best == SIZE_MAX || (largest ? sb->created[i] > sb->created[best]
+                                                  : sb->created[i] < sb->created[best])))
+                        best = i;
+        if (best == SIZE_MAX)
+                return 0;
+        uint64_t size = sb->created[best];
+        sb->created[best] = sb->created[--sb->ncreated];
+        return size;
+}
+
 /* The size to count for object `ino`, first met in this exact re-read at
  * `extent`: an object never shrinks (its pages stay while any mapping of
  * it lives, however little of it is still mapped), so at least what the
@@ -903,31 +954,34 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
         uint64_t k = inode_extent_of(sb->shared_known, ino, exact);
         if (k)
                 return *exact || k > extent ? k : extent;
-        struct proc_entry *owner = NULL;
-        unsigned best = 0;
-        if (!sb->shared_created)
-                return extent; /* no scan of every process per object met */
+        uint64_t size = created_take(sb, extent, true);
+        return size ? size : extent;
+}
+
+/* Whether a grant of anonymous shared memory of `sb` (a creation whose
+ * call is not seen over) is at least `bytes`. */
+static bool shared_grant_as_large(struct tsandbox *sb, uint64_t bytes)
+{
         for (struct proc_entry *e = sb->procs.head; e; e = e->next)
-                for (unsigned i = 0; i < e->ncreated; i++)
-                        if (e->created[i] >= extent && (!owner || e->created[i] > owner->created[best])) {
-                                owner = e;
-                                best = i;
-                        }
-        if (!owner)
-                return extent;
-        uint64_t size = owner->created[best];
-        owner->created[best] = owner->created[--owner->ncreated];
-        sb->shared_created--;
-        return size;
+                for (const struct mem_grant *g = e->grants; g; g = g->next)
+                        if (g->shared && g->bytes >= bytes)
+                                return true;
+        return false;
 }
 
 /* What `extent` bytes of object `ino`, mapped at `v` in the address space
- * of thread `view`, add to what the set has seen: an object first met
+ * of process `holder`, add to what the set has seen: an object first met
  * counts its size from the kernel (object_real_size) where that can be
  * had, else its object_size() in `sb`; once its size is known, nothing
- * more. */
+ * more. An object first met, sized by the kernel, that no creation the
+ * sandbox was let make stands for (one since the last exact re-read, or
+ * one whose call is not seen over) was never judged: its size goes to
+ * holder->shared_unjudged (found in review: /dev/zero dup2()'d over a
+ * descriptor after the tracer had found it a regular file made objects no
+ * request was charged for - 120 MiB held at 64M, and innocent requests
+ * killed while the holder never was). */
 static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_t extent, struct tsandbox *sb,
-                                 pid_t view, const struct proc_vma *v)
+                                 struct proc_entry *holder, const struct proc_vma *v)
 {
         bool room = inode_set_grow(s);
         s->lookups++;
@@ -935,19 +989,27 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
         if (!s->cap || !s->v[i].used) {
                 bool exact = false;
                 uint64_t known = inode_extent_of(sb->shared_known, ino, &exact);
-                uint64_t real = known && exact ? known : object_real_size(view, v);
+                uint64_t real = known && exact ? known
+                                               : object_real_size(holder->view_tid ? holder->view_tid : holder->pid, v);
+                bool unjudged = known && inode_unjudged(sb->shared_known, ino);
                 if (real) {
+                        if (!known && !created_take(sb, real, false) && !shared_grant_as_large(sb, real) &&
+                            !sb->created_lost)
+                                unjudged = true;
                         exact = true;
                         extent = real;
                 } else {
                         extent = object_size(sb, ino, extent, &exact);
                 }
+                if (unjudged)
+                        holder->shared_unjudged += extent;
                 if (!room)
                         return extent; /* out of memory: may count twice, never less */
                 s->v[i].used = true;
                 s->v[i].ino = ino;
                 s->v[i].extent = extent;
                 s->v[i].exact = exact;
+                s->v[i].unjudged = unjudged;
                 s->n++;
                 return extent;
         }
@@ -974,8 +1036,7 @@ static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct in
         procfs_maps_open(&m, e->pid, e->view_tid, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
                 if (vma_anon_shared(&v))
-                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start), sb,
-                                                e->view_tid ? e->view_tid : e->pid, &v);
+                        sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start), sb, e, &v);
         int r = procfs_maps_close(&m);
         /* -ENOENT through the leader (entry_statm found no other thread
          * with an address space): none left to read */
@@ -1066,20 +1127,8 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
         if (g->shared) {
                 e->shared += g->bytes; /* see grants_settle */
                 /* the object it made, for the next exact re-read */
-                if (e->ncreated < CREATED_MAX) {
-                        e->created[e->ncreated++] = g->bytes;
-                        if (e->sb)
-                                e->sb->shared_created++;
-                } else {
-                        /* no room: the smallest size goes, the largest
-                         * stays (the safe side) */
-                        unsigned s = 0;
-                        for (unsigned i = 1; i < CREATED_MAX; i++)
-                                if (e->created[i] < e->created[s])
-                                        s = i;
-                        if (g->bytes > e->created[s])
-                                e->created[s] = g->bytes;
-                }
+                if (e->sb)
+                        created_add(e->sb, g->bytes);
         }
         else
                 e->judged += g->bytes; /* what it let in was judged */
@@ -1160,6 +1209,29 @@ static void bless_all(struct tsandbox *sb)
                         bless(e, 0);
 }
 
+static void kill_process(struct proc_entry *e, pid_t pid, bool parked);
+static void memory_killed(struct tsandbox *sb, struct proc_entry *e, pid_t pid, const struct seccomp_notif *n,
+                          uint64_t requested, uint64_t unjudged, uint64_t ledger);
+
+/* After an exact re-read (`ledger`) that finds the sandbox over its limit
+ * (with what is asked): a process holding anonymous shared objects that no
+ * request of the sandbox made (shared_unjudged) is killed, as a stack
+ * grower is by the sweep - it holds memory nobody judged, and requests
+ * that fit would otherwise be killed for it. Returns whether any was. */
+static bool blame_unjudged_objects(struct tsandbox *sb, uint64_t ledger)
+{
+        bool any = false;
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                if (e->shared_unjudged && !e->exited && !e->mem_killed) {
+                        log_debug("sandbox %llu: process %d holds %llu bytes of shared objects no request made; killed",
+                                  (unsigned long long)sb->id, e->pid, (unsigned long long)e->shared_unjudged);
+                        kill_process(e, e->pid, false);
+                        memory_killed(sb, e, e->pid, NULL, 0, e->shared_unjudged, ledger);
+                        any = true;
+                }
+        return any;
+}
+
 /* The sum of the ledger (bytes), re-reading every live entry and the SysV
  * segments first when `exact`; `tid` is the requesting thread (0: none). */
 static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
@@ -1196,6 +1268,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         /* every sharer's maps: an object counts once
                          * (seen), and one whose exit is not seen yet
                          * reads none */
+                        e->shared_unjudged = 0;
                         if (!e->exec_tid) /* else as last read */
                                 e->shared = shared_anon(sb, e, &seen, &whole);
                         else
@@ -1242,9 +1315,8 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                 free(seen.v);
         }
         if (whole) {
-                for (struct proc_entry *e = sb->procs.head; e; e = e->next)
-                        e->ncreated = 0;
-                sb->shared_created = 0;
+                sb->ncreated = 0;
+                sb->created_lost = false;
         }
         return sum;
 }
@@ -1755,8 +1827,9 @@ void mem_limit_sweep(struct tsandbox *sb)
                 n++;
         }
         uint64_t start;
-        if (measure <= sb->max_memory || n == 0 || !exact_allowed(sb, &start))
+        if ((measure <= sb->max_memory && !sb->exact_due) || n == 0 || !exact_allowed(sb, &start))
                 return; /* fits, or a later sweep looks */
+        sb->exact_due = false;
 
         /* Over: the exact ledger, then who grew past what it was let have.
          * An address space shared by several processes (CLONE_VM, a vfork
@@ -1776,6 +1849,8 @@ void mem_limit_sweep(struct tsandbox *sb)
         if (!c)
                 return; /* the next sweep tries again */
         uint64_t ledger = ledger_sum(sb, true, 0);
+        if (ledger > sb->max_memory)
+                blame_unjudged_objects(sb, ledger);
         size_t k = 0;
         measure = sb->shm_bytes;
         for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next) {
@@ -1868,8 +1943,15 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                         sb->mem_work.fd_looks_held++;
                         fd_look = mem_limit_fd_look(n);
                 }
-                if (fd_look == MEM_FD_NOT_ZERO)
+                if (fd_look == MEM_FD_NOT_ZERO) {
+                        /* another thread may dup2() /dev/zero over the
+                         * descriptor before the call takes it: an object
+                         * no request made, which only an exact re-read
+                         * finds (blame_unjudged_objects) - the next sweep
+                         * takes one */
+                        sb->exact_due = true;
                         return 0;
+                }
         }
         /* A copy or move of (part of) the main stack would be a second
          * mapping that grows down by page faults, up to RLIMIT_STACK,
@@ -1945,6 +2027,11 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                 exact = exact_allowed(sb, &start);
                 if (exact) {
                         ledger = ledger_sum(sb, true, (pid_t)n->pid);
+                        if (ledger + growth > sb->max_memory && blame_unjudged_objects(sb, ledger) &&
+                            e->mem_killed) {
+                                exact_spent(sb, start);
+                                return ENOMEM; /* it held memory nobody judged */
+                        }
                         if (alone)
                                 growth = net_growth(e->pid, n->pid, n->data.nr, args, growth, &sb->mem_work);
                         exact_spent(sb, start);

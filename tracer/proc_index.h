@@ -19,7 +19,6 @@ struct tsandbox;
 
 /* Memory allowed to a thread whose call may not have run yet, so that
  * statm may not show it (mem_limit.c). */
-#define CREATED_MAX 8 /* proc_entry.created */
 
 struct mem_grant {
         pid_t tid;                /* the thread it was allowed to */
@@ -85,10 +84,9 @@ struct proc_entry {
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
                                    * statm field 6), counted once per shared
                                    * object across the sandbox */
-        uint64_t created[CREATED_MAX]; /* sizes of the anonymous shared objects
-                                   * its calls made since the last exact
-                                   * re-read (mem_limit.c: shared_anon) */
-        unsigned ncreated;
+        uint64_t shared_unjudged; /* of it, in objects first met at the exact
+                                   * re-read under way that no creation stands
+                                   * for (mem_limit.c inode_extent_add) */
         struct tsandbox *sb;
         struct proc_entry *next;
 };

@@ -74,8 +74,15 @@ struct tsandbox {
         uint64_t shm_bytes;       /* SysV segments created and still there */
         struct inode_set *shared_known; /* anonymous shared objects and their
                                    * sizes, as of the last exact re-read */
-        unsigned shared_created;  /* sizes held in proc_entry.created, all
-                                   * processes together */
+        uint64_t *created;        /* sizes of the anonymous shared objects
+                                   * its processes were let make since the
+                                   * last exact re-read that read every
+                                   * holder (owned; mem_limit.c grant_drop) */
+        size_t ncreated, created_cap;
+        bool created_lost;        /* one could not be kept (out of memory) */
+        bool exact_due;           /* the next sweep takes an exact re-read: a
+                                   * shared file mapping was let run whose
+                                   * descriptor may have become /dev/zero */
         struct shm_seg *shm_segs; /* those segments (mem_limit.c) */
         struct fork_copy *fork_copies; /* forks allowed, child not registered:
                                         * their copies, in the ledger */

@@ -2701,6 +2701,96 @@ static int cmd_manycut(int argc, char **argv)
         return 0;
 }
 
+/* zerosmuggle MIB N: found in review. An mmap(MAP_SHARED) of descriptor
+ * 100, a regular file when the tracer looks, /dev/zero when the call takes
+ * it: a second thread dup2()s /dev/zero over it between the two. Both
+ * threads on CPU 0, the mapping thread SCHED_IDLE: the swapper waits 15 us
+ * (the idle thread parks in its notification), spins 10 ms (the tracer
+ * answers, the idle thread cannot run yet), then swaps. Up to 4 N tries
+ * for N such objects of MIB, each touched ("smuggled K"); then "held K",
+ * and, holding any, 20 s. */
+static int zs_zero, zs_go[2], zs_done[2];
+
+static void zs_pin(void)
+{
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *zs_swapper(void *arg)
+{
+        (void)arg;
+        char c;
+        zs_pin();
+        prctl(PR_SET_TIMERSLACK, 1);
+        while (read(zs_go[0], &c, 1) == 1) {
+                struct timespec ts = { 0, 15000 };
+                nanosleep(&ts, NULL);
+                struct timespec t0, t;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                do
+                        clock_gettime(CLOCK_MONOTONIC, &t);
+                while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < 10000000L);
+                dup2(zs_zero, 100);
+                send_byte(zs_done[1]);
+        }
+        return NULL;
+}
+
+static int cmd_zerosmuggle(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t len = num(argv[0]) * MIB, want = num(argv[1]), got = 0;
+        char path[] = "/tmp/seccell-zerosmuggle-XXXXXX";
+        int file = mkstemp(path);
+        if (file < 0 || unlink(path) < 0 || ftruncate(file, (off_t)len) < 0)
+                fail("temporary file");
+        zs_zero = open("/dev/zero", O_RDWR | O_CLOEXEC);
+        if (zs_zero < 0 || pipe2(zs_go, O_CLOEXEC) || pipe2(zs_done, O_CLOEXEC))
+                fail("open");
+        zs_pin();
+        pthread_t t;
+        start_thread(&t, zs_swapper, NULL);
+        struct sched_param sp = { 0 };
+        sched_setscheduler(0, SCHED_IDLE, &sp); /* this thread only */
+        for (uint64_t tries = 0; got < want && tries < 4 * want; tries++) {
+                if (dup2(file, 100) < 0)
+                        fail("dup2");
+                send_byte(zs_go[1]);
+                char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, 100, 0);
+                await_byte(zs_done[0], "swap");
+                if (p == MAP_FAILED)
+                        continue;
+                /* the object it made: a shmem file ("/dev/zero (deleted)") or the regular file */
+                bool zero = false;
+                FILE *f = fopen("/proc/self/maps", "re");
+                char line[512], start[32];
+                snprintf(start, sizeof(start), "%lx-", (unsigned long)p);
+                while (f && fgets(line, sizeof(line), f))
+                        if (!strncmp(line, start, strlen(start)))
+                                zero = strstr(line, "/dev/zero") != NULL;
+                if (f)
+                        fclose(f);
+                if (zero) {
+                        touch(p, len);
+                        say("smuggled %" PRIu64, ++got);
+                } else {
+                        munmap(p, len);
+                }
+        }
+        sp.sched_priority = 0;
+        sched_setscheduler(0, SCHED_OTHER, &sp);
+        say("held %" PRIu64, got);
+        if (got) {
+                struct timespec ts = { 20, 0 }; /* a deadline for the sweep's kill */
+                nanosleep(&ts, NULL);
+        }
+        return 0;
+}
+
 /* racekill A B REQ N (MiB, MiB, MiB, rounds): two children hold A and B
  * MiB, touched, then at once each maps REQ MiB (one page touched) and
  * unmaps it, N times: at the limit, the first to ask past it is killed,
@@ -3249,7 +3339,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
