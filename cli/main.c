@@ -51,6 +51,9 @@ static void usage(FILE *f)
               "not found.\n", f);
 }
 
+/* The least --max-memory taken, in bytes. */
+#define MIN_MAX_MEMORY (1u << 20)
+
 static int bad_value(const char *opt, const char *val, int r, const char *what)
 {
         log_msg("invalid %s '%s': %s", opt, val,
@@ -140,6 +143,14 @@ static int cmd_run(int argc, char **argv)
                         if (r < 0)
                                 return bad_value("--max-memory", optarg, r,
                                                  "expected bytes with an optional binary suffix: 512K, 64M, 1.5G, 2GiB");
+                        /* below it the kernel cannot set up an image (the
+                         * hard RLIMIT_DATA is never set lower): every
+                         * command would die, and a bare number is bytes
+                         * (found in review: "64" meant 64 bytes) */
+                        if (o.max_memory < MIN_MAX_MEMORY)
+                                return bad_value("--max-memory", optarg, r,
+                                                 "less than 1 MiB, in which no program can run (a bare number is "
+                                                 "bytes: 64M is 64 MiB)");
                         break;
                 case 't':
                         r = parse_duration_ms(optarg, &o.timeout_ms);

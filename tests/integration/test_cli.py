@@ -43,6 +43,14 @@ class CliErrors(SeccellTestCase):
     def test_max_memory_zero(self):
         self.assertRefused(["run", "--max-memory", "0"], "0")
 
+    def test_max_memory_below_one_mib(self):
+        # Found in review: "64" (bytes) was taken, and every command died.
+        for size in ("64", "4096", "64K", "1023K"):
+            with self.subTest(size=size):
+                self.assertRefused(["run", "--max-memory", size], size, "1 MiB")
+        r = self.seccell(["run", "--max-memory", "1M", "--", "/bin/true"])
+        self.assertNotIn(b"invalid --max-memory", r.stderr)
+
     def test_max_memory_negative(self):
         self.assertRefused(["run", "--max-memory=-1"], "-1")
 
