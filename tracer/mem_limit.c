@@ -35,6 +35,8 @@
  * to VICTIM_WAIT_NS after the kill (victim_dying). */
 #define VICTIM_RETRY_NS (2 * 1000 * 1000ull)
 #define VICTIM_WAIT_NS (1000 * 1000 * 1000ull)
+/* Creations kept at most (created_add). */
+#define CREATED_MAX 4096
 
 
 /* statm field 6 (data + stack) in `buf`, in bytes; 0 if unparsable. */
@@ -764,6 +766,7 @@ struct inode_set {
                 bool used;
                 bool exact; /* extent is the object's size, from the kernel (object_real_size) */
                 bool unjudged; /* no creation the sandbox was let make stands for it */
+                bool fresh;    /* so found in the re-read under way */
         } *v;
         size_t n, cap; /* cap: 0 or a power of two, at most half full */
         uint64_t lookups, probes; /* objects looked up, slots probed (mem_work) */
@@ -854,6 +857,14 @@ static bool inode_unjudged(struct inode_set *s, unsigned long ino)
 /* Whether /proc/<pid>/map_files cannot be followed (no
  * CAP_CHECKPOINT_RESTORE: an unprivileged tracer): not tried again. */
 static bool map_files_denied;
+/* Objects an exact re-read may size through map_files (each a path walk
+ * through /proc and the holder's mmap lock, about 10 us): past them,
+ * sizes are inferred and the objects looked at again by the next re-read
+ * (found in CI: 60,000 objects met at once held the tracer lock for 0.7 s,
+ * and several seconds under ASan, and another run's start timed out). */
+#define MAP_FILES_PER_REREAD 2048
+static _Thread_local unsigned stat_budget;
+
 /* CAP_DAC_READ_SEARCH is effective in the thread of the re-read under way
  * (each re-read runs under the tracer lock, on one thread). */
 static _Thread_local bool search_raised;
@@ -874,8 +885,9 @@ static void search_lower(void)
  * were read (another inode there), or it is gone. */
 static uint64_t object_real_size(pid_t view, const struct proc_vma *v)
 {
-        if (map_files_denied)
+        if (map_files_denied || !stat_budget)
                 return 0;
+        stat_budget--;
         char path[96];
         struct stat st;
         snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)view, (unsigned long)v->start,
@@ -908,15 +920,28 @@ static void created_add(struct tsandbox *sb, uint64_t bytes)
 {
         if (sb->ncreated == sb->created_cap) {
                 size_t cap = sb->created_cap ? 2 * sb->created_cap : 16;
-                uint64_t *v = realloc(sb->created, cap * sizeof(*v));
+                uint64_t *v = sb->ncreated < CREATED_MAX ? realloc(sb->created, cap * sizeof(*v)) : NULL;
                 if (!v) {
-                        sb->created_lost = true; /* unjudged objects are not told (shared_unjudged) */
+                        /* full (found in review: with no re-read reading
+                         * every holder - a failed exec's thread that makes
+                         * no further call - it grew without end, and each
+                         * object met scanned it): objects no request made
+                         * are not told from others until it is cleared;
+                         * the size is kept for inference, the largest */
+                        sb->created_lost = true;
+                        if (bytes > sb->created_lost_max)
+                                sb->created_lost_max = bytes;
                         return;
                 }
                 sb->created = v;
                 sb->created_cap = cap;
         }
         sb->created[sb->ncreated++] = bytes;
+}
+
+void mem_limit_creation(struct tsandbox *sb, uint64_t bytes)
+{
+        created_add(sb, bytes);
 }
 
 /* Take from `sb`'s creations the one to stand for an object: the largest
@@ -931,7 +956,7 @@ static uint64_t created_take(struct tsandbox *sb, uint64_t at_least, bool larges
                                                   : sb->created[i] < sb->created[best])))
                         best = i;
         if (best == SIZE_MAX)
-                return 0;
+                return largest && sb->created_lost_max >= at_least ? sb->created_lost_max : 0;
         uint64_t size = sb->created[best];
         sb->created[best] = sb->created[--sb->ncreated];
         return size;
@@ -959,14 +984,20 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
 }
 
 /* Whether a grant of anonymous shared memory of `sb` (a creation whose
- * call is not seen over) is at least `bytes`. */
-static bool shared_grant_as_large(struct tsandbox *sb, uint64_t bytes)
+ * call is not seen over) of at least `bytes` can stand for an object
+ * found: the smallest such, which then stands for no other (found in
+ * review: one grant asleep in its call stood for any number of objects no
+ * request made, 96 MiB at 64M) and, once over, adds no creation. */
+static bool shared_grant_stands(struct tsandbox *sb, uint64_t bytes)
 {
+        struct mem_grant *best = NULL;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next)
-                for (const struct mem_grant *g = e->grants; g; g = g->next)
-                        if (g->shared && g->bytes >= bytes)
-                                return true;
-        return false;
+                for (struct mem_grant *g = e->grants; g; g = g->next)
+                        if (g->shared && !g->stood && g->bytes >= bytes && (!best || g->bytes < best->bytes))
+                                best = g;
+        if (best)
+                best->stood = true;
+        return best != NULL;
 }
 
 /* What `extent` bytes of object `ino`, mapped at `v` in the address space
@@ -991,17 +1022,20 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
                 uint64_t known = inode_extent_of(sb->shared_known, ino, &exact);
                 uint64_t real = known && exact ? known
                                                : object_real_size(holder->view_tid ? holder->view_tid : holder->pid, v);
-                bool unjudged = known && inode_unjudged(sb->shared_known, ino);
+                bool unjudged = known && inode_unjudged(sb->shared_known, ino), fresh = false;
                 if (real) {
-                        if (!known && !created_take(sb, real, false) && !shared_grant_as_large(sb, real) &&
+                        if (!known && !created_take(sb, real, false) && !shared_grant_stands(sb, real) &&
                             !sb->created_lost)
-                                unjudged = true;
+                                unjudged = fresh = true;
                         exact = true;
                         extent = real;
                 } else {
+                        sb->sizes_inferred = true;
                         extent = object_size(sb, ino, extent, &exact);
                 }
-                if (unjudged)
+                if (fresh)
+                        holder->shared_unjudged_new += extent;
+                else if (unjudged)
                         holder->shared_unjudged += extent;
                 if (!room)
                         return extent; /* out of memory: may count twice, never less */
@@ -1010,6 +1044,7 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
                 s->v[i].extent = extent;
                 s->v[i].exact = exact;
                 s->v[i].unjudged = unjudged;
+                s->v[i].fresh = fresh;
                 s->n++;
                 return extent;
         }
@@ -1126,8 +1161,9 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
         struct mem_grant *g = *pp;
         if (g->shared) {
                 e->shared += g->bytes; /* see grants_settle */
-                /* the object it made, for the next exact re-read */
-                if (e->sb)
+                /* the object it made, for the next exact re-read - unless
+                 * one already stood for it */
+                if (e->sb && !g->stood)
                         created_add(e->sb, g->bytes);
         }
         else
@@ -1213,8 +1249,8 @@ static void kill_process(struct proc_entry *e, pid_t pid, bool parked);
 static void memory_killed(struct tsandbox *sb, struct proc_entry *e, pid_t pid, const struct seccomp_notif *n,
                           uint64_t requested, uint64_t unjudged, uint64_t ledger);
 
-/* After an exact re-read (`ledger`) that finds the sandbox over its limit
- * (with what is asked): a process holding anonymous shared objects that no
+/* After an exact re-read that finds the sandbox over its limit (`ledger`:
+ * with what is asked, if a request is judged): a process holding anonymous shared objects that no
  * request of the sandbox made (shared_unjudged) is killed, as a stack
  * grower is by the sweep - it holds memory nobody judged, and requests
  * that fit would otherwise be killed for it. Returns whether any was. */
@@ -1239,6 +1275,7 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         struct inode_set seen = { 0 };
         bool whole = true; /* every holder's maps were read */
         if (exact) {
+                stat_budget = MAP_FILES_PER_REREAD;
                 shm_refresh(sb, tid);
                 sb->mem_unsettled = 0; /* what it stood for is re-read below */
                 for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
@@ -1268,7 +1305,8 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         /* every sharer's maps: an object counts once
                          * (seen), and one whose exit is not seen yet
                          * reads none */
-                        e->shared_unjudged = 0;
+                        if (!e->exec_tid) /* else as last read */
+                                e->shared_unjudged = e->shared_unjudged_new = 0;
                         if (!e->exec_tid) /* else as last read */
                                 e->shared = shared_anon(sb, e, &seen, &whole);
                         else
@@ -1317,7 +1355,20 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
         if (whole) {
                 sb->ncreated = 0;
                 sb->created_lost = false;
+                sb->created_lost_max = 0;
         }
+        /* objects found that no creation stands for count as unjudged -
+         * unless another object of this re-read had its size inferred (its
+         * mapping changed under the look): it may have taken the creation
+         * that stood for one of them */
+        for (size_t i = 0; sb->sizes_inferred && known && i < known->cap; i++)
+                known->v[i].unjudged &= !known->v[i].fresh;
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
+                if (!sb->sizes_inferred)
+                        e->shared_unjudged += e->shared_unjudged_new;
+                e->shared_unjudged_new = 0;
+        }
+        sb->sizes_inferred = false;
         return sum;
 }
 
@@ -2027,7 +2078,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                 exact = exact_allowed(sb, &start);
                 if (exact) {
                         ledger = ledger_sum(sb, true, (pid_t)n->pid);
-                        if (ledger + growth > sb->max_memory && blame_unjudged_objects(sb, ledger) &&
+                        if (ledger + growth > sb->max_memory && blame_unjudged_objects(sb, ledger + growth) &&
                             e->mem_killed) {
                                 exact_spent(sb, start);
                                 return ENOMEM; /* it held memory nobody judged */

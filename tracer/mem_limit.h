@@ -139,3 +139,9 @@ uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bo
 /* `w` as the `memory_work` object of sandbox_end (README, "Audit"): a new
  * json object, owned by the caller. NULL out of memory. */
 json_object *mem_work_json(const struct mem_work *w);
+
+/* An anonymous shared object of `bytes` a request of `sb` made (its call
+ * over): kept until an exact re-read stands it for an object it finds (at
+ * most CREATED_MAX at once; past that, objects no request made are not
+ * told from others until the next re-read that reads every process). */
+void mem_limit_creation(struct tsandbox *sb, uint64_t bytes);

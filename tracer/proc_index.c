@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "kcompat.h"
+#include "mem_limit.h"
 #include "procfs.h"
 #include "tracer.h"
 
@@ -106,6 +107,13 @@ void proc_entry_exited(struct proc_entry *e)
                 e->sb->mem_unsettled += e->data + e->shared + proc_entry_grants(e);
         else if (e->sb)
                 e->sb->mem_unsettled += e->shared + shared_grants(e);
+        /* an object its calls made lives on in others (a fork child): made
+         * by a request, whichever thread's (found in review: dropped with
+         * the grant of another thread than the forking one, it was taken
+         * for an object no request made, and its holder killed) */
+        for (const struct mem_grant *g = e->grants; e->sb && g; g = g->next)
+                if (g->shared && !g->stood)
+                        mem_limit_creation(e->sb, g->bytes);
         drop_grants(e);
         e->exited = true;
 }

@@ -26,6 +26,9 @@ struct mem_grant {
         uint64_t base;            /* statm field 6 when it was allowed */
         uint64_t faults;          /* its thread's page faults then (UINT64_MAX: unknown) */
         bool shared;              /* anonymous MAP_SHARED: never in statm */
+        bool stood;               /* shared: an exact re-read took an object as
+                                   * its, while its call was not seen over
+                                   * (mem_limit.c shared_grant_stands) */
         bool alone;               /* its thread was alone in the address space */
         struct mem_grant *next;
 };
@@ -84,9 +87,11 @@ struct proc_entry {
         uint64_t shared;          /* bytes of anonymous MAP_SHARED memory (not in
                                    * statm field 6), counted once per shared
                                    * object across the sandbox */
-        uint64_t shared_unjudged; /* of it, in objects first met at the exact
-                                   * re-read under way that no creation stands
-                                   * for (mem_limit.c inode_extent_add) */
+        uint64_t shared_unjudged; /* of it, in objects no creation stands for
+                                   * (mem_limit.c inode_extent_add), as of the
+                                   * last exact re-read */
+        uint64_t shared_unjudged_new; /* of those, first met in the re-read
+                                   * under way */
         struct tsandbox *sb;
         struct proc_entry *next;
 };

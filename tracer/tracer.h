@@ -79,7 +79,11 @@ struct tsandbox {
                                    * last exact re-read that read every
                                    * holder (owned; mem_limit.c grant_drop) */
         size_t ncreated, created_cap;
-        bool created_lost;        /* one could not be kept (out of memory) */
+        bool created_lost;        /* one could not be kept (CREATED_MAX, or
+                                   * out of memory) */
+        uint64_t created_lost_max; /* the largest of those */
+        bool sizes_inferred;      /* in the exact re-read under way, an object's
+                                   * size could not be had from the kernel */
         bool exact_due;           /* the next sweep takes an exact re-read: a
                                    * shared file mapping was let run whose
                                    * descriptor may have become /dev/zero */

@@ -2701,6 +2701,58 @@ static int cmd_manycut(int argc, char **argv)
         return 0;
 }
 
+/* orphanobject OBJ ASK PEAK (MiB): found in review. A child M maps and
+ * unmaps PEAK (an earlier peak: no exact re-read at its fork below); its
+ * second thread maps OBJ of anonymous shared memory, touched; M forks H,
+ * which holds the object, and exits. Once M is reaped, the root asks for
+ * ASK ("got it" if let). M's exit dropped its thread's grant, and the
+ * object its request made was taken for one no request made: H was killed
+ * in place of the root. */
+static uint64_t oo_len;
+static void *oo_obj;
+
+static void *oo_thread(void *arg)
+{
+        (void)arg;
+        oo_obj = map_anon(oo_len, MAP_SHARED);
+        return NULL;
+}
+
+static int cmd_orphanobject(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        oo_len = num(argv[0]) * MIB;
+        uint64_t ask = num(argv[1]) * MIB, peak = num(argv[2]) * MIB;
+        pid_t m = fork();
+        if (m < 0)
+                fail("fork");
+        if (m == 0) {
+                munmap(map_touched(peak), peak);
+                pthread_t t;
+                start_thread(&t, oo_thread, NULL);
+                pthread_join(t, NULL);
+                pid_t h = fork();
+                if (h < 0)
+                        fail("fork");
+                if (h == 0) {
+                        struct timespec ts = { 20, 0 }; /* holds it until the run ends */
+                        nanosleep(&ts, NULL);
+                        _exit(0);
+                }
+                say("holder %d", (int)h);
+                _exit(0);
+        }
+        print_status("middle", 1, m, wait_child(m));
+        /* not needed for the outcome: lets the tracer see the exit first,
+         * as a build without the fix needs to show it */
+        struct timespec ts = { 0, 100000000 };
+        nanosleep(&ts, NULL);
+        map_touched(ask);
+        say("got it");
+        return 0;
+}
+
 /* zerosmuggle MIB N: found in review. An mmap(MAP_SHARED) of descriptor
  * 100, a regular file when the tracer looks, /dev/zero when the call takes
  * it: a second thread dup2()s /dev/zero over it between the two. Both
@@ -3339,7 +3391,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

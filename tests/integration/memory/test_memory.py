@@ -796,6 +796,22 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertEqual(k["requested"], 30 * MIB, d)
         self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
 
+    def test_object_made_by_a_thread_of_an_exited_process_was_judged(self):
+        # Found in review: an object a thread's request made, inherited by
+        # a fork child of a process that then exited, lost its creation with
+        # the exited process's grants and was taken for one no request made:
+        # at the next crossing its holder was killed in place of the process
+        # that asked. The root asks for 80 MiB beside the 40 MiB object at
+        # 100M: the root is killed, the holder lives.
+        r = self.helper(100 * MIB, "orphanobject", 40, 80, 95)
+        d = r.describe()
+        self.assertRegex(r.out, r"(?m)^middle 1 pid \d+ exit 0$", d)
+        self.assertEqual(r.rc, 137, d)
+        self.assertNotIn("got it", r.lines(), d)
+        self.assertAudit(r, 100 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["requested"]), (r.root, 80 * MIB), d)
+
     def test_shared_object_no_request_made_is_swept(self):
         # Found in review: an mmap(MAP_SHARED) whose descriptor the tracer
         # found a regular file, and another thread then dup2()'d /dev/zero
