@@ -944,6 +944,17 @@ void mem_limit_creation(struct tsandbox *sb, uint64_t bytes)
         created_add(sb, bytes);
 }
 
+/* Take from `sb`'s creations one of exactly `bytes`; whether there was. */
+static bool created_take_size(struct tsandbox *sb, uint64_t bytes)
+{
+        for (size_t i = 0; i < sb->ncreated; i++)
+                if (sb->created[i] == bytes) {
+                        sb->created[i] = sb->created[--sb->ncreated];
+                        return true;
+                }
+        return false;
+}
+
 /* Take from `sb`'s creations the one to stand for an object: the largest
  * (largest), else the smallest at least `at_least`. Returns its size, or
  * 0 when none is as large. */
@@ -988,16 +999,31 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
  * found: the smallest such, which then stands for no other (found in
  * review: one grant asleep in its call stood for any number of objects no
  * request made, 96 MiB at 64M) and, once over, adds no creation. */
-static bool shared_grant_stands(struct tsandbox *sb, uint64_t bytes)
+static bool shared_grant_stands(struct tsandbox *sb, uint64_t bytes, bool same)
 {
         struct mem_grant *best = NULL;
         for (struct proc_entry *e = sb->procs.head; e; e = e->next)
                 for (struct mem_grant *g = e->grants; g; g = g->next)
-                        if (g->shared && !g->stood && g->bytes >= bytes && (!best || g->bytes < best->bytes))
+                        if (g->shared && !g->stood && (same ? g->bytes == bytes : g->bytes >= bytes) &&
+                            (!best || g->bytes < best->bytes))
                                 best = g;
         if (best)
                 best->stood = true;
         return best != NULL;
+}
+
+/* Whether a creation of `sb` (over, or a call in flight) stands for an
+ * object of `bytes` found by an exact re-read, taken: one of that very
+ * size first (an anonymous shared object's size is the length it was made
+ * with), then the smallest larger one (/dev/zero mapped at an offset is
+ * charged offset and length). Found in review: matched smallest-larger in
+ * the order the maps list objects, a 1 MiB object whose call was in flight
+ * took the creation of an 8 MiB one, which was then taken for an object no
+ * request made and its holder killed in place of the asker. */
+static bool creation_stands(struct tsandbox *sb, uint64_t bytes)
+{
+        return created_take_size(sb, bytes) || shared_grant_stands(sb, bytes, true) ||
+               created_take(sb, bytes, false) || shared_grant_stands(sb, bytes, false);
 }
 
 /* What `extent` bytes of object `ino`, mapped at `v` in the address space
@@ -1024,8 +1050,7 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
                                                : object_real_size(holder->view_tid ? holder->view_tid : holder->pid, v);
                 bool unjudged = known && inode_unjudged(sb->shared_known, ino), fresh = false;
                 if (real) {
-                        if (!known && !created_take(sb, real, false) && !shared_grant_stands(sb, real) &&
-                            !sb->created_lost)
+                        if (!known && !creation_stands(sb, real) && !sb->created_lost)
                                 unjudged = fresh = true;
                         exact = true;
                         extent = real;

@@ -2753,6 +2753,60 @@ static int cmd_orphanobject(int argc, char **argv)
         return 0;
 }
 
+/* inflightorder ASK PEAK (MiB): found in review. A child H maps and
+ * unmaps PEAK (an earlier peak), maps an 8 MiB anonymous shared object X,
+ * touched, then a 1 MiB one Y at a lower address, untouched, and computes
+ * with no call and no page fault (Y's call not seen over). The root then
+ * asks for ASK ("got it" if let). Y took X's creation at the exact re-read
+ * (smallest larger, in address order), X was taken for an object no
+ * request made, and H was killed in place of the root. */
+static int cmd_inflightorder(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t ask = num(argv[0]) * MIB, peak = num(argv[1]) * MIB;
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC))
+                fail("pipe");
+        pid_t h = fork();
+        if (h < 0)
+                fail("fork");
+        if (h == 0) {
+                munmap(map_touched(peak), peak);
+                touch(mmap_or_fail(8 * MIB, MAP_SHARED), 8 * MIB);
+                struct timespec t0, t;
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                send_byte(ready[1]);
+                volatile char *y = mmap_or_fail(MIB, MAP_SHARED);
+                /* a deadline, well past the root's request: no call, no
+                 * page fault (its grant stays in flight) */
+                do
+                        clock_gettime(CLOCK_MONOTONIC, &t);
+                while (t.tv_sec - t0.tv_sec < 3);
+                y[0] = 1;
+                _exit(0);
+        }
+        await_byte(ready[0], "holder ready");
+        /* until Y is mapped: a 1 MiB anonymous shared object in its maps */
+        char path[64], line[512];
+        snprintf(path, sizeof(path), "/proc/%d/maps", (int)h);
+        for (bool mapped = false; !mapped;) {
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        fail("maps");
+                while (fgets(line, sizeof(line), f)) {
+                        unsigned long a, b;
+                        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && b - a == MIB && strstr(line, "/dev/zero"))
+                                mapped = true;
+                }
+                fclose(f);
+        }
+        map_touched(ask);
+        say("got it");
+        print_status("holder", 1, h, wait_child(h));
+        return 0;
+}
+
 /* zerosmuggle MIB N: found in review. An mmap(MAP_SHARED) of descriptor
  * 100, a regular file when the tracer looks, /dev/zero when the call takes
  * it: a second thread dup2()s /dev/zero over it between the two. Both
@@ -3391,7 +3445,7 @@ int main(int argc, char **argv)
                 { "fixedshared", cmd_fixedshared }, { "sharedover", cmd_sharedover }, { "sleepers", cmd_sleepers },     { "filecycle", cmd_filecycle }, { "probe", cmd_probe },
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
-                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
+                { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
                 { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];

@@ -812,6 +812,21 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         (k,) = r.of("memory_kill")
         self.assertEqual((k["pid"], k["requested"]), (r.root, 80 * MIB), d)
 
+    def test_object_whose_call_is_in_flight_takes_its_own_creation(self):
+        # Found in review: creations were matched to the objects an exact
+        # re-read meets smallest-larger, in address order, so a 1 MiB
+        # object whose call was in flight took an 8 MiB one's creation; the
+        # 8 MiB object was taken for one no request made and its holder
+        # killed in place of the root, whose request crossed. An object is
+        # matched to a creation of its own size first.
+        r = self.helper(64 * MIB, "inflightorder", 56, 40)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertNotIn("got it", r.lines(), d)
+        self.assertAudit(r, 64 * MIB, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["requested"]), (r.root, 56 * MIB), d)
+
     def test_shared_object_no_request_made_is_swept(self):
         # Found in review: an mmap(MAP_SHARED) whose descriptor the tracer
         # found a regular file, and another thread then dup2()'d /dev/zero
