@@ -2518,6 +2518,20 @@ static int cmd_shmtail(int argc, char **argv)
         return 0;
 }
 
+/* Reap child `pid` (reported as `label` 1), then map and touch `len`
+ * bytes and say `done`. Returns 0. */
+static int ask_after_exit(const char *label, pid_t pid, uint64_t len, const char *done)
+{
+        print_status(label, 1, pid, wait_child(pid));
+        /* not needed for the outcome: lets the tracer see the exit before
+         * the request, as a build without the fix needs to show it */
+        struct timespec ts = { 0, 100000000 };
+        nanosleep(&ts, NULL);
+        map_touched(len);
+        say("%s", done);
+        return 0;
+}
+
 /* sharedfork OBJ PRIV (MiB): found in review. An anonymous shared object
  * of OBJ, touched; a fork child that exits at once (its registration is
  * an exact re-read, at a new peak, which counted the object under the
@@ -2534,14 +2548,7 @@ static int cmd_sharedfork(int argc, char **argv)
                 fail("fork");
         if (c == 0)
                 _exit(0);
-        print_status("child", 1, c, wait_child(c));
-        /* not needed for the outcome: lets the tracer see the exit before
-         * the request, as a build without the fix needs to show it */
-        struct timespec ts = { 0, 100000000 };
-        nanosleep(&ts, NULL);
-        map_touched(priv);
-        say("private mapped");
-        return 0;
+        return ask_after_exit("child", c, priv, "private mapped");
 }
 
 /* sharedswap N OBJ BIG (MiB): found in review. N rounds, each below the
@@ -2743,14 +2750,7 @@ static int cmd_orphanobject(int argc, char **argv)
                 say("holder %d", (int)h);
                 _exit(0);
         }
-        print_status("middle", 1, m, wait_child(m));
-        /* not needed for the outcome: lets the tracer see the exit first,
-         * as a build without the fix needs to show it */
-        struct timespec ts = { 0, 100000000 };
-        nanosleep(&ts, NULL);
-        map_touched(ask);
-        say("got it");
-        return 0;
+        return ask_after_exit("middle", m, ask, "got it");
 }
 
 /* inflightorder ASK PEAK (MiB): found in review. A child H maps and

@@ -796,6 +796,18 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertEqual(k["requested"], 30 * MIB, d)
         self.assertGreaterEqual(k["ledger"], 40 * MIB, d)
 
+    def assertAskerKilled(self, limit, ask, *args):
+        """The helper's root, asking for `ask` MiB, is the one process
+        killed, at that request, and never says "got it"."""
+        r = self.helper(limit, *args)
+        d = r.describe()
+        self.assertEqual(r.rc, 137, d)
+        self.assertNotIn("got it", r.lines(), d)
+        self.assertAudit(r, limit, kills=1)
+        (k,) = r.of("memory_kill")
+        self.assertEqual((k["pid"], k["requested"]), (r.root, ask * MIB), d)
+        return r
+
     def test_object_made_by_a_thread_of_an_exited_process_was_judged(self):
         # Found in review: an object a thread's request made, inherited by
         # a fork child of a process that then exited, lost its creation with
@@ -803,14 +815,8 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # at the next crossing its holder was killed in place of the process
         # that asked. The root asks for 80 MiB beside the 40 MiB object at
         # 100M: the root is killed, the holder lives.
-        r = self.helper(100 * MIB, "orphanobject", 40, 80, 95)
-        d = r.describe()
-        self.assertRegex(r.out, r"(?m)^middle 1 pid \d+ exit 0$", d)
-        self.assertEqual(r.rc, 137, d)
-        self.assertNotIn("got it", r.lines(), d)
-        self.assertAudit(r, 100 * MIB, kills=1)
-        (k,) = r.of("memory_kill")
-        self.assertEqual((k["pid"], k["requested"]), (r.root, 80 * MIB), d)
+        r = self.assertAskerKilled(100 * MIB, 80, "orphanobject", 40, 80, 95)
+        self.assertRegex(r.out, r"(?m)^middle 1 pid \d+ exit 0$", r.describe())
 
     def test_object_whose_call_is_in_flight_takes_its_own_creation(self):
         # Found in review: creations were matched to the objects an exact
@@ -819,13 +825,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # 8 MiB object was taken for one no request made and its holder
         # killed in place of the root, whose request crossed. An object is
         # matched to a creation of its own size first.
-        r = self.helper(64 * MIB, "inflightorder", 56, 40)
-        d = r.describe()
-        self.assertEqual(r.rc, 137, d)
-        self.assertNotIn("got it", r.lines(), d)
-        self.assertAudit(r, 64 * MIB, kills=1)
-        (k,) = r.of("memory_kill")
-        self.assertEqual((k["pid"], k["requested"]), (r.root, 56 * MIB), d)
+        self.assertAskerKilled(64 * MIB, 56, "inflightorder", 56, 40)
 
     def test_shared_object_no_request_made_is_swept(self):
         # Found in review: an mmap(MAP_SHARED) whose descriptor the tracer
