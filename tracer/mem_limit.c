@@ -1093,10 +1093,7 @@ static uint64_t shared_anon(struct tsandbox *sb, struct proc_entry *e, struct in
         struct procfs_maps m;
         struct proc_vma v;
         uint64_t sum = 0;
-        /* the text, not PROCMAP_QUERY: on this kernel (6.18) the ioctl's
-         * walk of a process just forked skipped 32,768 of its 60,000
-         * shared mappings, with no error, where the text listed them all */
-        procfs_maps_open(&m, e->pid, e->view_tid, 0, PROCFS_MAPS_SHARED | PROCFS_MAPS_TEXT);
+        procfs_maps_open(&m, e->pid, e->view_tid, 0, PROCFS_MAPS_SHARED);
         while (procfs_maps_next(&m, &v))
                 if (vma_anon_shared(&v))
                         sum += inode_extent_add(seen, v.inode, v.offset + (v.end - v.start), sb, e, &v);
