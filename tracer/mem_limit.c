@@ -1886,49 +1886,32 @@ static bool kill_requester(struct tsandbox *sb, struct proc_entry *e, const stru
         return true;
 }
 
-void mem_limit_sweep(struct tsandbox *sb)
+/* With the exact ledger just taken (`ledger`): while the kernel's own
+ * measure is over the limit, kill who grew past what it was let have, the
+ * most first. An address space shared by several processes (CLONE_VM, a
+ * vfork child before its exec) is one candidate: it was let have the most
+ * any of them was judged to have, plus all their grants, and what grew
+ * past that is blamed on all of them together - killing one would free
+ * nothing (the kernel's OOM killer, too, kills every process that shares
+ * its victim's address space). A process whose exec is pending is not
+ * compared (kcmp waits for the exec): it stands alone. What is left, if
+ * it fits and `bless`, is judged. Returns whether any was killed. */
+static bool sweep_growers(struct tsandbox *sb, uint64_t ledger, bool bless)
 {
-        if (!sb->max_memory || sb->ended)
-                return;
-        /* The cheap look: statm afresh, shared memory and segments as last
-         * read, and what exited processes may have left in others since.
-         * Address spaces shared by CLONE_VM count twice here, which only
-         * sends more sweeps to the exact look. */
-        uint64_t measure = sb->shm_bytes + sb->mem_unsettled;
         size_t n = 0;
-        for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
-                if (e->exited || e->mem_killed || e->pidfd < 0)
-                        continue;
-                measure += entry_statm(e, 0) + e->shared;
-                n++;
-        }
-        uint64_t start;
-        if ((measure <= sb->max_memory && !sb->exact_due) || n == 0 || !exact_allowed(sb, &start))
-                return; /* fits, or a later sweep looks */
-        sb->exact_due = false;
-
-        /* Over: the exact ledger, then who grew past what it was let have.
-         * An address space shared by several processes (CLONE_VM, a vfork
-         * child before its exec) is one candidate: it was let have the
-         * most any of them was judged to have, plus all their grants, and
-         * what grew past that is blamed on all of them together - killing
-         * one would free nothing (the kernel's OOM killer, too, kills
-         * every process that shares its victim's address space). A
-         * process whose exec is pending is not compared (kcmp waits for
-         * the exec): it stands alone. */
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                n += !e->exited && !e->mem_killed && e->pidfd >= 0;
         struct cand {
                 struct proc_entry *e;
                 uint64_t counted, unjudged;
                 uint64_t judged, grants; /* of its address space, so far */
                 struct cand *as;         /* the first candidate of its address space */
-        } *c = calloc(n, sizeof(*c));
+        } *c = n ? calloc(n, sizeof(*c)) : NULL;
         if (!c)
-                return; /* the next sweep tries again */
-        uint64_t ledger = ledger_sum(sb, true, 0);
-        if (ledger > sb->max_memory)
-                blame_unjudged_objects(sb, ledger);
+                return false; /* the next sweep tries again */
+        bool killed = false;
         size_t k = 0;
-        measure = sb->shm_bytes;
+        uint64_t measure = sb->shm_bytes;
         for (struct proc_entry *e = sb->procs.head; e && k < n; e = e->next) {
                 if (e->exited || e->mem_killed || e->pidfd < 0)
                         continue;
@@ -1967,12 +1950,42 @@ void mem_limit_sweep(struct tsandbox *sb)
                         kill_process(c[i].e, c[i].e->pid, false);
                         memory_killed(sb, c[i].e, c[i].e->pid, NULL, 0, worst->unjudged, ledger);
                         measure -= c[i].counted;
+                        killed = true;
                 }
         }
         /* what is left fits: judged */
-        if (measure <= sb->max_memory)
+        if (bless && measure <= sb->max_memory)
                 bless_all(sb);
         free(c);
+        return killed;
+}
+
+void mem_limit_sweep(struct tsandbox *sb)
+{
+        if (!sb->max_memory || sb->ended)
+                return;
+        /* The cheap look: statm afresh, shared memory and segments as last
+         * read, and what exited processes may have left in others since.
+         * Address spaces shared by CLONE_VM count twice here, which only
+         * sends more sweeps to the exact look. */
+        uint64_t measure = sb->shm_bytes + sb->mem_unsettled;
+        size_t n = 0;
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next) {
+                if (e->exited || e->mem_killed || e->pidfd < 0)
+                        continue;
+                measure += entry_statm(e, 0) + e->shared;
+                n++;
+        }
+        uint64_t start;
+        if ((measure <= sb->max_memory && !sb->exact_due) || n == 0 || !exact_allowed(sb, &start))
+                return; /* fits, or a later sweep looks */
+        sb->exact_due = false;
+        /* Over: the exact ledger, then who holds what no request made,
+         * and who grew past what it was let have */
+        uint64_t ledger = ledger_sum(sb, true, 0);
+        if (ledger > sb->max_memory)
+                blame_unjudged_objects(sb, ledger);
+        sweep_growers(sb, ledger, true);
         exact_spent(sb, start);
 }
 
@@ -2103,10 +2116,23 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                 exact = exact_allowed(sb, &start);
                 if (exact) {
                         ledger = ledger_sum(sb, true, (pid_t)n->pid);
-                        if (ledger + growth > sb->max_memory && blame_unjudged_objects(sb, ledger + growth) &&
-                            e->mem_killed) {
-                                exact_spent(sb, start);
-                                return ENOMEM; /* it held memory nobody judged */
+                        if (ledger + growth > sb->max_memory) {
+                                /* over already, without this request: who
+                                 * grew past what it was let have goes first,
+                                 * as the sweep would have it (found in CI:
+                                 * a request of P, within what it was let
+                                 * have, killed while Q's stack had grown
+                                 * unjudged past the limit, before the sweep
+                                 * came); then this request waits for them */
+                                bool blamed = blame_unjudged_objects(sb, ledger + growth);
+                                if (ledger > sb->max_memory)
+                                        blamed |= sweep_growers(sb, ledger, false);
+                                if (blamed) {
+                                        exact_spent(sb, start);
+                                        if (e->mem_killed)
+                                                return ENOMEM; /* it was the one */
+                                        return mem_hold(sb, n, fd_look, VICTIM_RETRY_NS);
+                                }
                         }
                         if (alone)
                                 growth = net_growth(e->pid, n->pid, n->data.nr, args, growth, &sb->mem_work);
