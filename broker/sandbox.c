@@ -151,6 +151,17 @@ static void sandbox_ended(void *arg, int r, const Seccell__SandboxStats *stats)
         sandbox_free(sb);
 }
 
+/* Reap `sb`'s reaper by its pidfd (`flags`: WNOHANG or 0), and tell the
+ * broker how it ended (broker_reaper_ended). */
+static void reap_reaper(struct sandbox *sb, int flags)
+{
+        siginfo_t si = { 0 };
+        if (waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | flags) < 0)
+                broker_reaper_ended(sb->b, NULL);
+        else
+                broker_reaper_ended(sb->b, &si);
+}
+
 /* The reaper reported the root's status and has killed everything else.
  * The client is answered once the tracer has answered the end, which it
  * holds until the run's audit sink has taken its last events: meanwhile the
@@ -165,11 +176,7 @@ static void sandbox_finish(struct sandbox *sb)
 
         /* by pidfd: the pid may already be reaped by the orphan sweep; the
          * reaper exits right after its last report */
-        siginfo_t si = { 0 };
-        if (waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | (sb->reaper_stuck ? WNOHANG : 0)) < 0)
-                broker_reaper_ended(sb->b, NULL);
-        else
-                broker_reaper_ended(sb->b, &si);
+        reap_reaper(sb, sb->reaper_stuck ? WNOHANG : 0);
         /* nothing more of the run to watch: its client's hang-up only
          * drops the request */
         sb->state = SB_ENDING;
@@ -184,12 +191,8 @@ static void sandbox_finish(struct sandbox *sb)
 static void on_reaped(void *obj, uint32_t events)
 {
         struct sandbox *sb = obj;
-        siginfo_t si = { 0 };
         (void)events;
-        if (waitid(P_PIDFD, sb->sp.reaper_pidfd, &si, WEXITED | WNOHANG) < 0)
-                broker_reaper_ended(sb->b, NULL);
-        else
-                broker_reaper_ended(sb->b, &si);
+        reap_reaper(sb, WNOHANG);
         log_debug("sandbox %llu: reaper of an abandoned set-up reaped", (unsigned long long)sb->id);
         sandbox_free(sb);
 }

@@ -35,7 +35,7 @@
  * to VICTIM_WAIT_NS after the kill (victim_dying). */
 #define VICTIM_RETRY_NS (2 * 1000 * 1000ull)
 #define VICTIM_WAIT_NS (1000 * 1000 * 1000ull)
-/* Creations kept at most (created_add). */
+/* Creations kept at most (mem_limit_creation). */
 #define CREATED_MAX 4096
 
 
@@ -388,8 +388,6 @@ static void statm_open(struct proc_entry *e)
         e->stat_fd = sfd;
 }
 
-/* /proc stat of thread `tid` of `e`, through the kept descriptor when it
- * is the leader. 0 or -errno (-ENOENT: gone). */
 /* The thread through which `e`'s address space was last read: its leader,
  * or once the leader has exited (a zombie's stat shows start_brk 0) the
  * thread entry_statm found. Found in review: start_brk judged through the
@@ -398,6 +396,8 @@ static void statm_open(struct proc_entry *e)
  * the sweep killed it in place of a stack grower. */
 static pid_t view_of(const struct proc_entry *e) { return e->view_tid ? e->view_tid : e->pid; }
 
+/* /proc stat of thread `tid` of `e`, through the kept descriptor when it
+ * is the leader. 0 or -errno (-ENOENT: gone). */
 static int thread_stat(struct proc_entry *e, pid_t tid, struct proc_stat *st)
 {
         statm_open(e);
@@ -916,7 +916,7 @@ static uint64_t object_real_size(pid_t view, const struct proc_vma *v)
  * may first be seen in another process, its creator gone). Found in
  * review: 8 kept a process, the rest counted a page each once cut short
  * (240 MiB held at 64M). */
-static void created_add(struct tsandbox *sb, uint64_t bytes)
+void mem_limit_creation(struct tsandbox *sb, uint64_t bytes)
 {
         if (sb->ncreated == sb->created_cap) {
                 size_t cap = sb->created_cap ? 2 * sb->created_cap : 16;
@@ -939,26 +939,11 @@ static void created_add(struct tsandbox *sb, uint64_t bytes)
         sb->created[sb->ncreated++] = bytes;
 }
 
-void mem_limit_creation(struct tsandbox *sb, uint64_t bytes)
-{
-        created_add(sb, bytes);
-}
-
-/* Take from `sb`'s creations one of exactly `bytes`; whether there was. */
-static bool created_take_size(struct tsandbox *sb, uint64_t bytes)
-{
-        for (size_t i = 0; i < sb->ncreated; i++)
-                if (sb->created[i] == bytes) {
-                        sb->created[i] = sb->created[--sb->ncreated];
-                        return true;
-                }
-        return false;
-}
-
 /* Take from `sb`'s creations the one to stand for an object: the largest
- * (largest), else the smallest at least `at_least`. Returns its size, or
- * 0 when none is as large. */
-static uint64_t created_take(struct tsandbox *sb, uint64_t at_least, bool largest)
+ * (largest), else the smallest at least `at_least` - and only one of
+ * exactly that size when `same`. Returns its size, or 0 when there is
+ * none such. */
+static uint64_t created_take(struct tsandbox *sb, uint64_t at_least, bool largest, bool same)
 {
         size_t best = SIZE_MAX;
         for (size_t i = 0; i < sb->ncreated; i++)
@@ -969,6 +954,8 @@ static uint64_t created_take(struct tsandbox *sb, uint64_t at_least, bool larges
         if (best == SIZE_MAX)
                 return largest && sb->created_lost_max >= at_least ? sb->created_lost_max : 0;
         uint64_t size = sb->created[best];
+        if (same && size != at_least)
+                return 0;
         sb->created[best] = sb->created[--sb->ncreated];
         return size;
 }
@@ -990,7 +977,7 @@ static uint64_t object_size(struct tsandbox *sb, unsigned long ino, uint64_t ext
         uint64_t k = inode_extent_of(sb->shared_known, ino, exact);
         if (k)
                 return *exact || k > extent ? k : extent;
-        uint64_t size = created_take(sb, extent, true);
+        uint64_t size = created_take(sb, extent, true, false);
         return size ? size : extent;
 }
 
@@ -1022,8 +1009,8 @@ static bool shared_grant_stands(struct tsandbox *sb, uint64_t bytes, bool same)
  * request made and its holder killed in place of the asker. */
 static bool creation_stands(struct tsandbox *sb, uint64_t bytes)
 {
-        return created_take_size(sb, bytes) || shared_grant_stands(sb, bytes, true) ||
-               created_take(sb, bytes, false) || shared_grant_stands(sb, bytes, false);
+        return created_take(sb, bytes, false, true) || shared_grant_stands(sb, bytes, true) ||
+               created_take(sb, bytes, false, false) || shared_grant_stands(sb, bytes, false);
 }
 
 /* What `extent` bytes of object `ino`, mapped at `v` in the address space
@@ -1046,8 +1033,7 @@ static uint64_t inode_extent_add(struct inode_set *s, unsigned long ino, uint64_
         if (!s->cap || !s->v[i].used) {
                 bool exact = false;
                 uint64_t known = inode_extent_of(sb->shared_known, ino, &exact);
-                uint64_t real = known && exact ? known
-                                               : object_real_size(holder->view_tid ? holder->view_tid : holder->pid, v);
+                uint64_t real = known && exact ? known : object_real_size(view_of(holder), v);
                 bool unjudged = known && inode_unjudged(sb->shared_known, ino), fresh = false;
                 if (real) {
                         if (!known && !creation_stands(sb, real) && !sb->created_lost)
@@ -1189,7 +1175,7 @@ static void grant_drop(struct proc_entry *e, struct mem_grant **pp)
                 /* the object it made, for the next exact re-read - unless
                  * one already stood for it */
                 if (e->sb && !g->stood)
-                        created_add(e->sb, g->bytes);
+                        mem_limit_creation(e->sb, g->bytes);
         }
         else
                 e->judged += g->bytes; /* what it let in was judged */
@@ -1330,12 +1316,12 @@ static uint64_t ledger_sum(struct tsandbox *sb, bool exact, pid_t tid)
                         /* every sharer's maps: an object counts once
                          * (seen), and one whose exit is not seen yet
                          * reads none */
-                        if (!e->exec_tid) /* else as last read */
+                        if (!e->exec_tid) { /* else as last read */
                                 e->shared_unjudged = e->shared_unjudged_new = 0;
-                        if (!e->exec_tid) /* else as last read */
                                 e->shared = shared_anon(sb, e, &seen, &whole);
-                        else
+                        } else {
                                 whole = false;
+                        }
                         grants_settle_grown(e);
                         /* never above this reading. The invariant: after
                          * every reading judged <= data, and a grant is in

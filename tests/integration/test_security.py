@@ -864,16 +864,22 @@ except OSError as e:
         out = self.seccell(["run", "--broker", d, "--", SYS_PYTHON, "-c", self.TTY_PROBE], timeout=60)
         self.assertEqual((out.returncode, out.stdout), (0, b"%d\n" % errno.ENXIO), out.stderr)
 
-    def test_signal_to_the_daemons_group_ends_runs_whole(self):
-        # Found in review: the reapers and the tracer were in the broker's
-        # process group, so a signal to the group (Ctrl-C on a foreground
-        # daemon, timeout(1), a service manager's stop) killed them with
-        # it, and the runs' processes lived on under init.
+    def two_sleepers_run(self):
+        """A daemon and a run through it of a shell with two `sleep`
+        processes carrying a marker: (dir, marker, CLI) once both sleep."""
         d = self.start_daemon()
         m = self.marker(1000)
         cli = self.popen([SECCELL, "run", "--broker", d, "--", "sh", "-c", "sleep %s & sleep %s" % (m, m)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(lambda: len(alive_with_marker(m)) == 2, 60, "the run started")
+        return d, m, cli
+
+    def test_signal_to_the_daemons_group_ends_runs_whole(self):
+        # Found in review: the reapers and the tracer were in the broker's
+        # process group, so a signal to the group (Ctrl-C on a foreground
+        # daemon, timeout(1), a service manager's stop) killed them with
+        # it, and the runs' processes lived on under init.
+        d, m, cli = self.two_sleepers_run()
         os.killpg(self.daemon.pid, signal.SIGTERM)
         self.wait_exit(self.daemon, 60, "the daemon after SIGTERM to its group")
         self.assertEqual(self.wait_exit(cli, 60, "the client"), 137)
@@ -885,11 +891,7 @@ except OSError as e:
         # reaper ends other than by exiting 0, no longer at every SIGCHLD
         # (found in review: a scan of every process on the host at each
         # run's end).
-        d = self.start_daemon()
-        m = self.marker(1000)
-        cli = self.popen([SECCELL, "run", "--broker", d, "--", "sh", "-c", "sleep %s & sleep %s" % (m, m)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: len(alive_with_marker(m)) == 2, 60, "the run started")
+        d, m, cli = self.two_sleepers_run()
         root = proc_stat(alive_with_marker(m)[0])[2]
         reaper = proc_stat(root)[2]
         self.assertEqual(proc_stat(reaper)[2], self.daemon.pid)

@@ -644,7 +644,12 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         survivors = self.assertSwept(r, 64 * MIB, 7)
         self.assertLessEqual(survivors, 2, r.describe())
 
-    UNLIMITED_STACK = ["prlimit", "--stack=unlimited:unlimited", "--"]  # seccell caps it at the limit
+    def stack_helper(self, limit, *args):
+        """helper() under an unlimited RLIMIT_STACK (seccell caps it at the
+        limit), for tests that grow a main stack past the limit."""
+        if not shutil.which("prlimit"):
+            self.skipTest("prlimit (util-linux) is not installed")
+        return self.helper(limit, *args, prefix=["prlimit", "--stack=unlimited:unlimited", "--"])
 
     def test_grant_in_the_judgement_is_not_counted_again(self):
         # Found in review: a thread maps 16 MiB and spins (its call cannot
@@ -653,9 +658,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # grant still counted on top - and was added again when it ended.
         # The process then grew 15 MiB of main stack, unblamed, while a
         # child took the room: 72 MiB held at 64M. The stack grower is killed.
-        if not shutil.which("prlimit"):
-            self.skipTest("prlimit (util-linux) is not installed")
-        r = self.helper(64 * MIB, "grantjudged", 60, 16, 24, 17, prefix=self.UNLIMITED_STACK)
+        r = self.stack_helper(64 * MIB, "grantjudged", 60, 16, 24, 17)
         d = r.describe()
         self.assertIn("filling", r.out, d)
         self.assertNotIn("survived", r.out, "72 MiB held at 64M\n" + d)
@@ -673,9 +676,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # the 40 MiB unjudged once it ran. Q then grew 30 MiB of stack with
         # no request: the sweep killed P, 12 runs of 12, and Q lived. A
         # grant counts as allowed on top of the judgement until it ends.
-        if not shutil.which("prlimit"):
-            self.skipTest("prlimit (util-linux) is not installed")
-        r = self.helper(64 * MIB, "innocent", prefix=self.UNLIMITED_STACK)
+        r = self.stack_helper(64 * MIB, "innocent")
         d = r.describe()
         self.assertEqual(r.rc, 0, d)
         p = re.search(r"(?m)^p 1 pid (\d+) (.*)$", r.out)
@@ -893,9 +894,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # shows 0): P was taken as a new image, all of it unjudged, and the
         # sweep killed P in place of Q, which grew 30 MiB of stack with no
         # request (10 of 10).
-        if not shutil.which("prlimit"):
-            self.skipTest("prlimit (util-linux) is not installed")
-        r = self.helper(64 * MIB, "zombieleader", prefix=self.UNLIMITED_STACK)
+        r = self.stack_helper(64 * MIB, "zombieleader")
         d = r.describe()
         self.assertEqual(r.rc, 0, d)
         self.assertAudit(r, 64 * MIB, kills=1)
@@ -938,9 +937,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # re-read); the parent exec'd, and the child grew the old main
         # stack 38 MiB into it, unblamed, while the new image took the
         # room: 82 MiB held at 64M. The child is killed.
-        if not shutil.which("prlimit"):
-            self.skipTest("prlimit (util-linux) is not installed")
-        r = self.helper(64 * MIB, "inheritstale", 50, 40, 38, 44, prefix=self.UNLIMITED_STACK)
+        r = self.stack_helper(64 * MIB, "inheritstale", 50, 40, 38, 44)
         d = r.describe()
         m = re.search(r"(?m)^new image, child (\d+)$", r.out)
         self.assertIsNotNone(m, d)
