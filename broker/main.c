@@ -279,13 +279,18 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-        if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        /* a DIR made here goes again if it cannot be served (found in
+         * review: a refused one was left behind, empty) */
+        bool made_dir = mkdir(dir, 0755) == 0;
+        if (!made_dir && errno != EEXIST) {
                 log_errno(-errno, "cannot create %s", dir);
                 return 125;
         }
         /* the tracer, another uid, must traverse into its own subdirectory */
         if (broker.is_root && chmod(dir, embedded ? 0711 : 0755) < 0) {
                 log_errno(-errno, "cannot set the mode of %s", dir);
+                if (made_dir)
+                        rmdir(dir);
                 return 125;
         }
         /* a descriptor per client connection and several per sandbox: take
@@ -302,12 +307,15 @@ int main(int argc, char **argv)
                         log_msg("another broker serves %s", dir);
                 else
                         log_errno(lock_fd, "cannot lock %s/broker.lock", dir);
+                if (made_dir)
+                        rmdir(dir); /* not ours if another broker is in it */
                 return 125;
         }
         char exe[PATH_MAX], tracer_path[PATH_MAX + 32], tdir[PATH_MAX + 32];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         if (n < 0) {
                 log_errno(-errno, "cannot find my own binary");
+                remove_runtime_dir(dir, embedded || made_dir);
                 return 125;
         }
         exe[n] = 0;
@@ -317,7 +325,7 @@ int main(int argc, char **argv)
         broker.epfd = epoll_create1(EPOLL_CLOEXEC);
         r = tracer_link_start(&broker.tracer, tracer_path, tdir, user, embedded, events);
         if (r < 0) {
-                remove_runtime_dir(dir, embedded);
+                remove_runtime_dir(dir, embedded || made_dir);
                 return 125;
         }
         /* the tracer starts while we open our endpoints */
@@ -331,7 +339,7 @@ int main(int argc, char **argv)
                 if (r == 0)
                         server_close(broker.srv);
                 tracer_link_stop(&broker.tracer);
-                remove_runtime_dir(dir, embedded);
+                remove_runtime_dir(dir, embedded || made_dir);
                 return 125;
         }
         log_debug("tracer ready");

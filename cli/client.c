@@ -167,6 +167,10 @@ static int exit_code(const Seccell__RunResult *res)
         if (res->timed_out)
                 return 124;
         int st = res->wait_status;
+        /* killed by seccell ending the run (its tracer gone, its daemon
+         * stopping...), not of the command's doing: seccell failed it */
+        if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && res->ended_by && *res->ended_by)
+                return 125;
         if (WIFEXITED(st))
                 return WEXITSTATUS(st);
         if (WIFSIGNALED(st))

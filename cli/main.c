@@ -183,7 +183,17 @@ static int cmd_run(int argc, char **argv)
 
         if (audit) {
                 o.audit_path = audit;
-                o.audit_fd = open(audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                const int how = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY;
+                /* a FIFO with no reader yet: said, then waited for (a
+                 * blocking open would wait without a word) */
+                o.audit_fd = open(audit, how | O_NONBLOCK, 0644);
+                if (o.audit_fd < 0 && errno == ENXIO) {
+                        log_msg("waiting for a reader of the FIFO %s (--audit)", audit);
+                        o.audit_fd = open(audit, how, 0644);
+                } else if (o.audit_fd >= 0 && fcntl(o.audit_fd, F_SETFL, how & O_APPEND) < 0) {
+                        closep(&o.audit_fd);
+                        o.audit_fd = -1;
+                }
                 if (o.audit_fd < 0) {
                         log_errno(-errno, "cannot open audit file %s", audit);
                         return EXIT_SECCELL;

@@ -223,6 +223,28 @@ class AuditSink(SeccellTestCase):
         self.assertEqual([e["seq"] for e in ev], list(range(1, len(ev) + 1)))
         self.assert_other_runs_served(d)
 
+    def test_fifo_without_a_reader_is_waited_for_with_a_word(self):
+        # Found in review: --audit to a FIFO nobody had open blocked in
+        # open(2) before anything ran, with nothing on stderr
+        sink = self.fifo("audit")
+        p = self.popen([SECCELL, "run", "--audit", sink, "--", "/bin/echo", "ran"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = read_line(p.stderr, 60)
+        self.assertEqual(line, b"seccell: waiting for a reader of the FIFO %s (--audit)\n" % sink.encode())
+        self.assertIsNone(p.poll())
+        rd = os.open(sink, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.addCleanup(os.close, rd)
+        rc, err = self.finished(p, "the run once its FIFO has a reader")
+        self.assertEqual((rc, p.stdout.read()), (0, b"ran\n"), err)
+        # read once every writer is gone (its few lines fit the FIFO): an
+        # empty read before the run's open would look like the end
+        reader = Reader(rd, 60)
+        reader.run()
+        self.assertTrue(reader.eof, "no EOF on the audit FIFO")
+        ev = reader.lines()
+        self.assertEqual([e["event"] for e in ev][0], "sandbox_start")
+        self.assertEqual(ev[-1]["event"], "sandbox_end")
+
     def test_full_queue_drops_with_a_visible_gap(self):
         # 100 exec events of 64 KB each while the sink takes nothing: its
         # queue holds 4 MiB; the rest are dropped, counted, and show as a

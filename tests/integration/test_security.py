@@ -1060,7 +1060,7 @@ except OSError as e:
     def test_run_ended_by_a_stopping_daemon_says_so(self):
         # Found in review: a run the daemon ended (SIGTERM to it) exited 137
         # with nothing on stderr, like a memory kill; and the daemon removed
-        # the directory it was given.
+        # the directory it was given. seccell ended it: 125, and says why.
         d = self.start_daemon()
         mark = self.marker(60)
         p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
@@ -1068,10 +1068,25 @@ except OSError as e:
         wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
         self.daemon.terminate()
         out, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 137, err)
+        self.assertEqual(p.returncode, 125, err)
         self.assertIn(b"the run was ended early: the broker is stopping (SIGTERM)", err)
         self.daemon.wait(timeout=30)
         self.assertTrue(os.path.isdir(d))
+        self.assertNoSurvivors(mark)
+
+    def test_run_ended_by_its_tracer_dying_says_so(self):
+        # Found in review: a run whose tracer was killed exited 137, like a
+        # memory kill; seccell ended it (fail closed): 125, and why
+        d = self.start_daemon()
+        mark = self.marker(60)
+        p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
+        (tracer,) = [t for t in descendants(self.daemon.pid) if proc_stat(t) and proc_stat(t)[0] == "seccell-tracer"]
+        os.kill(tracer, signal.SIGKILL)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 125, err)
+        self.assertIn(b"the run was ended early: the tracer exited", err)
         self.assertNoSurvivors(mark)
 
     def test_a_burst_of_runs_of_one_user_is_served(self):
@@ -1106,20 +1121,25 @@ except OSError as e:
     def test_directory_the_tracer_cannot_reach_is_named_and_left_clean(self):
         # Found in review: --dir under a 0700 directory (mktemp -d) failed
         # "the tracer did not start: No child processes" and left its
-        # sockets, lock and tracer/ behind
+        # sockets, lock and tracer/ behind; and the DIR it had made itself
         top = tempfile.mkdtemp(prefix="seccell-closed-")
         self.addCleanup(shutil.rmtree, top, True)
         os.chmod(top, 0o700)
         d = os.path.join(top, "bdir")
         broker = os.path.join(os.path.dirname(SECCELL), "seccell-broker")
-        for attempt in (1, 2):
+        for attempt in ("made by the broker", "the operator's"):
+            if attempt == "the operator's":
+                os.mkdir(d)
             r = subprocess.run([broker, "--dir", d], stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
             self.assertEqual(r.returncode, 125, r.stderr)
             self.assertIn(b"cannot reach %s/tracer; each directory above it must be searchable" % d.encode(),
                           r.stderr)
             self.assertIn(b"the tracer did not start (see its message above)", r.stderr)
             self.assertNotIn(b"No child processes", r.stderr)
-            self.assertEqual(os.listdir(d), [], "attempt %d left files behind" % attempt)
+            if attempt == "made by the broker":
+                self.assertFalse(os.path.exists(d), "a DIR the broker made was left behind")
+            else:
+                self.assertEqual(os.listdir(d), [], "files left behind in %s DIR" % attempt)
         gone = self.seccell(["run", "--broker", d, "--", "/bin/true"], timeout=60)
         self.assertEqual(gone.returncode, 125, gone.stderr)
 
