@@ -257,7 +257,11 @@ int client_run(struct client *c, const char *dir, const struct run_options *o, i
         snprintf(url, sizeof(url), "ipc://%s/broker.ipc", dir);
         rv = msg_dial(sock, url, 10000);
         if (rv != 0) {
-                log_msg("cannot reach the broker at %s: %s", url, nng_strerror(rv));
+                log_msg("cannot reach the broker at %s: %s%s", url, nng_strerror(rv),
+                        rv == NNG_ECONNSHUT || rv == NNG_ECLOSED || rv == NNG_ECONNRESET
+                                ? " (it closed the connection: it is stopping, or has as many connections of this "
+                                  "user as it takes - 256 - and says so in its log)"
+                                : "");
                 goto out;
         }
 

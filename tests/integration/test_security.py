@@ -442,6 +442,14 @@ sys.stdin.read()
         self.assertEqual(line, b"served 256\n", errtext(holder))
         r = self.seccell(["run", "--broker", d, "--", "/bin/echo", "served"], timeout=60)
         self.assertEqual((r.returncode, r.stdout), (0, b"served\n"), r.stderr)
+        # that user's next run is refused, and told why it may be (found
+        # in review: "Connection shutdown" alone)
+        bindir = binaries_for_anyone(("seccell",))
+        self.addCleanup(shutil.rmtree, bindir, True)
+        r = subprocess.run([os.path.join(bindir, "seccell"), "run", "--broker", d, "--", "/bin/true"], cwd="/",
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60, preexec_fn=as_nobody)
+        self.assertEqual(r.returncode, 125, r.stderr)
+        self.assertIn(b"has as many connections of this user as it takes - 256", r.stderr)
         holder.stdin.close()
         holder.wait(timeout=30)
 
