@@ -424,10 +424,17 @@ void tracer_link_finish(struct tracer_link *t, int ms)
                 tracer_link_process(t);
                 if (!t->ends)
                         return;
-                /* the timer is armed for the earliest deadline */
-                struct pollfd p = { .fd = t->epfd, .events = POLLIN };
-                if (poll(&p, 1, ms) < 0 && errno != EINTR)
+                /* the timer is armed for the earliest deadline; a tracer
+                 * gone answers no more (found in review: a broker stopped
+                 * as its tracer died waited out the whole 35 s) */
+                struct pollfd p[2] = { { .fd = t->epfd, .events = POLLIN }, { .fd = t->pidfd, .events = POLLIN } };
+                if (poll(p, 2, ms) < 0 && errno != EINTR)
                         return;
+                if (p[1].revents) {
+                        tracer_link_process(t); /* what it sent before */
+                        tracer_link_lost(t);
+                        return;
+                }
         }
 }
 

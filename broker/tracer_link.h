@@ -71,7 +71,8 @@ int tracer_link_fd(const struct tracer_link *t);
 void tracer_link_process(struct tracer_link *t);
 
 /* Wait up to `ms` for the answers to every pending end (the broker is
- * stopping), running their completions; those left fail (-ETIMEDOUT). */
+ * stopping), running their completions; those left fail (-ETIMEDOUT, or
+ * -ECONNRESET once the tracer's pidfd says it is gone). */
 void tracer_link_finish(struct tracer_link *t, int ms);
 
 /* The tracer is gone: fail every pending end (-ECONNRESET) and every later

@@ -1099,6 +1099,25 @@ except OSError as e:
         self.assertIn(b"the run was ended early: the tracer exited", err)
         self.assertNoSurvivors(mark)
 
+    def test_daemon_stopping_as_its_tracer_dies_does_not_wait_for_it(self):
+        # Found in review: a daemon told to stop waited for its tracer's
+        # answers to the runs' ends - 35 s - even once the tracer was gone
+        d = self.start_daemon()
+        mark = self.marker(60)
+        p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
+        (tracer,) = [t for t in descendants(self.daemon.pid) if proc_stat(t) and proc_stat(t)[0] == "seccell-tracer"]
+        os.kill(tracer, signal.SIGSTOP)   # it answers nothing from now on
+        self.daemon.terminate()
+        self.assertNoSurvivors(mark)
+        os.kill(tracer, signal.SIGKILL)
+        # well within the 35 s it waited for a tracer that was gone
+        self.wait_exit(self.daemon, 15, "the daemon once its tracer is gone")
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 125, err)
+        self.assertIn(b"the run was ended early: the broker is stopping (SIGTERM)", err)
+
     def test_a_burst_of_runs_of_one_user_is_served(self):
         # Found in review: a cap of 32 pending fd-channel packets per uid
         # failed 45 of 80 concurrent runs (sandboxes start one at a time)
