@@ -890,9 +890,7 @@ except OSError as e:
         d, m, cli = self.two_sleepers_run()
         os.killpg(self.daemon.pid, signal.SIGTERM)
         self.wait_exit(self.daemon, 60, "the daemon after SIGTERM to its group")
-        # seccell ended the run: 125 (its command did not fail)
-        self.assertEqual(self.wait_exit(cli, 60, "the client"), 125)
-        self.assertIn(b"the run was ended early: the broker is stopping (SIGTERM)", errtext(cli))
+        self.assertEndedBySeccell(cli, b"the broker is stopping (SIGTERM)")
         self.assertNoSurvivors(m)
 
     def test_processes_of_a_reaper_killed_from_outside_are_killed(self):
@@ -1067,19 +1065,30 @@ except OSError as e:
         self.assertIsNotNone(cut, "a trickling body was never cut")
         self.assertLess(cut, 20)
 
-    def test_run_ended_by_a_stopping_daemon_says_so(self):
-        # Found in review: a run the daemon ended (SIGTERM to it) exited 137
-        # with nothing on stderr, like a memory kill; and the daemon removed
-        # the directory it was given. seccell ended it: 125, and says why.
+    def sleeper_run(self):
+        """A daemon and a run through it of `sleep MARK`, once it sleeps:
+        (dir, marker, CLI, the daemon's tracer pid)."""
         d = self.start_daemon()
         mark = self.marker(60)
         p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
-        self.daemon.terminate()
+        (tracer,) = [t for t in descendants(self.daemon.pid) if proc_stat(t) and proc_stat(t)[0] == "seccell-tracer"]
+        return d, mark, p, tracer
+
+    def assertEndedBySeccell(self, p, why):
+        """The run of `p` was ended by seccell: 125, and a line saying why."""
         out, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, 125, err)
-        self.assertIn(b"the run was ended early: the broker is stopping (SIGTERM)", err)
+        self.assertIn(b"the run was ended early: " + why, err)
+
+    def test_run_ended_by_a_stopping_daemon_says_so(self):
+        # Found in review: a run the daemon ended (SIGTERM to it) exited 137
+        # with nothing on stderr, like a memory kill; and the daemon removed
+        # the directory it was given. seccell ended it: 125, and says why.
+        d, mark, p, _ = self.sleeper_run()
+        self.daemon.terminate()
+        self.assertEndedBySeccell(p, b"the broker is stopping (SIGTERM)")
         self.daemon.wait(timeout=30)
         self.assertTrue(os.path.isdir(d))
         self.assertNoSurvivors(mark)
@@ -1087,36 +1096,22 @@ except OSError as e:
     def test_run_ended_by_its_tracer_dying_says_so(self):
         # Found in review: a run whose tracer was killed exited 137, like a
         # memory kill; seccell ended it (fail closed): 125, and why
-        d = self.start_daemon()
-        mark = self.marker(60)
-        p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
-        (tracer,) = [t for t in descendants(self.daemon.pid) if proc_stat(t) and proc_stat(t)[0] == "seccell-tracer"]
+        _, mark, p, tracer = self.sleeper_run()
         os.kill(tracer, signal.SIGKILL)
-        out, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 125, err)
-        self.assertIn(b"the run was ended early: the tracer exited", err)
+        self.assertEndedBySeccell(p, b"the tracer exited")
         self.assertNoSurvivors(mark)
 
     def test_daemon_stopping_as_its_tracer_dies_does_not_wait_for_it(self):
         # Found in review: a daemon told to stop waited for its tracer's
         # answers to the runs' ends - 35 s - even once the tracer was gone
-        d = self.start_daemon()
-        mark = self.marker(60)
-        p = self.popen([SECCELL, "run", "--broker", d, "--", "/bin/sleep", mark], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_for(lambda: alive_with_marker(mark), 30, "the sandboxed sleep")
-        (tracer,) = [t for t in descendants(self.daemon.pid) if proc_stat(t) and proc_stat(t)[0] == "seccell-tracer"]
+        _, mark, p, tracer = self.sleeper_run()
         os.kill(tracer, signal.SIGSTOP)   # it answers nothing from now on
         self.daemon.terminate()
         self.assertNoSurvivors(mark)
         os.kill(tracer, signal.SIGKILL)
         # well within the 35 s it waited for a tracer that was gone
         self.wait_exit(self.daemon, 15, "the daemon once its tracer is gone")
-        out, err = p.communicate(timeout=60)
-        self.assertEqual(p.returncode, 125, err)
-        self.assertIn(b"the run was ended early: the broker is stopping (SIGTERM)", err)
+        self.assertEndedBySeccell(p, b"the broker is stopping (SIGTERM)")
 
     def test_a_burst_of_runs_of_one_user_is_served(self):
         # Found in review: a cap of 32 pending fd-channel packets per uid
