@@ -86,6 +86,12 @@ struct procmap_query {
 #define SHM_HUGE_MASK 0x3f
 #endif
 
+/* mmap(2) map type (6.11): private anonymous memory the kernel may drop
+ * under pressure - private, in data_vm, whatever its type bits say. */
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+
 /* Namespace-creating clone flags; CLONE_NEWTIME (5.6) is missing from some
  * libc headers. */
 #ifndef CLONE_NEWTIME

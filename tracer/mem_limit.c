@@ -589,6 +589,15 @@ static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr, struct mem_work 
         return lookup_close(&m, w) < 0 || in;
 }
 
+/* Whether mmap flags ask for a shared mapping: MAP_SHARED or
+ * MAP_SHARED_VALIDATE. MAP_DROPPABLE (found in review: taken for shared,
+ * its memory was never judged as private and its calls banked creations
+ * of objects that never were) is private; other types fail (EINVAL). */
+static bool map_shared(uint64_t flags)
+{
+        return (flags & MAP_TYPE) == MAP_SHARED || (flags & MAP_TYPE) == MAP_SHARED_VALIDATE;
+}
+
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk)
 {
         *need_brk = false;
@@ -601,7 +610,7 @@ uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bo
                  * mapped at offset 1 GiB, charged 4 KiB, counted 1 GiB at
                  * the next exact re-read, and innocent requests were
                  * killed). Past the end the kernel fails it (EOVERFLOW). */
-                if ((args[3] & MAP_TYPE) != MAP_PRIVATE && !(args[3] & MAP_ANONYMOUS))
+                if (map_shared(args[3]) && !(args[3] & MAP_ANONYMOUS))
                         return PAGE_UP(args[1]) + args[5] < args[5] ? UINT64_MAX / 4 : PAGE_UP(args[1]) + args[5];
                 return PAGE_UP(args[1]);
         case SYS_mprotect:
@@ -1988,8 +1997,7 @@ static bool alone_in_its_address_space(struct tsandbox *sb, struct proc_entry *e
 bool mem_limit_fd_look_wanted(const struct tsandbox *sb, const struct seccomp_notif *n)
 {
         const uint64_t *args = (const uint64_t *)n->data.args;
-        return sb->max_memory && n->data.nr == SYS_mmap && (args[3] & MAP_TYPE) != MAP_PRIVATE &&
-               !(args[3] & MAP_ANONYMOUS);
+        return sb->max_memory && n->data.nr == SYS_mmap && map_shared(args[3]) && !(args[3] & MAP_ANONYMOUS);
 }
 
 int mem_limit_fd_look(const struct seccomp_notif *n)
@@ -2011,7 +2019,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
         if (n->data.nr == SYS_brk && !args[0])
                 return 0; /* a query */
         /* a file mapped shared is page cache, except /dev/zero */
-        bool shared_map = n->data.nr == SYS_mmap && (args[3] & MAP_TYPE) != MAP_PRIVATE;
+        bool shared_map = n->data.nr == SYS_mmap && map_shared(args[3]);
         if (mem_limit_fd_look_wanted(sb, n)) {
                 sb->mem_work.fd_looks++;
                 if (fd_look == MEM_FD_UNSEEN) {

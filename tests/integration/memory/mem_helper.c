@@ -47,6 +47,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08 /* Linux 6.11: private memory the kernel may drop */
+#endif
+
 
 #define MIB (1024ull * 1024ull)
 #define PAGE 4096ull
@@ -1974,6 +1978,39 @@ static int cmd_failexec(int argc, char **argv)
         return 0;
 }
 
+/* dropgrow DROP STACK: a child that waits; then DROP MiB mapped
+ * MAP_DROPPABLE (a judged request: private memory) and touched; then the
+ * child grows STACK MiB of stack by page faults (no request) and waits to
+ * be killed. Prints the child's end ("grower 1 pid P signal 9") and
+ * "done". Found in review: the droppable memory was taken for shared, so
+ * never as judged, and the sweep killed this process for the child's
+ * growth. */
+static int cmd_dropgrow(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t drop = num(argv[0]) * MIB, stack = num(argv[1]);
+        int go[2];
+        if (pipe2(go, O_CLOEXEC))
+                fail("pipe");
+        pid_t child = fork();
+        if (child < 0)
+                fail("fork");
+        if (child == 0) {
+                close(go[1]);
+                await_byte(go[0], "parent");
+                grow_stack(stack);
+                for (;;)
+                        pause();
+        }
+        close(go[0]);
+        map_anon(drop, MAP_DROPPABLE);
+        send_byte(go[1]);
+        print_status("grower", 1, child, wait_child(child));
+        say("done");
+        return 0;
+}
+
 /* Wait until each of the n processes in kids has died or shows `want`
  * bytes in statm, then until this process's and their statm fit in
  * `limit` bytes (only the tracer's sweep can make that so, by killing);
@@ -3446,7 +3483,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
