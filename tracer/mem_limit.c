@@ -574,19 +574,41 @@ static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
         return end ? end : PAGE_UP(st.start_brk);
 }
 
-/* Whether `addr` lies in the main stack of `tgid` ("[stack]" in its maps,
- * seen through thread `tid`): the one mapping that grows down by page
- * faults (MAP_GROWSDOWN is refused by the filter). Unreadable maps: true
- * (fail closed - the caller refuses the request). */
-static bool in_main_stack(pid_t tgid, pid_t tid, uint64_t addr, struct mem_work *w)
+/* What an mremap of the mapping at `addr` of `tgid` (seen through thread
+ * `tid`; the call works within one mapping) may do to the measure. */
+enum remap_source {
+        REMAP_COUNTS,  /* private writable (data_vm): its growth counts */
+        REMAP_NONE,    /* a shared mapping, or private and not writable */
+        REMAP_REFUSED, /* the main stack, or maps unreadable */
+};
+
+/* Found in review: every mremap was charged as private growth, and
+ * growing a file mapped shared, or duplicating or growing anonymous shared
+ * or SysV memory, was killed with data_vm at 0.3 MiB. A shared mapping
+ * adds nothing to data_vm, and its object no page: an object's size is
+ * its file's, and past it a fault is SIGBUS. Except where the tracer
+ * infers an anonymous shared object's size from its mappings (it cannot
+ * ask the kernel: privs_size_objects), which then count the new extent.
+ * A private mapping not writable is not in data_vm either (write
+ * permission is judged at its mprotect). A copy or move of (part of) the
+ * main stack would be a second mapping that grows down by page faults, up
+ * to RLIMIT_STACK, never notified: refused, as MAP_GROWSDOWN is; so is a
+ * call on maps that cannot be read (fail closed). Another thread may
+ * remap the range between this look and the call: growth it lets through
+ * so is unjudged, which the sweep blames. */
+static enum remap_source remap_source(pid_t tgid, pid_t tid, uint64_t addr, struct mem_work *w)
 {
         struct procfs_maps m;
         struct proc_vma v;
-        bool in = false;
+        enum remap_source r = REMAP_COUNTS;
         procfs_maps_open(&m, tgid, tid, addr, 0);
-        if (procfs_maps_next(&m, &v))
-                in = v.start <= addr && !strcmp(v.name, "[stack]");
-        return lookup_close(&m, w) < 0 || in;
+        if (procfs_maps_next(&m, &v) && v.start <= addr) {
+                if (!strcmp(v.name, "[stack]"))
+                        r = REMAP_REFUSED;
+                else if (v.perms[3] == 's' ? !vma_anon_shared(&v) || privs_size_objects() : v.perms[1] != 'w')
+                        r = REMAP_NONE;
+        }
+        return lookup_close(&m, w) < 0 ? REMAP_REFUSED : r;
 }
 
 /* Whether mmap flags ask for a shared mapping: MAP_SHARED or
@@ -2036,10 +2058,10 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                         return 0;
                 }
         }
-        /* A copy or move of (part of) the main stack would be a second
-         * mapping that grows down by page faults, up to RLIMIT_STACK,
-         * never notified: refused, as MAP_GROWSDOWN is. */
-        if (n->data.nr == SYS_mremap && in_main_stack(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0], &sb->mem_work))
+        enum remap_source remap = n->data.nr == SYS_mremap
+                                          ? remap_source(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0], &sb->mem_work)
+                                          : REMAP_COUNTS;
+        if (remap == REMAP_REFUSED)
                 return EPERM;
         if (!e) {
                 /* Every process is registered at birth: an unknown requester
@@ -2057,6 +2079,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
          * could let later growth pass as none. Unknown: fail closed. */
         uint64_t cur_brk = n->data.nr == SYS_brk ? read_brk(e->pid, n->pid, &sb->mem_work) : 0;
         uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
+        if (remap == REMAP_NONE)
+                growth = 0;
         if (need_brk)
                 growth = UINT64_MAX / 4;
         /* a huge-page segment takes whole huge pages */

@@ -56,6 +56,11 @@ int privs_search(bool on)
         return r < 0 ? -e : 0;
 }
 
+bool privs_size_objects(void)
+{
+        return can_search;
+}
+
 int privs_drop(const char *user, char *desc, unsigned desclen)
 {
         if (geteuid() != 0) {

@@ -19,3 +19,8 @@ int privs_drop(const char *user, char *desc, unsigned desclen);
  * does not hold it (started unprivileged, or a kernel without
  * CAP_CHECKPOINT_RESTORE), or another -errno. */
 int privs_search(bool on);
+
+/* Whether the tracer holds what sizing anonymous shared objects through
+ * /proc/<pid>/map_files takes (CAP_CHECKPOINT_RESTORE, started as root):
+ * else their sizes are inferred from their mappings. */
+bool privs_size_objects(void);

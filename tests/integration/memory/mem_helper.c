@@ -367,6 +367,71 @@ static int cmd_mremap(int argc, char **argv)
         return 0;
 }
 
+/* remapshared KIND MIB GROW: MIB mapped and touched, then mremap'd to
+ * MIB+GROW (announced as no growth) - a shared mapping adds nothing to
+ * data_vm, and its object no page (past the object a fault is SIGBUS).
+ * KIND: file (a file of $TMPDIR or /tmp, MIB+GROW long, mapped shared:
+ * all of it touched after), anon (MAP_SHARED|MAP_ANONYMOUS), dup (anon
+ * duplicated: mremap with old size 0, MIB), sysv (a SysV segment of MIB,
+ * removed once attached), ro (private, PROT_READ: not in data_vm; then
+ * mprotect'd writable, announced as MIB+GROW, and touched). */
+static int cmd_remapshared(int argc, char **argv)
+{
+        if (argc != 3)
+                usage();
+        const char *kind = argv[0];
+        uint64_t len = num(argv[1]) * MIB, grow = num(argv[2]) * MIB, to = len + grow;
+        char *p;
+        if (!strcmp(kind, "file")) {
+                const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+                int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+                if (fd < 0 || ftruncate(fd, (off_t)to) < 0)
+                        fail("a temporary file");
+                p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap of a file");
+                close(fd);
+                touch(p, len);
+        } else if (!strcmp(kind, "anon") || !strcmp(kind, "dup")) {
+                p = map_anon(len, MAP_SHARED);
+        } else if (!strcmp(kind, "sysv")) {
+                int s = announce("shmget", len);
+                int id = shmget(IPC_PRIVATE, len, IPC_CREAT | 0600);
+                if (id < 0)
+                        fail("shmget");
+                say("ok %d", s);
+                p = shmat(id, NULL, 0);
+                shmctl(id, IPC_RMID, NULL);
+                if (p == (void *)-1)
+                        fail("shmat");
+                touch(p, len);
+        } else if (!strcmp(kind, "ro")) {
+                p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+        } else {
+                usage();
+        }
+        int s = announce("mremap", 0);
+        char *q = !strcmp(kind, "dup") ? mremap(p, 0, len, MREMAP_MAYMOVE) : mremap(p, len, to, MREMAP_MAYMOVE);
+        if (q == MAP_FAILED)
+                fail("mremap");
+        say("ok %d", s);
+        if (!strcmp(kind, "file"))
+                touch(q, to); /* page cache */
+        else if (!strcmp(kind, "dup"))
+                touch(q, len); /* the same object's pages */
+        if (!strcmp(kind, "ro")) {
+                s = announce("mprotect", to);
+                if (mprotect(q, to, PROT_READ | PROT_WRITE))
+                        fail("mprotect");
+                touch(q, to);
+                say("ok %d", s);
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* dontunmap ROUNDS MIB: MIB touched; each round mremap(p, MIB, MIB,
  * MREMAP_MAYMOVE|MREMAP_DONTUNMAP), old and new ranges touched and kept
  * mapped; the next round moves the new range. */
@@ -3483,7 +3548,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

@@ -485,6 +485,28 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mremap")
         self.assertEqual(step[3], 184 * MIB)
 
+    def test_mremap_of_shared_memory_adds_nothing(self):
+        # Found in review: every mremap was charged as private growth: a
+        # file mapped shared grown from 30 to 100 MiB, 40 MiB of anonymous
+        # shared memory duplicated (old size 0) or grown, a SysV segment
+        # grown - each killed at 64M with data_vm at 0.3 MiB. A shared
+        # mapping adds nothing to data_vm, its object no page.
+        for kind, mib, grow in (("file", 30, 70), ("anon", 30, 70), ("dup", 40, 0), ("sysv", 30, 70)):
+            with self.subTest(kind=kind):
+                r = self.helper(64 * MIB, "remapshared", kind, mib, grow)
+                d = r.describe()
+                self.assertEqual(r.rc, 0, d)
+                self.assertTrue(r.lines()[-1].startswith("done data "), d)
+                self.assertAudit(r, 64 * MIB, kills=0)
+
+    def test_mremap_of_read_only_memory_is_charged_when_made_writable(self):
+        # a private mapping that is not writable is not in data_vm, grown
+        # or not: free to grow, charged whole at the mprotect that makes
+        # it writable
+        r = self.helper(64 * MIB, "remapshared", "ro", 10, 100)
+        step = self.assertKilledAtCrossing(r, 64 * MIB, "mprotect")
+        self.assertEqual(step[3], 110 * MIB, r.describe())
+
     def test_mremap_dontunmap_case22(self):
         # M=256M, 64 MiB touched, rounds of MREMAP_DONTUNMAP keep both
         # ranges: rounds 1 and 2 fit (192 MiB + the helper's few pages),
