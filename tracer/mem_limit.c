@@ -91,6 +91,10 @@ static const char *const waits_outside_mm[] = {
         "do_signal_stop", "ptrace_stop", "__do_sys_pause", "inet_csk_accept", "locks_lock_inode_wait",
 };
 
+/* CAP_DAC_READ_SEARCH is effective in the thread of the re-read under way
+ * (each re-read runs under the tracer lock, on one thread). */
+static _Thread_local bool search_raised;
+
 /* Whether thread `tid` of `tgid` is surely past every call the tracer has
  * allowed it, the last one when it had taken `faults` page faults (read
  * while it was parked in that call's notification; UINT64_MAX: unknown).
@@ -102,8 +106,15 @@ static const char *const waits_outside_mm[] = {
  *    after the mapping is accounted), so the fault was after that, inside
  *    the call or in user space after it - this covers a thread that runs
  *    on, which no wait shows;
- *  - it sleeps in a wait that no memory call reaches (above; wchan needs
- *    ptrace read access, which the tracer has).
+ *  - it sleeps in a call that is no memory call, or outside any call
+ *    (/proc/<tid>/syscall: the number of the call it is blocked in, -1
+ *    for none; found in review: a thread blocked reading an eventfd, or
+ *    a socket, after its mmap had its grant counted again on top of the
+ *    measure that showed it, and another thread's request that fitted
+ *    was killed, 9 runs of 10);
+ *  - where that file cannot be read: it sleeps in a wait that no memory
+ *    call reaches (above; wchan needs ptrace read access, which the
+ *    tracer has).
  * Anything else (running without a fault, asleep inside mmap on mmap_lock
  * or page I/O, still parked in its notification) is not sure: its grant
  * keeps counting, which at worst over-counts for a while. */
@@ -118,6 +129,24 @@ static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults)
         if (st.state == 'R')
                 return false;
         char path[96], buf[128];
+        /* "NR args... sp pc" blocked in call NR, "-1 sp pc" outside any,
+         * "running" (it woke since the stat) */
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", tgid, tid);
+        /* mode 0400, of the thread's uid: read with CAP_DAC_READ_SEARCH
+         * raised for the read where the tracer holds it (ptrace access,
+         * the file's own check, it has) */
+        bool raised = !search_raised && privs_search(true) == 0;
+        int n = procfs_read(path, buf, sizeof(buf));
+        if (raised)
+                privs_search(false);
+        if (n > 0 && strncmp(buf, "running", 7) != 0) {
+                char *end;
+                long nr = strtol(buf, &end, 10);
+                if (end == buf)
+                        return false;
+                return nr != SYS_mmap && nr != SYS_mprotect && nr != SYS_pkey_mprotect && nr != SYS_brk &&
+                       nr != SYS_mremap && nr != SYS_shmget && nr != SYS_shmat;
+        }
         snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
         if (procfs_read(path, buf, sizeof(buf)) <= 0)
                 return false;
@@ -896,9 +925,6 @@ static bool map_files_denied;
 #define MAP_FILES_PER_REREAD 2048
 static _Thread_local unsigned stat_budget;
 
-/* CAP_DAC_READ_SEARCH is effective in the thread of the re-read under way
- * (each re-read runs under the tracer lock, on one thread). */
-static _Thread_local bool search_raised;
 
 static void search_lower(void)
 {
@@ -924,7 +950,7 @@ static uint64_t object_real_size(pid_t view, const struct proc_vma *v)
         snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)view, (unsigned long)v->start,
                  (unsigned long)v->end);
         /* the directory is 0500, its process's uid: entered with
-         * CAP_DAC_READ_SEARCH, which the tracer holds for this alone (an
+         * CAP_DAC_READ_SEARCH, which the tracer holds for such looks (an
          * unprivileged tracer, of the sandbox's uid, needs none); raised
          * once a re-read, lowered at its end (search_lower) */
         if (!search_raised)

@@ -16,8 +16,9 @@
  * (Linux 5.9: follow /proc/<pid>/map_files links, the one place the size
  * of an anonymous shared object shows: mem_limit.c object_real_size).
  * Permitted only: CAP_DAC_READ_SEARCH, to enter a map_files directory
- * (mode 0500, its process's uid), made effective around that look alone
- * (privs_search). CAP_SYS_PTRACE over every process already gives more. A
+ * (mode 0500, its process's uid) and read a thread's /proc/<tid>/syscall
+ * (0400: which call it is blocked in, mem_limit.c thread_past_calls),
+ * made effective around those looks alone (privs_search). CAP_SYS_PTRACE over every process already gives more. A
  * kernel without CAP_CHECKPOINT_RESTORE keeps the first two. */
 static const cap_value_t keep[] = { CAP_SYS_PTRACE, CAP_KILL, CAP_CHECKPOINT_RESTORE, CAP_DAC_READ_SEARCH };
 #define N_EFFECTIVE 3

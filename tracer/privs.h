@@ -2,7 +2,8 @@
  * only CAP_SYS_PTRACE (reading the memory of sandboxed processes of other
  * uids, process_vm_readv(2)), CAP_KILL (signalling them) and, to size
  * anonymous shared objects through /proc/<pid>/map_files,
- * CAP_CHECKPOINT_RESTORE and (permitted, raised only for that look)
+ * CAP_CHECKPOINT_RESTORE and (permitted, raised only for that look and
+ * to read which call a thread is blocked in, /proc/<tid>/syscall)
  * CAP_DAC_READ_SEARCH; in every case
  * it is non-dumpable (PR_SET_DUMPABLE 0), so sandboxed processes of its uid
  * cannot open its /proc files or descriptors. */

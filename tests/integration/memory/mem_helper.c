@@ -367,6 +367,64 @@ static int cmd_mremap(int argc, char **argv)
         return 0;
 }
 
+static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg);
+
+/* grantwait MIB ASK: a thread maps MIB (not touched: no page fault after
+ * its call) and blocks reading an eventfd; once it shows blocked in that
+ * read (/proc/self/task/<tid>/syscall), the main thread maps ASK MiB
+ * (touched). Prints "done data D". Found in review: the thread's grant
+ * still counted on top of the measure that showed its mapping, and the
+ * main thread's request, which fitted, was killed. */
+static int grantwait_efd;
+static uint64_t grantwait_len;
+static _Atomic pid_t grantwait_tid;
+
+static void *grantwait_thread(void *arg)
+{
+        (void)arg;
+        grantwait_tid = (pid_t)syscall(SYS_gettid);
+        if (mmap(NULL, grantwait_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+                fail("mmap");
+        uint64_t v;
+        (void)!read(grantwait_efd, &v, sizeof(v));
+        return NULL;
+}
+
+static int cmd_grantwait(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        grantwait_len = num(argv[0]) * MIB;
+        uint64_t ask = num(argv[1]) * MIB;
+        grantwait_efd = eventfd(0, EFD_CLOEXEC);
+        if (grantwait_efd < 0)
+                fail("eventfd");
+        pthread_t th;
+        start_thread(&th, grantwait_thread, NULL);
+        char path[64], buf[64] = "";
+        for (int waited = 0;; waited++) {
+                if (waited > DEADLINE_MS)
+                        fail("the thread never blocked in its read");
+                pid_t tid = grantwait_tid;
+                if (tid) {
+                        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+                        int fd = open(path, O_RDONLY | O_CLOEXEC);
+                        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+                        if (fd >= 0)
+                                close(fd);
+                        if (n > 2 && !strncmp(buf, "0 ", 2)) /* read(2) */
+                                break;
+                }
+                usleep(1000);
+        }
+        map_anon(ask, MAP_PRIVATE);
+        uint64_t one = 1;
+        (void)!write(grantwait_efd, &one, sizeof(one));
+        pthread_join(th, NULL);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* remapshared KIND MIB GROW: MIB mapped and touched, then mremap'd to
  * MIB+GROW (announced as no growth) - a shared mapping adds nothing to
  * data_vm, and its object no page (past the object a fault is SIGBUS).
@@ -766,7 +824,6 @@ static int cmd_offender(int argc, char **argv)
 
 /* -------------------------------------------------------------- threads */
 
-static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 
 struct thread_arg {
         uint64_t len;
@@ -3548,7 +3605,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
