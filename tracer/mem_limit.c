@@ -582,8 +582,13 @@ static int lookup_close(struct procfs_maps *m, struct mem_work *w)
  * kernel names so every mapping that holds any of [start_brk, brk], and an
  * mprotect of part of the heap splits it (found in review: the first
  * piece's end, taken for the break, charged the heap again at each brk) -
- * or start_brk when there is no heap yet. 0 if unknown, or past
- * HEAP_PIECES_MAX pieces. */
+ * or start_brk when there is no heap yet. The last writable piece: before
+ * 6.6 the kernel also names "[heap]" a mapping that starts at the break
+ * (show_map_vma's test was inclusive; 6.18's is not), and one not
+ * writable is no charge, so such a decoy, unmapped by another thread
+ * before the brk ran, would have let the heap grow into its room unjudged
+ * (found in review, by reading; a writable one was charged). 0 if
+ * unknown, or past HEAP_PIECES_MAX pieces. */
 static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
 {
         struct proc_stat st;
@@ -595,7 +600,8 @@ static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
         int pieces = 0;
         procfs_maps_open(&m, tgid, tid, st.start_brk, 0);
         while (pieces <= HEAP_PIECES_MAX && procfs_maps_next(&m, &v) && !strcmp(v.name, "[heap]")) {
-                end = v.end;
+                if (v.perms[1] == 'w')
+                        end = v.end;
                 pieces++;
         }
         if (lookup_close(&m, w) < 0 || pieces > HEAP_PIECES_MAX)

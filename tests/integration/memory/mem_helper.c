@@ -577,6 +577,35 @@ static int cmd_brkblocked(int argc, char **argv)
         return 0;
 }
 
+/* brkdecoy X Y: the break made page-aligned, X MiB of PROT_NONE mapped at
+ * it (never judged; the kernel names it "[heap]": it holds the break),
+ * then brk(break + Y MiB), announced as Y - which the decoy makes the
+ * kernel refuse ("brk refused"), and which another thread unmapping the
+ * decoy at the right moment would let through. */
+static int cmd_brkdecoy(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t x = num(argv[0]) * MIB, y = num(argv[1]) * MIB;
+        uintptr_t cur = (uintptr_t)syscall(SYS_brk, 0), at = PAGE_UP(cur);
+        if (at != cur) {
+                int s = announce("brk", 0);
+                if ((uintptr_t)syscall(SYS_brk, at) != at) {
+                        errno = ENOMEM;
+                        fail("brk");
+                }
+                say("ok %d", s);
+        }
+        if (mmap((void *)at, x, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != (void *)at)
+                fail("mmap decoy");
+        int s = announce("brk", y);
+        say((uintptr_t)syscall(SYS_brk, at + y) == at + y ? "brk moved" : "brk refused");
+        say("ok %d", s);
+        munmap((void *)at, x);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* execchain N MIB: grow the heap by MIB (sbrk, touched), then exec this
  * helper with N-1; at 0 print "chain end". */
 static int cmd_execchain(int argc, char **argv)
@@ -3605,7 +3634,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

@@ -365,6 +365,22 @@ class TestCharges(MemTestBase):
         step = self.assertKilledAtCrossing(r, 64 * MIB, "brk")
         self.assertEqual((step[0], step[3]), (2, 96 * MIB), r.describe())
 
+    def test_brk_is_judged_from_below_a_decoy_at_the_break(self):
+        # Found in review (by reading): kernels before 6.6 name "[heap]" a
+        # mapping that starts at the break (6.18 does not: here this test
+        # cannot tell the builds apart), and the break was read as the end
+        # of the last such mapping; a PROT_NONE one there (never judged)
+        # made a brk into its room look like no growth, and another
+        # thread unmapping it before the call would let the heap grow
+        # unjudged. The break is the end of the last writable piece: the
+        # brk is charged whole and killed at 64M.
+        for kind, helper in self.helpers():
+            with self.subTest(helper=kind):
+                r = self.helper(64 * MIB, "brkdecoy", 100, 80, helper=helper)
+                step = self.assertKilledAtCrossing(r, 64 * MIB, "brk")
+                self.assertEqual(step[3], 80 * MIB, r.describe())
+                self.assertNotIn("brk refused", r.out)
+
     def test_growsdown_mappings_refused(self):
         # Found in review: a one-page MAP_GROWSDOWN mapping is charged a
         # page, then grows by page faults (never notified) up to
