@@ -582,8 +582,8 @@ static int lookup_close(struct procfs_maps *m, struct mem_work *w)
  * kernel names so every mapping that holds any of [start_brk, brk], and an
  * mprotect of part of the heap splits it (found in review: the first
  * piece's end, taken for the break, charged the heap again at each brk) -
- * or start_brk when there is no heap yet. The last writable piece: before
- * 6.6 the kernel also names "[heap]" a mapping that starts at the break
+ * or start_brk when there is no heap yet. The last writable piece: older
+ * kernels also name "[heap]" a mapping that starts at the break
  * (show_map_vma's test was inclusive; 6.18's is not), and one not
  * writable is no charge, so such a decoy, unmapped by another thread
  * before the brk ran, would have let the heap grow into its room unjudged

@@ -366,7 +366,7 @@ class TestCharges(MemTestBase):
         self.assertEqual((step[0], step[3]), (2, 96 * MIB), r.describe())
 
     def test_brk_is_judged_from_below_a_decoy_at_the_break(self):
-        # Found in review (by reading): kernels before 6.6 name "[heap]" a
+        # Found in review (by reading): older kernels name "[heap]" a
         # mapping that starts at the break (6.18 does not: here this test
         # cannot tell the builds apart), and the break was read as the end
         # of the last such mapping; a PROT_NONE one there (never judged)
