@@ -106,15 +106,19 @@ static _Thread_local bool search_raised;
  *    after the mapping is accounted), so the fault was after that, inside
  *    the call or in user space after it - this covers a thread that runs
  *    on, which no wait shows;
- *  - it sleeps in a call that is no memory call, or outside any call
- *    (/proc/<tid>/syscall: the number of the call it is blocked in, -1
- *    for none; found in review: a thread blocked reading an eventfd, or
- *    a socket, after its mmap had its grant counted again on top of the
- *    measure that showed it, and another thread's request that fitted
- *    was killed, 9 runs of 10);
- *  - where that file cannot be read: it sleeps in a wait that no memory
- *    call reaches (above; wchan needs ptrace read access, which the
- *    tracer has).
+ *  - it sleeps in a wait that no memory call reaches (above; wchan needs
+ *    ptrace read access, which the tracer has), a stop included: a
+ *    thread stopped on its way out of a call still shows that call's
+ *    number in /proc/<tid>/syscall (found in review: a thread stopped as
+ *    its mmap returned kept its grant counted on top of the measure, and
+ *    every request near the limit was killed while it stayed stopped);
+ *  - else, it sleeps in a call that is no memory call, or outside any
+ *    call (/proc/<tid>/syscall: the number of the call it is blocked in,
+ *    -1 for none; found in review: a thread blocked reading an eventfd,
+ *    or a socket, after its mmap had its grant counted again on top of
+ *    the measure that showed it, and another thread's request that
+ *    fitted was killed, 9 runs of 10). A thread held on its way out of a
+ *    memory call shows that call: taken as in it (over-counts).
  * Anything else (running without a fault, asleep inside mmap on mmap_lock
  * or page I/O, still parked in its notification) is not sure: its grant
  * keeps counting, which at worst over-counts for a while. */
@@ -129,6 +133,13 @@ static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults)
         if (st.state == 'R')
                 return false;
         char path[96], buf[128];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
+        if (procfs_read(path, buf, sizeof(buf)) > 0) {
+                buf[strcspn(buf, ".")] = 0; /* "poll_schedule_timeout.constprop.0" */
+                for (size_t i = 0; i < ARRAY_SIZE(waits_outside_mm); i++)
+                        if (!strcmp(buf, waits_outside_mm[i]))
+                                return true;
+        }
         /* "NR args... sp pc" blocked in call NR, "-1 sp pc" outside any,
          * "running" (it woke since the stat) */
         snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", tgid, tid);
@@ -139,22 +150,12 @@ static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults)
         int n = procfs_read(path, buf, sizeof(buf));
         if (raised)
                 privs_search(false);
-        if (n > 0 && strncmp(buf, "running", 7) != 0) {
-                char *end;
-                long nr = strtol(buf, &end, 10);
-                if (end == buf)
-                        return false;
-                return nr != SYS_mmap && nr != SYS_mprotect && nr != SYS_pkey_mprotect && nr != SYS_brk &&
-                       nr != SYS_mremap && nr != SYS_shmget && nr != SYS_shmat;
-        }
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
-        if (procfs_read(path, buf, sizeof(buf)) <= 0)
+        if (n <= 0 || !strncmp(buf, "running", 7))
                 return false;
-        buf[strcspn(buf, ".")] = 0; /* "poll_schedule_timeout.constprop.0" */
-        for (size_t i = 0; i < ARRAY_SIZE(waits_outside_mm); i++)
-                if (!strcmp(buf, waits_outside_mm[i]))
-                        return true;
-        return false;
+        char *end;
+        long nr = strtol(buf, &end, 10);
+        return end != buf && nr != SYS_mmap && nr != SYS_mprotect && nr != SYS_pkey_mprotect && nr != SYS_brk &&
+               nr != SYS_mremap && nr != SYS_shmget && nr != SYS_shmat;
 }
 
 /* A SysV segment the sandbox created: pending (shmid -1) from the allowed

@@ -425,6 +425,110 @@ static int cmd_grantwait(int argc, char **argv)
         return 0;
 }
 
+/* The number of the call thread `tid` of process `pid` is blocked in
+ * (/proc/<pid>/task/<tid>/syscall: -1 outside any), or -2 when it runs or
+ * cannot be read. */
+static long task_call(pid_t pid, pid_t tid)
+{
+        char path[96], buf[64] = "";
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (fd >= 0)
+                close(fd);
+        char *end;
+        long nr = n > 0 ? strtol(buf, &end, 10) : 0;
+        return n > 0 && end != buf ? nr : -2;
+}
+
+/* stopgrant MAP ASK: a child P whose thread B populates, over and over,
+ * a read-only reservation of 4 GiB (MADV_POPULATE_READ: P's mmap lock
+ * held, nothing in the measure) while its thread T maps and unmaps MAP MiB
+ * in a loop; once T is seen waiting for the lock inside its (allowed)
+ * mmap, P stops itself (SIGSTOP), so T stops on its way out of that mmap,
+ * which its /proc/<tid>/syscall still shows. Once P is stopped this
+ * process maps ASK MiB (touched), then ends P. Prints "mapper stopped in
+ * N" (N: the call T's syscall file shows) and "done". Found in review:
+ * T's grant counted on top of the measure that showed its mapping while
+ * it stayed stopped, and the request, which fitted, was killed. */
+static _Atomic pid_t stopgrant_mapper_tid;
+static char *stopgrant_resv;
+#define STOPGRANT_RESV (4096 * MIB)
+
+static _Noreturn void *stopgrant_blocker(void *arg)
+{
+        (void)arg;
+        for (;;) {
+                madvise(stopgrant_resv, STOPGRANT_RESV, 22 /* MADV_POPULATE_READ */);
+                madvise(stopgrant_resv, STOPGRANT_RESV, MADV_DONTNEED);
+        }
+}
+
+static _Noreturn void *stopgrant_mapper(void *arg)
+{
+        uint64_t len = *(uint64_t *)arg;
+        stopgrant_mapper_tid = (pid_t)syscall(SYS_gettid);
+        for (;;) {
+                void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        fail("mmap");
+                munmap(p, len);
+        }
+}
+
+static int cmd_stopgrant(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        static uint64_t len;
+        len = num(argv[0]) * MIB;
+        uint64_t ask = num(argv[1]) * MIB;
+        pid_t p = fork();
+        if (p < 0)
+                fail("fork");
+        if (p == 0) {
+                stopgrant_resv = mmap(NULL, STOPGRANT_RESV, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                                      -1, 0);
+                if (stopgrant_resv == MAP_FAILED)
+                        fail("mmap reservation");
+                madvise(stopgrant_resv, STOPGRANT_RESV, MADV_NOHUGEPAGE);
+                pthread_t b, t;
+                start_thread(&b, stopgrant_blocker, NULL);
+                start_thread(&t, stopgrant_mapper, &len);
+                /* T inside its mmap, waiting for the lock B holds */
+                for (int waited = 0;
+                     !stopgrant_mapper_tid || task_call(getpid(), stopgrant_mapper_tid) != SYS_mmap; waited++) {
+                        if (waited > DEADLINE_MS)
+                                fail("the mapper never waited in its mmap");
+                        usleep(1000);
+                }
+                kill(getpid(), SIGSTOP);
+                for (;;)
+                        pause();
+        }
+        int st;
+        if (waitpid(p, &st, WUNTRACED) != p || !WIFSTOPPED(st))
+                fail("waitpid for the stop");
+        /* every thread stopped: T's last call */
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)p);
+        DIR *d = opendir(path);
+        long mapper_call = -3;
+        for (struct dirent *de; d && (de = readdir(d));) {
+                pid_t tid = (pid_t)atoi(de->d_name);
+                if (tid > 0 && tid != p && task_call(p, tid) != SYS_madvise)
+                        mapper_call = task_call(p, tid); /* B stops in madvise */
+        }
+        if (d)
+                closedir(d);
+        say("mapper stopped in %ld", mapper_call);
+        map_anon(ask, MAP_PRIVATE);
+        kill(p, SIGKILL);
+        wait_child(p);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* remapshared KIND MIB GROW: MIB mapped and touched, then mremap'd to
  * MIB+GROW (announced as no growth) - a shared mapping adds nothing to
  * data_vm, and its object no page (past the object a fault is SIGBUS).
@@ -3634,7 +3738,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

@@ -702,6 +702,22 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertTrue(r.lines()[-1].startswith("done data "), d)
         self.assertAudit(r, 64 * MIB, kills=0)
 
+    def test_grant_of_a_thread_stopped_after_its_call_is_over(self):
+        # Found in review: a thread stopped on its way out of its allowed
+        # mmap still shows mmap in /proc/<tid>/syscall; taken as still in
+        # it, its grant counted on top of the measure that showed the
+        # mapping, and another process's request that fitted was killed,
+        # 10 of 10. A stopped thread is past its calls (wchan, looked at
+        # first).
+        r = self.helper(64 * MIB, "stopgrant", 24, 24, opts=["--max-procs", "4"])
+        d = r.describe()
+        m = re.search(r"(?m)^mapper stopped in (-?\d+)$", r.out)
+        self.assertIsNotNone(m, d)
+        self.assertEqual(int(m.group(1)), 9, "the mapper did not stop on its way out of its mmap\n" + d)
+        self.assertEqual(r.rc, 0, d)
+        self.assertTrue(r.lines()[-1].startswith("done data "), d)
+        self.assertAudit(r, 64 * MIB, kills=0)
+
     def test_grant_in_the_judgement_is_not_counted_again(self):
         # Found in review: a thread maps 16 MiB and spins (its call cannot
         # be told over); another thread's request takes the process's
