@@ -610,13 +610,17 @@ static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
         return end ? end : PAGE_UP(st.start_brk);
 }
 
-/* What an mremap of the mapping at `addr` of `tgid` (seen through thread
- * `tid`; the call works within one mapping) may do to the measure. */
-enum remap_source {
-        REMAP_COUNTS,  /* private writable (data_vm): its growth counts */
-        REMAP_NONE,    /* a shared mapping, or private and not writable */
-        REMAP_REFUSED, /* the main stack, or maps unreadable */
+/* What an mremap of [addr, addr+len) of `tgid` (seen through thread `tid`)
+ * may add to the measure, from its mappings there. */
+struct remap_look {
+        bool refused;        /* the main stack, or maps unreadable */
+        bool first_counts;   /* the mapping at addr grows the measure */
+        uint64_t private_rw; /* private writable bytes in the range */
 };
+
+/* Mappings a move-only mremap's range is looked at, at most: past them,
+ * all of it counts as private writable. */
+#define REMAP_SPAN_MAX 1024
 
 /* Found in review: every mremap was charged as private growth, and
  * growing a file mapped shared, or duplicating or growing anonymous shared
@@ -626,25 +630,41 @@ enum remap_source {
  * infers an anonymous shared object's size from its mappings (it cannot
  * ask the kernel: privs_size_objects), which then count the new extent.
  * A private mapping not writable is not in data_vm either (write
- * permission is judged at its mprotect). A copy or move of (part of) the
- * main stack would be a second mapping that grows down by page faults, up
- * to RLIMIT_STACK, never notified: refused, as MAP_GROWSDOWN is; so is a
- * call on maps that cannot be read (fail closed). Another thread may
- * remap the range between this look and the call: growth it lets through
- * so is unjudged, which the sweep blames. */
-static enum remap_source remap_source(pid_t tgid, pid_t tid, uint64_t addr, struct mem_work *w)
+ * permission is judged at its mprotect). Growth works on the one mapping
+ * at addr; a move-only call (MREMAP_FIXED or MREMAP_DONTUNMAP, old and new
+ * lengths equal) may span several since 6.17, and with MREMAP_DONTUNMAP
+ * adds the private writable bytes of them all (found in review: a
+ * read-only page first, then 16 MiB writable, was let through as the
+ * page: 96.7 MiB held at 64M until the sweep). A copy or move of (part of)
+ * the main stack would be a second mapping that grows down by page
+ * faults, up to RLIMIT_STACK, never notified: refused, as MAP_GROWSDOWN
+ * is; so is a call on maps that cannot be read (fail closed). Another
+ * thread may remap the range between this look and the call: growth it
+ * lets through so is unjudged, which the sweep blames. */
+static struct remap_look remap_source(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, struct mem_work *w)
 {
+        struct remap_look r = { 0 };
         struct procfs_maps m;
         struct proc_vma v;
-        enum remap_source r = REMAP_COUNTS;
+        uint64_t end = addr + len < addr ? UINT64_MAX : addr + len;
+        int k = 0;
         procfs_maps_open(&m, tgid, tid, addr, 0);
-        if (procfs_maps_next(&m, &v) && v.start <= addr) {
+        while (procfs_maps_next(&m, &v) && (k == 0 ? v.start <= addr || v.start < end : v.start < end)) {
+                if (++k > REMAP_SPAN_MAX) {
+                        r.private_rw = len;
+                        break;
+                }
                 if (!strcmp(v.name, "[stack]"))
-                        r = REMAP_REFUSED;
-                else if (v.perms[3] == 's' ? !vma_anon_shared(&v) || privs_size_objects() : v.perms[1] != 'w')
-                        r = REMAP_NONE;
+                        r.refused = true;
+                bool private_rw = v.perms[3] == 'p' && v.perms[1] == 'w';
+                if (v.start <= addr)
+                        r.first_counts = private_rw || (vma_anon_shared(&v) && !privs_size_objects());
+                if (private_rw && v.start < end)
+                        r.private_rw += (v.end < end ? v.end : end) - (v.start > addr ? v.start : addr);
         }
-        return lookup_close(&m, w) < 0 ? REMAP_REFUSED : r;
+        if (lookup_close(&m, w) < 0)
+                r.refused = true;
+        return r;
 }
 
 /* Whether mmap flags ask for a shared mapping: MAP_SHARED or
@@ -685,6 +705,7 @@ uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bo
                 return PAGE_UP(want) > cur_brk ? PAGE_UP(want) - cur_brk : 0;
         }
         case SYS_mremap: {
+                /* of a private writable mapping (remap_source) */
                 uint64_t old = PAGE_UP(args[1]), new = PAGE_UP(args[2]);
                 if (args[3] & MREMAP_DONTUNMAP)
                         return new; /* the old range stays mapped */
@@ -2091,10 +2112,11 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                         return 0;
                 }
         }
-        enum remap_source remap = n->data.nr == SYS_mremap
-                                          ? remap_source(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0], &sb->mem_work)
-                                          : REMAP_COUNTS;
-        if (remap == REMAP_REFUSED)
+        struct remap_look remap = { .first_counts = true };
+        if (n->data.nr == SYS_mremap)
+                remap = remap_source(e ? e->pid : (pid_t)n->pid, (pid_t)n->pid, args[0], PAGE_UP(args[1]),
+                                     &sb->mem_work);
+        if (remap.refused)
                 return EPERM;
         if (!e) {
                 /* Every process is registered at birth: an unknown requester
@@ -2112,8 +2134,8 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
          * could let later growth pass as none. Unknown: fail closed. */
         uint64_t cur_brk = n->data.nr == SYS_brk ? read_brk(e->pid, n->pid, &sb->mem_work) : 0;
         uint64_t growth = mem_request_growth(n->data.nr, args, cur_brk, &need_brk);
-        if (remap == REMAP_NONE)
-                growth = 0;
+        if (n->data.nr == SYS_mremap)
+                growth = args[3] & MREMAP_DONTUNMAP ? remap.private_rw : remap.first_counts ? growth : 0;
         if (need_brk)
                 growth = UINT64_MAX / 4;
         /* a huge-page segment takes whole huge pages */

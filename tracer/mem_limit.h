@@ -133,7 +133,8 @@ void mem_limit_end(struct tsandbox *sb);
 /* Growth in bytes of private writable commitment that a request asks for,
  * from its syscall number and arguments alone; `cur_brk` is the current
  * break for brk (0: unknown, then the growth is unknown too and *need_brk
- * is set). A pure function, for tests. */
+ * is set). An mremap's as if of one private writable mapping (the caller
+ * looks at the mappings it works on). A pure function, for tests. */
 uint64_t mem_request_growth(int nr, const uint64_t args[6], uint64_t cur_brk, bool *need_brk);
 
 /* `w` as the `memory_work` object of sandbox_end (README, "Audit"): a new

@@ -529,6 +529,40 @@ static int cmd_stopgrant(int argc, char **argv)
         return 0;
 }
 
+/* remapspan HOLD COPIES: a read-only page, then HOLD MiB writable (judged
+ * at its mmap, touched), moved together COPIES times by one
+ * mremap(MREMAP_FIXED|MREMAP_DONTUNMAP) each (Linux 6.17: a move may span
+ * mappings), announced as HOLD: the old range stays mapped, in data_vm,
+ * and is touched again. Found in review: judged by the read-only page
+ * alone, each copy was let through uncharged. */
+static int cmd_remapspan(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        uint64_t hold = num(argv[0]) * MIB, copies = num(argv[1]), span = PAGE + hold;
+        char *src = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (src == MAP_FAILED || mmap(src, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != src)
+                fail("mmap");
+        int s = announce("mmap", hold);
+        if (mmap(src + PAGE, hold, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+            src + PAGE)
+                fail("mmap");
+        touch(src + PAGE, hold);
+        say("ok %d", s);
+        for (uint64_t i = 0; i < copies; i++) {
+                char *to = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (to == MAP_FAILED)
+                        fail("mmap");
+                s = announce("mremap", hold);
+                if (mremap(src, span, span, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to) != to)
+                        fail("mremap");
+                touch(src + PAGE, hold);
+                say("ok %d", s);
+        }
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* remapshared KIND MIB GROW: MIB mapped and touched, then mremap'd to
  * MIB+GROW (announced as no growth) - a shared mapping adds nothing to
  * data_vm, and its object no page (past the object a fault is SIGBUS).
@@ -3738,7 +3772,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "remapspan", cmd_remapspan }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
