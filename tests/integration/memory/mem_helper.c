@@ -241,6 +241,16 @@ static void print_status(const char *label, int k, pid_t pid, int st)
 
 /* ---------------------------------------------------------------- mmap */
 
+/* An unnamed file of $TMPDIR (or /tmp), `len` bytes long (sparse). */
+static int tmp_file(uint64_t len)
+{
+        const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
+                fail("a temporary file");
+        return fd;
+}
+
 /* map KIND MIB COUNT: COUNT mappings of MIB each, touched, kept mapped.
  * KIND: anon (MAP_PRIVATE|MAP_ANONYMOUS), devzero (/dev/zero MAP_PRIVATE),
  * shared (MAP_SHARED|MAP_ANONYMOUS), devzeroshared (/dev/zero MAP_SHARED),
@@ -262,10 +272,7 @@ static int cmd_map(int argc, char **argv)
                         bool file = !strcmp(kind, "file");
                         int fd;
                         if (file) {
-                                const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-                                fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-                                if (fd < 0 || ftruncate(fd, (off_t)len) < 0)
-                                        fail("a temporary file");
+                                fd = tmp_file(len);
                         } else {
                                 fd = open("/dev/zero", O_RDWR | O_CLOEXEC);
                                 if (fd < 0)
@@ -369,6 +376,22 @@ static int cmd_mremap(int argc, char **argv)
 
 static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 
+/* The number of the call thread `tid` of process `pid` is blocked in
+ * (/proc/<pid>/task/<tid>/syscall: -1 outside any), or -2 when it runs or
+ * cannot be read. */
+static long task_call(pid_t pid, pid_t tid)
+{
+        char path[96], buf[64] = "";
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (fd >= 0)
+                close(fd);
+        char *end;
+        long nr = n > 0 ? strtol(buf, &end, 10) : 0;
+        return n > 0 && end != buf ? nr : -2;
+}
+
 /* grantwait MIB ASK: a thread maps MIB (not touched: no page fault after
  * its call) and blocks reading an eventfd; once it shows blocked in that
  * read (/proc/self/task/<tid>/syscall), the main thread maps ASK MiB
@@ -401,20 +424,9 @@ static int cmd_grantwait(int argc, char **argv)
                 fail("eventfd");
         pthread_t th;
         start_thread(&th, grantwait_thread, NULL);
-        char path[64], buf[64] = "";
-        for (int waited = 0;; waited++) {
+        for (int waited = 0; !grantwait_tid || task_call(getpid(), grantwait_tid) != SYS_read; waited++) {
                 if (waited > DEADLINE_MS)
                         fail("the thread never blocked in its read");
-                pid_t tid = grantwait_tid;
-                if (tid) {
-                        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-                        int fd = open(path, O_RDONLY | O_CLOEXEC);
-                        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-                        if (fd >= 0)
-                                close(fd);
-                        if (n > 2 && !strncmp(buf, "0 ", 2)) /* read(2) */
-                                break;
-                }
                 usleep(1000);
         }
         map_anon(ask, MAP_PRIVATE);
@@ -423,22 +435,6 @@ static int cmd_grantwait(int argc, char **argv)
         pthread_join(th, NULL);
         say("done data %" PRIu64, data_now());
         return 0;
-}
-
-/* The number of the call thread `tid` of process `pid` is blocked in
- * (/proc/<pid>/task/<tid>/syscall: -1 outside any), or -2 when it runs or
- * cannot be read. */
-static long task_call(pid_t pid, pid_t tid)
-{
-        char path[96], buf[64] = "";
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, (int)tid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-        if (fd >= 0)
-                close(fd);
-        char *end;
-        long nr = n > 0 ? strtol(buf, &end, 10) : 0;
-        return n > 0 && end != buf ? nr : -2;
 }
 
 /* stopgrant MAP ASK: a child P whose thread B populates, over and over,
@@ -579,10 +575,7 @@ static int cmd_remapshared(int argc, char **argv)
         uint64_t len = num(argv[1]) * MIB, grow = num(argv[2]) * MIB, to = len + grow;
         char *p;
         if (!strcmp(kind, "file")) {
-                const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-                int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-                if (fd < 0 || ftruncate(fd, (off_t)to) < 0)
-                        fail("a temporary file");
+                int fd = tmp_file(to);
                 p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
                 if (p == MAP_FAILED)
                         fail("mmap of a file");
@@ -1921,10 +1914,7 @@ static int cmd_fdlocks(int argc, char **argv)
         if (argc != 1)
                 usage();
         uint64_t n = num(argv[0]);
-        const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fd < 0 || ftruncate(fd, (off_t)PAGE_UP(2 * n + 1)))
-                fail("tmpfile");
+        int fd = tmp_file(PAGE_UP(2 * n + 1));
         for (uint64_t i = 0; i < n; i++) {
                 struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(2 * i), .l_len = 1 };
                 if (fcntl(fd, F_SETLK, &l))
