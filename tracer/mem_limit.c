@@ -121,8 +121,9 @@ static _Thread_local bool search_raised;
  *    memory call shows that call: taken as in it (over-counts).
  * Anything else (running without a fault, asleep inside mmap on mmap_lock
  * or page I/O, still parked in its notification) is not sure: its grant
- * keeps counting, which at worst over-counts for a while. */
-static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults)
+ * keeps counting, which at worst over-counts for a while. `stat_only`:
+ * the first two alone (see grant_thread_past). */
+static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults, bool stat_only)
 {
         struct proc_stat st;
         int r = procfs_task_stat(tgid, tid, &st);
@@ -130,7 +131,7 @@ static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults)
                 return r == -ENOENT;
         if (st.state == 'Z' || st.state == 'X' || (faults != UINT64_MAX && st.faults > faults))
                 return true;
-        if (st.state == 'R')
+        if (st.state == 'R' || stat_only)
                 return false;
         char path[96], buf[128];
         snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", tgid, tid);
@@ -294,7 +295,7 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
                 /* not a process in an exec let run: its stat can wait on it */
                 struct proc_entry *e = proc_index_find(&sb->procs, g->tgid);
                 g->over = g->shmid < 0 && (g->tid == tid || ((!e || !e->exec_tid) &&
-                                                             thread_past_calls(g->tgid, g->tid, g->faults)));
+                                                             thread_past_calls(g->tgid, g->tid, g->faults, false)));
         }
         size_t n;
         struct shm_line *l = shm_read_lines(&n);
@@ -583,13 +584,15 @@ static int lookup_close(struct procfs_maps *m, struct mem_work *w)
  * kernel names so every mapping that holds any of [start_brk, brk], and an
  * mprotect of part of the heap splits it (found in review: the first
  * piece's end, taken for the break, charged the heap again at each brk) -
- * or start_brk when there is no heap yet. The last writable piece: older
+ * or start_brk when there is no heap yet. Every piece, writable or not
+ * (found in review: taking the last writable one, a heap made PROT_NONE
+ * was charged again at the next brk, and a fitting request killed). Older
  * kernels also name "[heap]" a mapping that starts at the break
- * (show_map_vma's test was inclusive; 6.18's is not), and one not
- * writable is no charge, so such a decoy, unmapped by another thread
- * before the brk ran, would have let the heap grow into its room unjudged
- * (found in review, by reading; a writable one was charged). 0 if
- * unknown, or past HEAP_PIECES_MAX pieces. */
+ * (show_map_vma's test was inclusive; 6.18's is not): there a PROT_NONE
+ * one (never judged) would make a brk into its room look like no growth,
+ * and a thread unmapping it before the call would let the heap grow
+ * unjudged, for the sweep to blame. 0 if unknown, or past
+ * HEAP_PIECES_MAX pieces. */
 static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
 {
         struct proc_stat st;
@@ -601,8 +604,7 @@ static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
         int pieces = 0;
         procfs_maps_open(&m, tgid, tid, st.start_brk, 0);
         while (pieces <= HEAP_PIECES_MAX && procfs_maps_next(&m, &v) && !strcmp(v.name, "[heap]")) {
-                if (v.perms[1] == 'w')
-                        end = v.end;
+                end = v.end;
                 pieces++;
         }
         if (lookup_close(&m, w) < 0 || pieces > HEAP_PIECES_MAX)
@@ -1215,22 +1217,27 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
         return lookup_close(&m, w) == 0 && any;
 }
 
-/* The growth of an mprotect or a MAP_FIXED mmap, net of what the range
- * already counts: re-protecting writable memory adds nothing, and a fixed
- * mapping replaces the private memory it lands on (not shared memory,
- * which lives on while another process maps it). Others keep `growth`.
- * The net is what the measure gains: a fixed anonymous shared mapping
- * still brings a whole shared object, which the caller records in full. */
+/* The growth of an mprotect, a MAP_FIXED mmap or an MREMAP_FIXED mremap,
+ * net of what the range already counts: re-protecting writable memory
+ * adds nothing, and a fixed mapping (a fixed mremap's destination, of its
+ * new length: found in review, a move onto 24 MiB of private memory was
+ * charged as if none left, and killed) replaces the private memory it
+ * lands on (not shared memory, which lives on while another process maps
+ * it). Others keep `growth`. The net is what the measure gains: a fixed
+ * anonymous shared mapping still brings a whole shared object, which the
+ * caller records in full. */
 static uint64_t net_growth(pid_t tgid, pid_t tid, int nr, const uint64_t args[6], uint64_t growth,
                            struct mem_work *w)
 {
         uint64_t counted, private, convertible;
         bool fixed = nr == SYS_mmap && (args[3] & MAP_FIXED) && !(args[3] & MAP_FIXED_NOREPLACE);
-        if (nr != SYS_mprotect && nr != SYS_pkey_mprotect && !fixed)
+        bool remap_fixed = nr == SYS_mremap && (args[3] & MREMAP_FIXED);
+        if (nr != SYS_mprotect && nr != SYS_pkey_mprotect && !fixed && !remap_fixed)
                 return growth;
-        if (!range_counts(tgid, tid, args[0], PAGE_UP(args[1]), &counted, &private, &convertible, w))
+        if (!range_counts(tgid, tid, remap_fixed ? args[4] : args[0], PAGE_UP(remap_fixed ? args[2] : args[1]),
+                          &counted, &private, &convertible, w))
                 return growth;
-        if (fixed)
+        if (fixed || remap_fixed)
                 return growth > private ? growth - private : 0;
         return convertible < growth ? convertible : growth;
 }
@@ -1280,6 +1287,21 @@ static uint64_t grants_allowed(const struct proc_entry *e)
         return sum;
 }
 
+/* Whether grant `g`'s thread is past its calls (thread_past_calls), as
+ * far as can be told without waiting: a process with an exec under way
+ * holds its exec_update_lock from exec_mmap() on, which /proc/<tid>/stat,
+ * wchan and syscall take, and once it does no thread but the exec's is
+ * left, under its own tid or the leader's. So with an exec pending, only
+ * another thread's stat is read (found in review: a thread's failed exec
+ * kept another thread's grant counted, touched and all, and fitting
+ * requests - another process's too - were killed, 5 of 5). */
+static bool grant_thread_past(const struct proc_entry *e, const struct mem_grant *g)
+{
+        if (!e->exec_tid)
+                return thread_past_calls(e->pid, g->tid, g->faults, false);
+        return g->tid != e->pid && g->tid != e->exec_tid && thread_past_calls(e->pid, g->tid, g->faults, true);
+}
+
 /* Drop the grants of `e` that are surely over: thread `tid`'s, which asks
  * again (0: none), and, when `look`, those whose thread is past its calls.
  * Their private memory is in any statm read after this; anonymous shared
@@ -1288,7 +1310,7 @@ static uint64_t grants_allowed(const struct proc_entry *e)
 static void grants_settle(struct proc_entry *e, pid_t tid, bool look)
 {
         for (struct mem_grant **pp = &e->grants; *pp;)
-                if ((*pp)->tid == tid || (look && !e->exec_tid && thread_past_calls(e->pid, (*pp)->tid, (*pp)->faults)))
+                if ((*pp)->tid == tid || (look && grant_thread_past(e, *pp)))
                         grant_drop(e, pp);
                 else
                         pp = &(*pp)->next;

@@ -367,19 +367,29 @@ class TestCharges(MemTestBase):
 
     def test_brk_is_judged_from_below_a_decoy_at_the_break(self):
         # Found in review (by reading): older kernels name "[heap]" a
-        # mapping that starts at the break (6.18 does not: here this test
-        # cannot tell the builds apart), and the break was read as the end
-        # of the last such mapping; a PROT_NONE one there (never judged)
-        # made a brk into its room look like no growth, and another
-        # thread unmapping it before the call would let the heap grow
-        # unjudged. The break is the end of the last writable piece: the
-        # brk is charged whole and killed at 64M.
+        # mapping that starts at the break, and the break is read as the
+        # end of the last such mapping; a PROT_NONE one there (never
+        # judged) would make a brk into its room look like no growth. 6.18
+        # does not name it so: the brk is charged whole, from the real
+        # break, and killed at 64M. (Taking the last writable piece
+        # instead charged a heap made PROT_NONE again: see below.)
         for kind, helper in self.helpers():
             with self.subTest(helper=kind):
                 r = self.helper(64 * MIB, "brkdecoy", 100, 80, helper=helper)
                 step = self.assertKilledAtCrossing(r, 64 * MIB, "brk")
                 self.assertEqual(step[3], 80 * MIB, r.describe())
                 self.assertNotIn("brk refused", r.out)
+
+    def test_brk_above_a_heap_made_inaccessible_is_charged_its_growth(self):
+        # Found in review: with the break taken as the end of the last
+        # writable heap piece, a heap made PROT_NONE (which leaves data_vm)
+        # was charged again at the next brk: 20 MiB asked, 50 MiB charged,
+        # killed at 64M with 50 MiB held in all. Every heap piece counts.
+        r = self.helper(64 * MIB, "heapnone", 30, 30, 20)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertTrue(r.lines()[-1].startswith("done data "), d)
+        self.assertAudit(r, 64 * MIB, kills=0)
 
     def test_growsdown_mappings_refused(self):
         # Found in review: a one-page MAP_GROWSDOWN mapping is charged a
@@ -526,6 +536,21 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
             self.skipTest("this kernel moves one mapping at a time (before 6.17)\n" + r.describe())
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mremap")
         self.assertEqual(step[3], 24 * MIB, r.describe())
+
+    def test_mremap_onto_private_memory_is_netted(self):
+        # Found in review: a single-threaded process's MREMAP_FIXED move
+        # onto 24 MiB of its private memory was charged as if none left
+        # (grow: 8 MiB, data_vm -16; dontunmap: 16 MiB, data_vm +0), and
+        # with another process holding 16 MiB at 64M it was killed. The
+        # destination's private memory is netted out, as for MAP_FIXED.
+        for mode in ("grow", "dontunmap"):
+            with self.subTest(mode=mode):
+                r = self.helper(64 * MIB, "remapfixed", mode, 16, opts=["--max-procs", "4"])
+                d = r.describe()
+                self.assertEqual(r.rc, 0, d)
+                self.assertRegex(r.out, r"(?m)^holder 1 pid \d+ exit 0$", d)
+                self.assertTrue(r.lines()[-1].startswith("done data "), d)
+                self.assertAudit(r, 64 * MIB, kills=0)
 
     def test_mremap_of_read_only_memory_is_charged_when_made_writable(self):
         # a private mapping that is not writable is not in data_vm, grown
@@ -726,6 +751,19 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         m = re.search(r"(?m)^mapper stopped in (-?\d+)$", r.out)
         self.assertIsNotNone(m, d)
         self.assertEqual(int(m.group(1)), 9, "the mapper did not stop on its way out of its mmap\n" + d)
+        self.assertEqual(r.rc, 0, d)
+        self.assertTrue(r.lines()[-1].startswith("done data "), d)
+        self.assertAudit(r, 64 * MIB, kills=0)
+
+    def test_grant_beside_a_failed_exec_is_over(self):
+        # Found in review: a thread's exec that failed (and whose thread
+        # made no call after) kept every other thread's grant counted on
+        # top of the measure: a thread's 24 MiB, touched, counted twice,
+        # and the process's 24 MiB request, which fitted, was killed 5 of
+        # 5. Another thread's stat is looked at while an exec is pending.
+        r = self.helper(64 * MIB, "execgrant", 24, 24)
+        d = r.describe()
+        self.assertIn("exec errno %d" % errno.ENOENT, r.out, d)
         self.assertEqual(r.rc, 0, d)
         self.assertTrue(r.lines()[-1].startswith("done data "), d)
         self.assertAudit(r, 64 * MIB, kills=0)
