@@ -620,8 +620,10 @@ struct remap_look {
         uint64_t private_rw; /* private writable bytes in the range */
 };
 
-/* Mappings a move-only mremap's range is looked at, at most: past them,
- * all of it counts as private writable. */
+/* Mappings a move-only mremap's range is looked at, at most: a range of
+ * more is refused (EPERM), as one whose maps cannot be read (found in
+ * review: counted whole past them, it let a main stack further on through
+ * unrefused). */
 #define REMAP_SPAN_MAX 1024
 
 /* Found in review: every mremap was charged as private growth, and
@@ -634,8 +636,8 @@ struct remap_look {
  * A private mapping not writable is not in data_vm either (write
  * permission is judged at its mprotect). Growth works on the one mapping
  * at addr; a move-only call (MREMAP_FIXED or MREMAP_DONTUNMAP, old and new
- * lengths equal) may span several since 6.17, and with MREMAP_DONTUNMAP
- * adds the private writable bytes of them all (found in review: a
+ * lengths equal) may span several since 6.17 (up to REMAP_SPAN_MAX here),
+ * and with MREMAP_DONTUNMAP adds the private writable bytes of them all (found in review: a
  * read-only page first, then 16 MiB writable, was let through as the
  * page: 96.7 MiB held at 64M until the sweep). A copy or move of (part of)
  * the main stack would be a second mapping that grows down by page
@@ -653,7 +655,7 @@ static struct remap_look remap_source(pid_t tgid, pid_t tid, uint64_t addr, uint
         procfs_maps_open(&m, tgid, tid, addr, 0);
         while (procfs_maps_next(&m, &v) && (k == 0 ? v.start <= addr || v.start < end : v.start < end)) {
                 if (++k > REMAP_SPAN_MAX) {
-                        r.private_rw = len;
+                        r.refused = true;
                         break;
                 }
                 if (!strcmp(v.name, "[stack]"))

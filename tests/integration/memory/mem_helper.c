@@ -559,6 +559,28 @@ static int cmd_remapspan(int argc, char **argv)
         return 0;
 }
 
+/* remapmany N: N one-page mappings side by side, read-only and writable
+ * in turn (each its own mapping), moved together by one
+ * mremap(MREMAP_FIXED); says "moved" or "mremap errno E". */
+static int cmd_remapmany(int argc, char **argv)
+{
+        if (argc != 1)
+                usage();
+        uint64_t n = num(argv[0]);
+        char *src = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        char *to = mmap(NULL, n * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (src == MAP_FAILED || to == MAP_FAILED)
+                fail("mmap");
+        for (uint64_t i = 0; i < n; i++)
+                if (mprotect(src + i * PAGE, PAGE, i % 2 ? PROT_READ | PROT_WRITE : PROT_READ))
+                        fail("mprotect");
+        if (mremap(src, n * PAGE, n * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == to)
+                say("moved");
+        else
+                say("mremap errno %d", errno);
+        return 0;
+}
+
 /* remapfixed MODE HOLD: a child holds HOLD MiB (touched) and waits; this
  * process maps a 24 MiB destination and a 16 MiB source (touched), then
  * moves the source onto the destination with MREMAP_FIXED - MODE grow: to
@@ -3883,7 +3905,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "remapspan", cmd_remapspan }, { "remapfixed", cmd_remapfixed }, { "heapnone", cmd_heapnone }, { "execgrant", cmd_execgrant }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "remapspan", cmd_remapspan }, { "remapfixed", cmd_remapfixed }, { "remapmany", cmd_remapmany }, { "heapnone", cmd_heapnone }, { "execgrant", cmd_execgrant }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

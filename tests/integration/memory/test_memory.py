@@ -537,6 +537,18 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         step = self.assertKilledAtCrossing(r, 64 * MIB, "mremap")
         self.assertEqual(step[3], 24 * MIB, r.describe())
 
+    def test_mremap_of_more_mappings_than_looked_at_is_refused(self):
+        # Found in review (by reading): a move over more mappings than the
+        # tracer looks at counted whole, unrefused even with a main stack
+        # further on. Past 1,024 mappings the call is refused (EPERM).
+        for n, want in ((1000, "moved"), (1100, "mremap errno %d" % errno.EPERM)):
+            with self.subTest(mappings=n):
+                r = self.helper(64 * MIB, "remapmany", n)
+                if n == 1000 and re.search(r"(?m)^mremap errno %d$" % errno.EFAULT, r.out):
+                    self.skipTest("this kernel moves one mapping at a time (before 6.17)\n" + r.describe())
+                self.assertEqual((r.rc, r.lines()[-1]), (0, want), r.describe())
+                self.assertAudit(r, 64 * MIB, kills=0)
+
     def test_mremap_onto_private_memory_is_netted(self):
         # Found in review: a single-threaded process's MREMAP_FIXED move
         # onto 24 MiB of its private memory was charged as if none left
