@@ -1289,6 +1289,17 @@ static uint64_t grants_allowed(const struct proc_entry *e)
         return sum;
 }
 
+/* Whether thread `tid` of `e` has an exec pending. */
+static bool exec_thread(const struct proc_entry *e, pid_t tid)
+{
+        if (tid == e->exec_tid)
+                return true;
+        for (unsigned i = 0; i < e->n_exec_earlier; i++)
+                if (e->exec_earlier[i] == tid)
+                        return true;
+        return false;
+}
+
 /* Whether grant `g`'s thread is past its calls (thread_past_calls), as
  * far as can be told without waiting: a process with an exec under way
  * holds its exec_update_lock from exec_mmap() on, which /proc/<tid>/stat,
@@ -1301,7 +1312,7 @@ static bool grant_thread_past(const struct proc_entry *e, const struct mem_grant
 {
         if (!e->exec_tid)
                 return thread_past_calls(e->pid, g->tid, g->faults, false);
-        return g->tid != e->pid && g->tid != e->exec_tid && thread_past_calls(e->pid, g->tid, g->faults, true);
+        return g->tid != e->pid && !exec_thread(e, g->tid) && thread_past_calls(e->pid, g->tid, g->faults, true);
 }
 
 /* Drop the grants of `e` that are surely over: thread `tid`'s, which asks
@@ -1630,17 +1641,41 @@ uint64_t mem_limit_fork_over(struct tsandbox *sb, pid_t tid)
  * still there proves nothing: the exec may not have reached de_thread yet
  * (held in a stalled file system before it, say), and the locks it takes
  * after it would then hold the tracer's reads of /proc/<pid>/stat. */
+static bool exec_thread_over(const struct proc_entry *e, pid_t exec_tid, pid_t tid)
+{
+        return tid == exec_tid ||
+               (tid == e->pid && syscall(SYS_tgkill, e->pid, exec_tid, 0) < 0 && errno == ESRCH);
+}
+
+/* Each thread's exec is told over so; an exec stays pending while any is
+ * not (found in review: a second thread's exec overwrote the first's
+ * thread, failed, and that thread exited; the leader's next call then
+ * took every exec as over while the first was still under way, and the
+ * tracer's read of the leader's stat waited on its lock - every sandbox
+ * held for as long as a FUSE flush of its close-on-exec file was). */
 static void exec_over(struct proc_entry *e, pid_t tid)
 {
-        if (e && e->exec_tid &&
-            (tid == e->exec_tid ||
-             (tid == e->pid && syscall(SYS_tgkill, e->pid, e->exec_tid, 0) < 0 && errno == ESRCH))) {
-                e->exec_tid = 0;
-                exec_settle(e, true);
-                if (e->sb && e->sb->vm_clones)
-                        as_refresh(e->sb, e, tid);
+        if (!e || !e->exec_tid)
+                return;
+        for (unsigned i = 0; i < e->n_exec_earlier;)
+                if (exec_thread_over(e, e->exec_earlier[i], tid))
+                        e->exec_earlier[i] = e->exec_earlier[--e->n_exec_earlier];
+                else
+                        i++;
+        if (!exec_thread_over(e, e->exec_tid, tid))
+                return;
+        if (e->n_exec_earlier) {
+                e->exec_tid = e->exec_earlier[--e->n_exec_earlier];
+                return;
         }
+        if (e->exec_lost)
+                return; /* pending for good: never looked at under an exec */
+        e->exec_tid = 0;
+        exec_settle(e, true);
+        if (e->sb && e->sb->vm_clones)
+                as_refresh(e->sb, e, tid);
 }
+
 
 /* Whether another live process has an exec pending: its address space is
  * not looked at (kcmp waits for the exec), so it could be `e`'s. */
@@ -1686,6 +1721,12 @@ void mem_limit_exec(struct tsandbox *sb, pid_t tid)
          * safe side: a failed exec's process is then blamed for its image). */
         if (e->exec_maps_fd < 0 && (!e->judged || exec_watch_open(sb, e) < 0))
                 e->judged = 0;
+        if (e->exec_tid && e->exec_tid != tid) {
+                if (e->n_exec_earlier < ARRAY_SIZE(e->exec_earlier))
+                        e->exec_earlier[e->n_exec_earlier++] = e->exec_tid;
+                else
+                        e->exec_lost = true;
+        }
         e->exec_tid = tid;
 }
 

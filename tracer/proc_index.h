@@ -63,6 +63,10 @@ struct proc_entry {
                                    * /proc/<pid>/maps and kcmp of it can wait
                                    * on the exec (a FUSE flush of a
                                    * close-on-exec file) - not looked at */
+        pid_t exec_earlier[4];    /* other threads whose exec was let run
+                                   * before exec_tid's, not seen over */
+        unsigned n_exec_earlier;
+        bool exec_lost;           /* more than those: an exec stays pending */
         int exec_maps_fd;         /* /proc/<pid>/maps opened when an exec was let
                                    * run (exec_tid), so bound to the image it
                                    * replaces: reads nothing once that image is

@@ -14,6 +14,8 @@ Commands on stdin, one per line:
              until `release`
              (answered `armed`)
     release  answer the blocked lookups (and stop blocking)
+    release_slow  the same for lookups of /slow only (the rest stays armed;
+             answered `slow released`)
 Reports on stdout, one per line:
     mounted        (once the mount answers)
     blocked PID    a lookup or read by process PID is being held
@@ -44,7 +46,7 @@ class StallFS(Operations):
         if path == "/":
             mode = stat.S_IFDIR | 0o755
         elif path == "/slow":
-            hold()
+            hold_slow()
             mode = stat.S_IFDIR | 0o755
         elif path in FILES:
             return {"st_mode": stat.S_IFREG | 0o644, "st_nlink": 1, "st_uid": 0, "st_gid": 0,
@@ -99,6 +101,17 @@ def hold():
         released.wait()
 
 
+slow_released = threading.Event()
+
+
+def hold_slow():
+    """A lookup of /slow: as hold(), but `release_slow` answers it too."""
+    if armed.is_set() and not released.is_set() and not slow_released.is_set():
+        say("blocked %d" % fuse_get_context()[2])
+        while not (slow_released.is_set() or released.is_set()):
+            slow_released.wait(0.05)
+
+
 def commands():
     for line in sys.stdin:
         word = line.strip()
@@ -107,6 +120,9 @@ def commands():
             say("armed")
         elif word == "release":
             released.set()
+        elif word == "release_slow":
+            slow_released.set()
+            say("slow released")
     released.set()  # stdin closed: never leave a lookup blocked
 
 

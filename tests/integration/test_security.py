@@ -3,6 +3,7 @@ creation works; no sandboxed process holds or can obtain a listener fd;
 privileges of the sandbox and of the tracer; an unprivileged user can use
 seccell and gets nothing more."""
 
+import errno
 import json
 import os
 import platform
@@ -786,6 +787,84 @@ os.execv("/bin/echo", ["echo", "execd"])   # closes fd: its FLUSH is held
         self.fs_say(fs, "release")
         self.assertEqual(self.wait_exit(cli, 60, "the run"), 0, errtext(cli))
         self.assertEqual(cli.stdout.read(), b"execd\n")
+
+    # The root: a child P2 that maps 24 MiB once GO exists; then, with
+    # MNT/flush open close-on-exec and 40 MiB touched, a thread's exec
+    # through MNT/slow (held in its lookup), a second thread's exec that
+    # fails, and a 1 MiB mmap of the leader ("ready").
+    EXEC_PAIR = textwrap.dedent("""
+        import ctypes, mmap, os, sys, threading, time
+        mnt, go, mark = sys.argv[1:4]
+        libc = ctypes.CDLL(None, use_errno=True)   # its calls let go of the GIL
+        p2 = os.fork()
+        if p2 == 0:
+            while not os.path.exists(go):
+                time.sleep(0.01)
+            m = mmap.mmap(-1, 24 << 20, flags=mmap.MAP_PRIVATE)
+            print("P2 mapped", flush=True)
+            os._exit(0)
+        fd = os.open(os.path.join(mnt, "flush"), os.O_RDONLY)      # close-on-exec
+        held = bytearray(40 << 20)
+        up = [".."] * (mnt.count("/") + 1)
+        target = os.path.join(mnt, "slow", *up, "bin", "sleep")
+        argv = (ctypes.c_char_p * 3)(b"sleep", mark.encode(), None)
+        threading.Thread(target=libc.execv, args=(target.encode(), argv), daemon=True).start()
+        print("exec held", flush=True)
+        sys.stdin.readline()                                      # the test saw it held
+        def fail():
+            try:
+                os.execv("/nonexistent/seccell-test", ["x"])
+            except OSError as e:
+                print("second exec", e.errno, flush=True)
+        t = threading.Thread(target=fail)
+        t.start()
+        t.join()
+        m = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE)
+        print("ready", flush=True)
+        while True:
+            time.sleep(1000)
+    """)
+
+    def test_exec_of_one_thread_is_pending_beside_another_threads_failed_one(self):
+        # Found in review: the tracer kept one pending exec per process; a
+        # second thread's exec overwrote the first's, failed, and its
+        # thread exited; the leader's next call then took every exec as
+        # over while the first was still under way, held in a FUSE flush
+        # of a close-on-exec file after it had taken exec_update_lock, and
+        # the tracer's read of the leader's stat waited on that lock:
+        # every sandbox of the tracer held for as long as the flush was.
+        d = self.start_daemon()
+        fs, slow = self.stall_fs()
+        mnt = os.path.dirname(slow)
+        self.fs_say(fs, "arm")
+        self.expect_line(fs, b"armed\n")
+        go = os.path.join(tempfile.mkdtemp(prefix="seccell-go-"), "go")
+        self.addCleanup(shutil.rmtree, os.path.dirname(go), True)
+        mark = self.marker(60)
+        cli = self.popen([SECCELL, "run", "--broker", d, "--max-memory", "256M", "--max-procs", "8", "--",
+                          SYS_PYTHON, "-c", self.EXEC_PAIR, mnt, go, mark],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.expect_line(cli, b"exec held\n")
+        line = read_line(fs.stdout, 60)
+        self.assertTrue(line.startswith(b"blocked "), line)
+        cli.stdin.write(b"go\n")
+        cli.stdin.flush()
+        self.expect_line(cli, b"second exec %d\n" % errno.ENOENT)
+        self.expect_line(cli, b"ready\n")
+        # the first exec goes on, to the flush of its close-on-exec file
+        self.fs_say(fs, "release_slow")
+        self.expect_line(fs, b"slow released\n")
+        line = read_line(fs.stdout, 60)
+        self.assertTrue(line.startswith(b"blocked "), line)
+        # a new peak: an exact re-read of every process, the exec's too
+        open(go, "w").close()
+        self.expect_line(cli, b"P2 mapped\n")
+        self.assert_daemon_serves(d)
+        self.fs_say(fs, "release")
+        wait_for(lambda: alive_with_marker(mark), 60, "the first exec's image")
+        cli.terminate()
+        self.wait_exit(cli, 60, "the run")
+        self.assertNoSurvivors(mark)
 
     def tracer_threads(self):
         (tracer,) = [p for p in descendants(self.daemon.pid) if proc_stat(p) and proc_stat(p)[0] == "seccell-tracer"]
