@@ -122,11 +122,13 @@ static _Thread_local bool search_raised;
  * Anything else (running without a fault, asleep inside mmap on mmap_lock
  * or page I/O, still parked in its notification) is not sure: its grant
  * keeps counting, which at worst over-counts for a while. `stat_only`:
- * the first two alone (see grant_thread_past). */
-static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults, bool stat_only)
+ * the first two alone (see grant_thread_past). *state: the thread's state
+ * as read (0: not read). */
+static bool thread_past_calls(pid_t tgid, pid_t tid, uint64_t faults, bool stat_only, char *state)
 {
         struct proc_stat st;
         int r = procfs_task_stat(tgid, tid, &st);
+        *state = r < 0 ? 0 : st.state;
         if (r < 0)
                 return r == -ENOENT;
         if (st.state == 'Z' || st.state == 'X' || (faults != UINT64_MAX && st.faults > faults))
@@ -294,8 +296,10 @@ static void shm_refresh(struct tsandbox *sb, pid_t tid)
         for (struct shm_seg *g = sb->shm_segs; g; g = g->next) {
                 /* not a process in an exec let run: its stat can wait on it */
                 struct proc_entry *e = proc_index_find(&sb->procs, g->tgid);
+                char state;
                 g->over = g->shmid < 0 && (g->tid == tid || ((!e || !e->exec_tid) &&
-                                                             thread_past_calls(g->tgid, g->tid, g->faults, false)));
+                                                             thread_past_calls(g->tgid, g->tid, g->faults, false,
+                                                                               &state)));
         }
         size_t n;
         struct shm_line *l = shm_read_lines(&n);
@@ -1308,11 +1312,17 @@ static bool exec_thread(const struct proc_entry *e, pid_t tid)
  * another thread's stat is read (found in review: a thread's failed exec
  * kept another thread's grant counted, touched and all, and fitting
  * requests - another process's too - were killed, 5 of 5). */
-static bool grant_thread_past(const struct proc_entry *e, const struct mem_grant *g)
+static bool grant_thread_past(const struct proc_entry *e, struct mem_grant *g)
 {
-        if (!e->exec_tid)
-                return thread_past_calls(e->pid, g->tid, g->faults, false);
-        return g->tid != e->pid && !exec_thread(e, g->tid) && thread_past_calls(e->pid, g->tid, g->faults, true);
+        char state = 0;
+        bool past = !e->exec_tid ? thread_past_calls(e->pid, g->tid, g->faults, false, &state)
+                                 : g->tid != e->pid && !exec_thread(e, g->tid) &&
+                                           thread_past_calls(e->pid, g->tid, g->faults, true, &state);
+        if (state != 'R')
+                g->running_ns = 0;
+        else if (!g->running_ns)
+                g->running_ns = mono_ns();
+        return past;
 }
 
 /* Drop the grants of `e` that are surely over: thread `tid`'s, which asks
@@ -1968,6 +1978,28 @@ static bool victim_dying(struct tsandbox *sb)
         return false;
 }
 
+/* How long a request over the limit only by grants whose thread runs is
+ * held, from when that thread was first seen running. */
+#define GRANT_RUNNING_WAIT_NS (100 * 1000 * 1000ull)
+
+/* Whether private grants of `sb` whose thread was first seen running (its
+ * call may be over and in statm already, counted twice: thread_past_calls
+ * cannot tell) less than GRANT_RUNNING_WAIT_NS ago make up `over` bytes.
+ * A request over the limit by no more is held, as for a dying victim, and
+ * judged again once they are told over (found in CI: a thread whose mmap
+ * had waited for mmap_lock ran on from it to its first touch as another
+ * thread's 4 KiB request came, and the process was killed on its own
+ * mapping counted twice). A thread that runs on longer holds no one. */
+static bool grants_running_cover(struct tsandbox *sb, uint64_t over)
+{
+        uint64_t now = mono_ns(), sum = 0;
+        for (struct proc_entry *e = sb->procs.head; e; e = e->next)
+                for (const struct mem_grant *g = e->grants; g; g = g->next)
+                        if (!g->shared && g->running_ns && now - g->running_ns < GRANT_RUNNING_WAIT_NS)
+                                sum += g->bytes;
+        return sum >= over;
+}
+
 /* SIGKILL process `pid` (`e`: its entry, or NULL) through a pidfd: never a
  * recycled pid, never the whole group. `parked`: `pid` is known alive and
  * its own (its thread is parked in a notification), so that out of
@@ -2283,7 +2315,7 @@ int mem_limit_notify(struct tsandbox *sb, const struct seccomp_notif *n, int fd_
                         grant = growth;
         }
         if (ledger + growth > sb->max_memory) {
-                if (victim_dying(sb))
+                if (victim_dying(sb) || (exact && grants_running_cover(sb, ledger + growth - sb->max_memory)))
                         return mem_hold(sb, n, fd_look, VICTIM_RETRY_NS);
                 kill_requester(sb, e, n, growth, ledger);
                 return ENOMEM;

@@ -30,6 +30,9 @@ struct mem_grant {
                                    * its, while its call was not seen over
                                    * (mem_limit.c shared_grant_stands) */
         bool alone;               /* its thread was alone in the address space */
+        uint64_t running_ns;      /* CLOCK_MONOTONIC when its thread was first
+                                   * seen running since (its call may be over,
+                                   * in statm already), 0: not so seen */
         struct mem_grant *next;
 };
 

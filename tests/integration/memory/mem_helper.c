@@ -437,6 +437,50 @@ static int cmd_grantwait(int argc, char **argv)
         return 0;
 }
 
+/* grantrun MAP ASK: thread M maps MAP MiB (not touched) and runs on for
+ * about 30 ms (no fault, no call) while the main thread maps ASK MiB, then
+ * touches its mapping; prints "done data D".
+ * M's grant, counted on top of the measure that shows its mapping, makes
+ * the ledger cross the limit at the main thread's request, which fits.
+ * Found in CI: the request was killed; it is held while M runs (for
+ * up to 100 ms from when M was first seen running) and then let through. */
+static _Atomic int grantrun_mapped;
+static uint64_t grantrun_len;
+
+static void *grantrun_thread(void *arg)
+{
+        (void)arg;
+        char *p = mmap(NULL, grantrun_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                fail("mmap");
+        /* runs: no call (clock_gettime may be one, as on this VM's
+         * clock source), no fault, while the main thread asks - about
+         * 30 ms of TSC ticks at 3 GHz */
+        uint64_t t0 = __builtin_ia32_rdtsc();
+        grantrun_mapped = 1;
+        while (__builtin_ia32_rdtsc() - t0 < 90000000)
+                ;
+        touch(p, grantrun_len);
+        return NULL;
+}
+
+static int cmd_grantrun(int argc, char **argv)
+{
+        if (argc != 2)
+                usage();
+        grantrun_len = num(argv[0]) * MIB;
+        uint64_t ask = num(argv[1]) * MIB;
+        grantrun_mapped = 0; /* its page present: M's store takes no fault */
+        pthread_t m;
+        start_thread(&m, grantrun_thread, NULL);
+        while (!grantrun_mapped)
+                usleep(100);
+        map_anon(ask, MAP_PRIVATE);
+        pthread_join(m, NULL);
+        say("done data %" PRIu64, data_now());
+        return 0;
+}
+
 /* stopgrant MAP ASK: a child P whose thread B populates, over and over,
  * a read-only reservation of 4 GiB (MADV_POPULATE_READ: P's mmap lock
  * held, nothing in the measure) while its thread T maps and unmaps MAP MiB
@@ -3905,7 +3949,7 @@ int main(int argc, char **argv)
                 { "treedata", cmd_treedata }, { "data", cmd_data },
                 { "leaderexit", cmd_leaderexit }, { "clonevm", cmd_clonevm }, { "stack", cmd_stack },
                 { "growkids", cmd_growkids }, { "stalejudge", cmd_stalejudge }, { "grantjudged", cmd_grantjudged }, { "innocent", cmd_innocent }, { "shmtail", cmd_shmtail }, { "zombieleader", cmd_zombieleader }, { "nodump", cmd_nodump }, { "inheritstale", cmd_inheritstale }, { "inheritstale2", cmd_inheritstale2 }, { "sharedfork", cmd_sharedfork }, { "sharedswap", cmd_sharedswap }, { "execcut", cmd_execcut }, { "zerooffset", cmd_zerooffset }, { "remapfile", cmd_remapfile }, { "shmattach", cmd_shmattach }, { "racekill", cmd_racekill }, { "inflightorder", cmd_inflightorder }, { "orphanobject", cmd_orphanobject }, { "zerosmuggle", cmd_zerosmuggle }, { "manycut", cmd_manycut }, { "failexec", cmd_failexec }, { "vforkimages", cmd_vforkimages },
-                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "remapspan", cmd_remapspan }, { "remapfixed", cmd_remapfixed }, { "remapmany", cmd_remapmany }, { "heapnone", cmd_heapnone }, { "execgrant", cmd_execgrant }, { "fdlocks", cmd_fdlocks },
+                { "manyvmas", cmd_manyvmas }, { "vmaspin", cmd_vmaspin }, { "vmforest", cmd_vmforest }, { "hideshared", cmd_hideshared }, { "heapsplit", cmd_heapsplit }, { "sharedmany", cmd_sharedmany }, { "dropgrow", cmd_dropgrow }, { "remapshared", cmd_remapshared }, { "grantwait", cmd_grantwait }, { "brkdecoy", cmd_brkdecoy }, { "stopgrant", cmd_stopgrant }, { "remapspan", cmd_remapspan }, { "remapfixed", cmd_remapfixed }, { "remapmany", cmd_remapmany }, { "grantrun", cmd_grantrun }, { "heapnone", cmd_heapnone }, { "execgrant", cmd_execgrant }, { "fdlocks", cmd_fdlocks },
         };
         static char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

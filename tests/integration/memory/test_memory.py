@@ -751,6 +751,19 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         self.assertTrue(r.lines()[-1].startswith("done data "), d)
         self.assertAudit(r, 64 * MIB, kills=0)
 
+    def test_request_over_only_by_a_running_threads_grant_waits(self):
+        # Found in CI (test_sweep_kills_the_grower_not_a_process_whose_call_waits,
+        # once): a thread ran on from its mmap to its first touch as another
+        # thread asked; its grant counted on top of the measure that showed
+        # the mapping, and the request, which fitted, was killed. A request
+        # over the limit only by grants of threads seen running is held
+        # (up to 100 ms from when each was first seen so) and judged again.
+        r = self.helper(64 * MIB, "grantrun", 24, 24)
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertTrue(r.lines()[-1].startswith("done data "), d)
+        self.assertAudit(r, 64 * MIB, kills=0)
+
     def test_grant_of_a_thread_stopped_after_its_call_is_over(self):
         # Found in review: a thread stopped on its way out of its allowed
         # mmap still shows mmap in /proc/<tid>/syscall; taken as still in
