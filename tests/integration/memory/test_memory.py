@@ -203,6 +203,14 @@ class MemTestBase(unittest.TestCase):
 
     # -- assertions
 
+    def assertFitAndDone(self, r, limit):
+        """A run that fitted under `limit`: exit 0, its helper's last line
+        "done data D", and no memory kill."""
+        d = r.describe()
+        self.assertEqual(r.rc, 0, d)
+        self.assertTrue(r.lines()[-1].startswith("done data "), d)
+        self.assertAudit(r, limit, kills=0)
+
     def assertAudit(self, r, limit, kills=None):
         """Invariants of every run under --max-memory limit."""
         d = r.describe()
@@ -386,10 +394,7 @@ class TestCharges(MemTestBase):
         # was charged again at the next brk: 20 MiB asked, 50 MiB charged,
         # killed at 64M with 50 MiB held in all. Every heap piece counts.
         r = self.helper(64 * MIB, "heapnone", 30, 30, 20)
-        d = r.describe()
-        self.assertEqual(r.rc, 0, d)
-        self.assertTrue(r.lines()[-1].startswith("done data "), d)
-        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertFitAndDone(r, 64 * MIB)
 
     def test_growsdown_mappings_refused(self):
         # Found in review: a one-page MAP_GROWSDOWN mapping is charged a
@@ -520,10 +525,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         for kind, mib, grow in (("file", 30, 70), ("anon", 30, 70), ("dup", 40, 0), ("sysv", 30, 70)):
             with self.subTest(kind=kind):
                 r = self.helper(64 * MIB, "remapshared", kind, mib, grow)
-                d = r.describe()
-                self.assertEqual(r.rc, 0, d)
-                self.assertTrue(r.lines()[-1].startswith("done data "), d)
-                self.assertAudit(r, 64 * MIB, kills=0)
+                self.assertFitAndDone(r, 64 * MIB)
 
     def test_mremap_spanning_mappings_is_charged_for_all_of_them(self):
         # Found in review: since 6.17 a move-only mremap may span several
@@ -558,11 +560,8 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         for mode in ("grow", "dontunmap"):
             with self.subTest(mode=mode):
                 r = self.helper(64 * MIB, "remapfixed", mode, 16, opts=["--max-procs", "4"])
-                d = r.describe()
-                self.assertEqual(r.rc, 0, d)
-                self.assertRegex(r.out, r"(?m)^holder 1 pid \d+ exit 0$", d)
-                self.assertTrue(r.lines()[-1].startswith("done data "), d)
-                self.assertAudit(r, 64 * MIB, kills=0)
+                self.assertRegex(r.out, r"(?m)^holder 1 pid \d+ exit 0$", r.describe())
+                self.assertFitAndDone(r, 64 * MIB)
 
     def test_mremap_of_read_only_memory_is_charged_when_made_writable(self):
         # a private mapping that is not writable is not in data_vm, grown
@@ -746,10 +745,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # killed 9 runs of 10. A thread blocked in a call that is no memory
         # call (/proc/<tid>/syscall) is past its own.
         r = self.helper(64 * MIB, "grantwait", 24, 16)
-        d = r.describe()
-        self.assertEqual(r.rc, 0, d)
-        self.assertTrue(r.lines()[-1].startswith("done data "), d)
-        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertFitAndDone(r, 64 * MIB)
 
     def test_request_over_only_by_a_running_threads_grant_waits(self):
         # Found in CI (test_sweep_kills_the_grower_not_a_process_whose_call_waits,
@@ -759,10 +755,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # over the limit only by grants of threads seen running is held
         # (up to 100 ms from when each was first seen so) and judged again.
         r = self.helper(64 * MIB, "grantrun", 24, 24)
-        d = r.describe()
-        self.assertEqual(r.rc, 0, d)
-        self.assertTrue(r.lines()[-1].startswith("done data "), d)
-        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertFitAndDone(r, 64 * MIB)
 
     def test_grant_of_a_thread_stopped_after_its_call_is_over(self):
         # Found in review: a thread stopped on its way out of its allowed
@@ -776,9 +769,7 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         m = re.search(r"(?m)^mapper stopped in (-?\d+)$", r.out)
         self.assertIsNotNone(m, d)
         self.assertEqual(int(m.group(1)), 9, "the mapper did not stop on its way out of its mmap\n" + d)
-        self.assertEqual(r.rc, 0, d)
-        self.assertTrue(r.lines()[-1].startswith("done data "), d)
-        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertFitAndDone(r, 64 * MIB)
 
     def test_grant_beside_a_failed_exec_is_over(self):
         # Found in review: a thread's exec that failed (and whose thread
@@ -787,11 +778,8 @@ print(("child %d %s" % (r.returncode, r.stdout.strip())).strip(), flush=True)
         # and the process's 24 MiB request, which fitted, was killed 5 of
         # 5. Another thread's stat is looked at while an exec is pending.
         r = self.helper(64 * MIB, "execgrant", 24, 24)
-        d = r.describe()
-        self.assertIn("exec errno %d" % errno.ENOENT, r.out, d)
-        self.assertEqual(r.rc, 0, d)
-        self.assertTrue(r.lines()[-1].startswith("done data "), d)
-        self.assertAudit(r, 64 * MIB, kills=0)
+        self.assertIn("exec errno %d" % errno.ENOENT, r.out, r.describe())
+        self.assertFitAndDone(r, 64 * MIB)
 
     def test_grant_in_the_judgement_is_not_counted_again(self):
         # Found in review: a thread maps 16 MiB and spins (its call cannot
