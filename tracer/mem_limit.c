@@ -616,6 +616,12 @@ static uint64_t read_brk(pid_t tgid, pid_t tid, struct mem_work *w)
         return end ? end : PAGE_UP(st.start_brk);
 }
 
+/* The bytes of mapping `v` within [addr, end), which it meets. */
+static uint64_t vma_overlap(const struct proc_vma *v, uint64_t addr, uint64_t end)
+{
+        return (v->end < end ? v->end : end) - (v->start > addr ? v->start : addr);
+}
+
 /* What an mremap of [addr, addr+len) of `tgid` (seen through thread `tid`)
  * may add to the measure, from its mappings there. */
 struct remap_look {
@@ -641,9 +647,9 @@ struct remap_look {
  * permission is judged at its mprotect). Growth works on the one mapping
  * at addr; a move-only call (MREMAP_FIXED or MREMAP_DONTUNMAP, old and new
  * lengths equal) may span several since 6.17 (up to REMAP_SPAN_MAX here),
- * and with MREMAP_DONTUNMAP adds the private writable bytes of them all (found in review: a
- * read-only page first, then 16 MiB writable, was let through as the
- * page: 96.7 MiB held at 64M until the sweep). A copy or move of (part of)
+ * and with MREMAP_DONTUNMAP adds the private writable bytes of them all
+ * (found in review: a read-only page first, then 16 MiB writable, was let
+ * through as the page: 96.7 MiB held at 64M until the sweep). A copy or move of (part of)
  * the main stack would be a second mapping that grows down by page
  * faults, up to RLIMIT_STACK, never notified: refused, as MAP_GROWSDOWN
  * is; so is a call on maps that cannot be read (fail closed). Another
@@ -657,7 +663,7 @@ static struct remap_look remap_source(pid_t tgid, pid_t tid, uint64_t addr, uint
         uint64_t end = addr + len < addr ? UINT64_MAX : addr + len;
         int k = 0;
         procfs_maps_open(&m, tgid, tid, addr, 0);
-        while (procfs_maps_next(&m, &v) && (k == 0 ? v.start <= addr || v.start < end : v.start < end)) {
+        while (procfs_maps_next(&m, &v) && (v.start < end || (k == 0 && v.start <= addr))) {
                 if (++k > REMAP_SPAN_MAX) {
                         r.refused = true;
                         break;
@@ -668,7 +674,7 @@ static struct remap_look remap_source(pid_t tgid, pid_t tid, uint64_t addr, uint
                 if (v.start <= addr)
                         r.first_counts = private_rw || (vma_anon_shared(&v) && !privs_size_objects());
                 if (private_rw && v.start < end)
-                        r.private_rw += (v.end < end ? v.end : end) - (v.start > addr ? v.start : addr);
+                        r.private_rw += vma_overlap(&v, addr, end);
         }
         if (lookup_close(&m, w) < 0)
                 r.refused = true;
@@ -961,7 +967,6 @@ static bool map_files_denied;
 #define MAP_FILES_PER_REREAD 2048
 static _Thread_local unsigned stat_budget;
 
-
 static void search_lower(void)
 {
         if (search_raised)
@@ -1209,7 +1214,7 @@ static bool range_counts(pid_t tgid, pid_t tid, uint64_t addr, uint64_t len, uin
                 any = true;
                 if (v.start >= end)
                         break; /* maps is sorted by address */
-                uint64_t ov = (v.end < end ? v.end : end) - (v.start > addr ? v.start : addr);
+                uint64_t ov = vma_overlap(&v, addr, end);
                 bool priv = v.perms[3] == 'p';
                 if (!priv && !vma_anon_shared(&v))
                         continue;
@@ -1685,7 +1690,6 @@ static void exec_over(struct proc_entry *e, pid_t tid)
         if (e->sb && e->sb->vm_clones)
                 as_refresh(e->sb, e, tid);
 }
-
 
 /* Whether another live process has an exec pending: its address space is
  * not looked at (kcmp waits for the exec), so it could be `e`'s. */

@@ -2409,6 +2409,38 @@ static int cmd_stack(int argc, char **argv)
         return 0;
 }
 
+/* Fork a child that waits for a byte on the pipe whose write end is
+ * returned in *go, then grows STACK MiB of main stack by page faults (no
+ * request) and waits to be killed. */
+static pid_t fork_stack_grower(uint64_t stack, int *go)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC))
+                fail("pipe");
+        pid_t child = fork();
+        if (child < 0)
+                fail("fork");
+        if (child == 0) {
+                close(p[1]);
+                await_byte(p[0], "parent");
+                grow_stack(stack);
+                for (;;)
+                        pause();
+        }
+        close(p[0]);
+        *go = p[1];
+        return child;
+}
+
+/* Let fork_stack_grower()'s child grow; print its end ("grower 1 pid P
+ * signal 9") and "done". */
+static void stack_grower_go(pid_t child, int go)
+{
+        send_byte(go);
+        print_status("grower", 1, child, wait_child(child));
+        say("done");
+}
+
 /* failexec HOLD STACK: a child that waits, then HOLD MiB mapped (a judged
  * request) and touched, then an exec that fails (ENOENT); then the child
  * grows STACK MiB of stack by page faults (no request) and waits to be
@@ -2419,28 +2451,14 @@ static int cmd_failexec(int argc, char **argv)
 {
         if (argc != 2)
                 usage();
-        uint64_t hold = num(argv[0]) * MIB, stack = num(argv[1]);
-        int go[2];
-        if (pipe2(go, O_CLOEXEC))
-                fail("pipe");
-        pid_t child = fork();
-        if (child < 0)
-                fail("fork");
-        if (child == 0) {
-                close(go[1]);
-                await_byte(go[0], "parent");
-                grow_stack(stack);
-                for (;;)
-                        pause();
-        }
-        close(go[0]);
+        uint64_t hold = num(argv[0]) * MIB;
+        int go;
+        pid_t child = fork_stack_grower(num(argv[1]), &go);
         map_anon(hold, MAP_PRIVATE);
         map_anon(PAGE, MAP_PRIVATE); /* the first call is over: judged */
         execl("/nonexistent/seccell-mem-helper", "seccell-mem-helper", (char *)NULL);
         say("exec errno %d", errno);
-        send_byte(go[1]);
-        print_status("grower", 1, child, wait_child(child));
-        say("done");
+        stack_grower_go(child, go);
         return 0;
 }
 
@@ -2455,25 +2473,11 @@ static int cmd_dropgrow(int argc, char **argv)
 {
         if (argc != 2)
                 usage();
-        uint64_t drop = num(argv[0]) * MIB, stack = num(argv[1]);
-        int go[2];
-        if (pipe2(go, O_CLOEXEC))
-                fail("pipe");
-        pid_t child = fork();
-        if (child < 0)
-                fail("fork");
-        if (child == 0) {
-                close(go[1]);
-                await_byte(go[0], "parent");
-                grow_stack(stack);
-                for (;;)
-                        pause();
-        }
-        close(go[0]);
+        uint64_t drop = num(argv[0]) * MIB;
+        int go;
+        pid_t child = fork_stack_grower(num(argv[1]), &go);
         map_anon(drop, MAP_DROPPABLE);
-        send_byte(go[1]);
-        print_status("grower", 1, child, wait_child(child));
-        say("done");
+        stack_grower_go(child, go);
         return 0;
 }
 
